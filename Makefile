@@ -1,0 +1,38 @@
+# The two commands of the README: `make run` and `make test`. Both set up everything they need.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS := serving,sample,test,dev
+
+.PHONY: run test install system-deps lint typecheck pytest bench clean
+
+run: install
+	bash scripts/run-local.sh
+
+test: system-deps install lint typecheck pytest
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+bench: system-deps install
+	bash bench/serving/run.sh
+
+clean:
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the tests and benchmarks need: redis-server (real Redis, TLS-enabled build),
+# openssl (test certificates), wrk (benchmarks). Installs only what is missing.
+set -euo pipefail
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v wrk >/dev/null || missing+=(wrk)
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

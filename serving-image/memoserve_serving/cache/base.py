@@ -1,0 +1,37 @@
+"""What the data plane sees of the cache."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+
+class CacheResult(enum.StrEnum):
+    """How the cache answered one request (the ``X-Memoserve-Cache`` header and metric label)."""
+
+    HIT = "hit"  # answered from the cache (L1 or Redis, or joined an in-flight identical miss)
+    MISS = "miss"  # the model ran and the answer was stored
+    BYPASS = "bypass"  # the request asked not to read the cache (Cache-Control), or was invalid
+    OFF = "off"  # no cache configured
+    ERROR = "error"  # the cache failed or was skipped by the breaker; served uncached
+
+
+class AnswerCache(Protocol):
+    async def get_or_compute(
+        self,
+        key: bytes,
+        compute: Callable[[], Awaitable[bytes]],
+        *,
+        read: bool = True,
+        write: bool = True,
+    ) -> tuple[bytes, CacheResult]:
+        """Cache-aside: the cached value for ``key``, or ``compute()``'s result, stored.
+
+        Never raises for a cache failure (that is ``CacheResult.ERROR``); exceptions from
+        ``compute`` propagate and nothing is stored. Identical concurrent misses run
+        ``compute`` once.
+        """
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Model runtimes: one small class per framework behind :class:`~.base.Model`."""

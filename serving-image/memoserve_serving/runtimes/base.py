@@ -1,0 +1,43 @@
+"""The one interface every runtime implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """A model input or output as v2 metadata describes it; -1 marks a variable dimension."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    platform: str  # v2 "platform", e.g. "onnxruntime_onnx", "sklearn", "xgboost"
+
+
+class Model(abc.ABC):
+    """A loaded model. ``predict`` blocks (it runs the framework) and is called from a thread."""
+
+    metadata: ModelMetadata
+
+    @property
+    def batchable(self) -> bool:
+        """True when dimension 0 of every input and output is the batch dimension."""
+        return False
+
+    @abc.abstractmethod
+    def predict(
+        self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """Run the model; ``outputs`` names the wanted outputs (all of them when empty)."""

@@ -1,0 +1,129 @@
+"""The contract between the operator and the serving pods.
+
+Every setting the model server reads is a field of :class:`ServingSettings`; its environment
+variable is ``MEMOSERVE_`` + the field name in upper case. The operator builds pod env with
+:meth:`ServingSettings.to_env` (or :func:`env_var` for values that come from a Secret), and the
+server reads it back with :meth:`ServingSettings.from_env`. Nothing else spells these names.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+ENV_PREFIX = "MEMOSERVE_"
+
+
+class ModelFormat(enum.StrEnum):
+    ONNX = "onnx"
+    SKLEARN = "sklearn"
+    XGBOOST = "xgboost"
+
+
+class LogFormat(enum.StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class ServingSettings(BaseModel):
+    """Configuration of one serving process (one model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The model.
+    model_name: str = Field(min_length=1, description="v2 model name served at /v2/models/{name}")
+    model_uri: str = Field(min_length=1, description="gs://bucket/prefix[/file] or a local path")
+    model_format: ModelFormat
+    model_version: str | None = Field(default=None, description="v2 model version, if any")
+    model_dir: Path = Field(
+        default=Path("/tmp/memoserve/models"), description="where gs:// models are downloaded"
+    )
+
+    # HTTP.
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="413 above this")
+    drain_seconds: float = Field(
+        default=5.0, ge=0, description="on SIGTERM: report not-ready this long before stopping"
+    )
+
+    # Redis (Memorystore, or any Redis).
+    redis_url: str | None = Field(
+        default=None, description="redis:// or rediss://; unset = no cache"
+    )
+    redis_password: SecretStr | None = Field(default=None, description="Memorystore AUTH string")
+    redis_ca_file: Path | None = Field(default=None, description="server CA for rediss://")
+    redis_tls_check_hostname: bool = Field(
+        default=False, description="Memorystore certs name no host; the CA is always verified"
+    )
+    redis_timeout_ms: float = Field(default=50.0, gt=0, description="per-command timeout")
+    redis_breaker_failures: int = Field(
+        default=5, ge=1, description="failures that open the breaker"
+    )
+    redis_breaker_reset_seconds: float = Field(default=1.0, gt=0, description="breaker cool-down")
+
+    # Cache semantics.
+    cache_enabled: bool = True
+    cache_namespace: str = Field(default="", description="service identity in keys (ns/name)")
+    cache_ttl_seconds: int = Field(default=3600, ge=1)
+    cache_lock_enabled: bool = Field(default=True, description="single-flight across replicas")
+    cache_lock_ttl_ms: int = Field(default=2000, ge=1)
+    l1_max_bytes: int = Field(default=0, ge=0, description="in-process L1 size; 0 = off")
+    l1_ttl_seconds: float = Field(default=1.0, gt=0)
+
+    # Dynamic batching of cache misses.
+    batch_max_size: int = Field(default=32, ge=1, description="1 = no batching")
+    batch_max_wait_ms: float = Field(default=1.0, ge=0)
+
+    # Logging.
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.JSON
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("redis_url must start with redis:// or rediss://")
+        return value or None
+
+    @property
+    def cache_key_namespace(self) -> str:
+        return self.cache_namespace or self.model_name
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ServingSettings:
+        """Settings from an environment mapping; ``overrides`` (e.g. CLI flags) win."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            key = env_var(name)
+            if key in environ:
+                values[name] = environ[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    def to_env(self, *, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
+        """The environment variables that reproduce these settings (unset fields omitted)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            if name in exclude:
+                continue
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[env_var(name)] = str(value)
+        return env
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a :class:`ServingSettings` field."""
+    if field not in ServingSettings.model_fields:
+        raise KeyError(f"ServingSettings has no field {field!r}")
+    return ENV_PREFIX + field.upper()

@@ -1,0 +1,49 @@
+"""Fixtures shared by every test tier: real redis-server processes, free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.redis_server import RedisServer, TlsFiles, make_tls_files
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A plain redis-server shared by the session; flushed by ``redis_url``."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.start()  # a fault test may have left it stopped
+    redis_server.cli("FLUSHALL")
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to kill and restart at will."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path, tls_files: TlsFiles) -> Iterator[RedisServer]:
+    """redis-server with AUTH and TLS only (server authentication), like Memorystore's."""
+    server = RedisServer(tmp_path / "redis-tls", password="s3cret-auth", tls=tls_files)
+    server.start()
+    yield server
+    server.stop()
