@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything they need.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS := serving,sample,test,dev
+EXTRAS := serving,operator,sample,test,dev
 
 .PHONY: run test install system-deps lint typecheck pytest bench clean
 

@@ -79,6 +79,31 @@ def serve(
     run_server(settings)
 
 
+@app.command("render")
+def render_command(
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="YAML file with one or more InferenceServices")
+    ],
+    namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="namespace of resources that name none")
+    ] = "default",
+) -> None:
+    """Print every object the operator would apply for the InferenceServices in FILE, as
+    multi-document YAML, without a cluster. Invalid input: one line on stderr, exit 1.
+
+    Operator settings (e.g. the default image) come from MEMOSERVE_OPERATOR_* variables.
+    """
+    from memoserve_operator.render import RenderError, render
+    from memoserve_operator.settings import OperatorSettings, SettingsError
+
+    try:
+        output = render(file, OperatorSettings.from_env(os.environ), namespace=namespace)
+    except (RenderError, SettingsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(output, nl=False)
+
+
 @dev_app.command("sample-model")
 def sample_model(
     out: Annotated[Path, typer.Option(help="directory to write the sample models to")] = Path(

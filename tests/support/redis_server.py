@@ -5,8 +5,11 @@ Tests use it to exercise the cache against the real thing, and kill / restart it
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +82,12 @@ class RedisServer:
     """One redis-server; ``stop()`` kills it, ``start()`` brings it back on the same port."""
 
     def __init__(
-        self, workdir: Path, *, password: str | None = None, tls: TlsFiles | None = None
+        self,
+        workdir: Path,
+        *,
+        password: str | None = None,
+        tls: TlsFiles | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -88,6 +96,7 @@ class RedisServer:
         self.workdir = workdir
         self.password = password
         self.tls = tls
+        self.extra_args = tuple(extra_args)  # e.g. ("--maxmemory", "1mb")
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -133,6 +142,7 @@ class RedisServer:
             args += ["--port", str(self.port)]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra_args
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
 
@@ -143,6 +153,16 @@ class RedisServer:
         self.process.kill()
         self.process.wait()
         self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open, nothing is answered (a hang)."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def restart(self) -> None:
         self.stop()

@@ -1,4 +1,4 @@
-"""v2 datatypes and the numpy dtypes they travel as (little-endian, as the binary extension says)."""
+"""v2 datatypes and their numpy dtypes (little-endian, as the binary extension says)."""
 
 from __future__ import annotations
 

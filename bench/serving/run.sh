@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The serving bench (`make bench`): raw ASGI ceiling, memoserve hit and miss paths, MLServer,
+# each started in turn on CPU 0 and driven by wrk on CPU 1. Prints a markdown table and writes
+# it to bench/results/serving-<timestamp>.md. Extra arguments go to bench.py, e.g.
+#   bash bench/serving/run.sh --only raw,hit-onnx --measure 5
+# See bench/serving/README.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV=${VENV:-.venv}
+export MLSERVER_VENV=${MLSERVER_VENV:-$PWD/.local/bench/mlserver-venv}
+MLSERVER_SPEC=("mlserver>=1.7,<1.8" "mlserver-sklearn>=1.7,<1.8" "uvloop<0.22" "httptools")
+
+for tool in wrk redis-server redis-cli taskset timeout; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool not found (make system-deps)" >&2; exit 1; }
+done
+[[ -x $VENV/bin/memoserve ]] || { echo "bench: no $VENV/bin/memoserve (make install)" >&2; exit 1; }
+if (($(nproc) < 2)); then
+    echo "bench: needs 2 CPUs (server on CPU 0, wrk + redis on CPU 1); this machine has $(nproc)" >&2
+    exit 1
+fi
+
+# MLServer lives in its own virtualenv: it pins an older starlette/fastapi than memoserve.
+# uvloop<0.22 because newer ones break its parallel workers; scikit-learn pinned to the version
+# that writes iris.joblib. A failed install is reported in the table, not fatal.
+mlserver_venv() {
+    local sklearn spec marker log
+    sklearn=$("$VENV/bin/python" -c 'import sklearn; print(sklearn.__version__)')
+    spec="${MLSERVER_SPEC[*]} scikit-learn==$sklearn"
+    marker=$MLSERVER_VENV/.bench-installed
+    log=.local/bench/mlserver-install.log
+    [[ -f $marker && $(cat "$marker") == "$spec" ]] && return 0
+    mkdir -p .local/bench
+    echo "bench: installing MLServer into $MLSERVER_VENV (first run only; log: $log)" >&2
+    rm -rf "$MLSERVER_VENV"
+    local pip=$MLSERVER_VENV/bin/pip
+    if {
+        python3 -m venv "$MLSERVER_VENV" &&
+            timeout 300 "$pip" install -q --upgrade pip &&
+            { timeout 600 "$pip" install -q "${MLSERVER_SPEC[@]}" "scikit-learn==$sklearn" ||
+                timeout 600 "$pip" install -q "${MLSERVER_SPEC[@]}"; }
+    } >"$log" 2>&1; then
+        echo "$spec" >"$marker"
+    else
+        echo "bench: MLServer install failed (see $log); its row will say so" >&2
+        rm -rf "$MLSERVER_VENV"
+    fi
+}
+mlserver_venv
+
+# bench.py stops every server it starts; this trap covers the case where it dies first.
+pidfile=$(mktemp)
+bench_pid=""
+cleanup() {
+    [[ -n $bench_pid ]] && kill -TERM "$bench_pid" 2>/dev/null && wait "$bench_pid" 2>/dev/null
+    while read -r pid; do
+        [[ -n $pid ]] && kill -KILL -- "-$pid" 2>/dev/null
+    done <"$pidfile"
+    rm -f "$pidfile"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$VENV/bin/python" bench/serving/bench.py --pidfile "$pidfile" "$@" &
+bench_pid=$!
+status=0
+wait "$bench_pid" || status=$?
+bench_pid=""
+exit "$status"

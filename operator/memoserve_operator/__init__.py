@@ -1,0 +1,1 @@
+"""memoserve's kopf operator: InferenceService -> Deployment, Service, Ingress, HPA, cache."""

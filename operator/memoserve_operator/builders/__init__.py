@@ -1,0 +1,86 @@
+"""What should exist for an InferenceService: pure functions from (resource, settings) to objects.
+
+Builders read nothing but their arguments and never change them; each returns plain,
+JSON-ready dicts ready for server-side apply. ``build_all`` is the whole desired state.
+"""
+
+from __future__ import annotations
+
+from memoserve_operator.builders.backend_config import build_backend_config
+from memoserve_operator.builders.deployment import build_deployment, config_checksum
+from memoserve_operator.builders.hpa import build_hpa
+from memoserve_operator.builders.ingress import build_ingress
+from memoserve_operator.builders.managed_certificate import (
+    build_managed_certificate,
+    wants_managed_certificate,
+)
+from memoserve_operator.builders.meta import Object, labels, redis_secret_name, selector
+from memoserve_operator.builders.pdb import build_pdb
+from memoserve_operator.builders.pod_monitoring import build_pod_monitoring
+from memoserve_operator.builders.redis import (
+    RedisEndpoint,
+    build_redis_secret,
+    external_endpoint,
+    redis_refs,
+)
+from memoserve_operator.builders.service import build_service, ingress_enabled
+from memoserve_operator.builders.service_account import build_service_account
+from memoserve_operator.resource import InferenceService
+from memoserve_operator.settings import OperatorSettings
+
+__all__ = [
+    "OWNED_KINDS",
+    "Object",
+    "RedisEndpoint",
+    "build_all",
+    "config_checksum",
+    "labels",
+    "redis_secret_name",
+    "selector",
+]
+
+# Every (apiVersion, kind) build_all can return, in apply order. A reconcile that no longer
+# builds one of them (ingress turned off, autoscaling off, ...) deletes the stale child, found
+# by the app.kubernetes.io/instance label and our owner reference.
+OWNED_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "ServiceAccount"),
+    ("v1", "Secret"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("cloud.google.com/v1", "BackendConfig"),
+    ("networking.gke.io/v1", "ManagedCertificate"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("monitoring.googleapis.com/v1", "PodMonitoring"),
+)
+
+
+def build_all(
+    isvc: InferenceService, settings: OperatorSettings, *, redis: RedisEndpoint | None = None
+) -> list[Object]:
+    """Every object the operator applies for ``isvc``, in OWNED_KINDS order.
+
+    ``redis`` is the endpoint a Memorystore reconcile learned; an ``external`` cache's comes
+    from the spec. Without one, a Memorystore-backed service gets no ``<name>-redis`` Secret
+    yet: the caller waits for the instance before applying the Deployment that reads it (and
+    must not prune the existing Secret as stale meanwhile).
+    """
+    if redis_refs(isvc) is None:
+        redis = None
+    elif redis is None:
+        redis = external_endpoint(isvc)
+    objects = [build_service_account(isvc)]
+    if redis is not None:
+        objects.append(build_redis_secret(isvc, redis))
+    objects += [build_deployment(isvc, settings, redis), build_service(isvc), build_pdb(isvc)]
+    if isvc.spec.autoscaled:
+        objects.append(build_hpa(isvc, settings))
+    if ingress_enabled(isvc):
+        objects.append(build_backend_config(isvc, settings))
+        if wants_managed_certificate(isvc):
+            objects.append(build_managed_certificate(isvc))
+        objects.append(build_ingress(isvc))
+    if settings.pod_monitoring:
+        objects.append(build_pod_monitoring(isvc))
+    return objects

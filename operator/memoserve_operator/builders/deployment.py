@@ -1,0 +1,59 @@
+"""The Deployment of serving pods."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from memoserve_operator.builders.meta import SERVING, Object, object_meta, selector_labels
+from memoserve_operator.builders.pod import pod_template
+from memoserve_operator.builders.redis import RedisEndpoint
+from memoserve_operator.resource import InferenceService
+from memoserve_operator.settings import OperatorSettings
+
+
+def config_checksum(isvc: InferenceService, redis: RedisEndpoint | None) -> str:
+    """A digest of what the pods load at start and never re-read: the model and the cache.
+
+    It includes the Redis endpoint the operator writes into the ``<name>-redis`` Secret (host,
+    AUTH string, CA), which the pod template does not show, so a changed Secret rolls the pods.
+    """
+    spec = isvc.spec
+    material = {
+        "model": spec.model.model_dump(mode="json", by_alias=True),
+        "cache": spec.cache.model_dump(mode="json", by_alias=True) if spec.cache else None,
+        "redis": (
+            [redis.url, redis.password or "", redis.ca_cert or ""] if redis is not None else None
+        ),
+    }
+    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def build_deployment(
+    isvc: InferenceService, settings: OperatorSettings, redis: RedisEndpoint | None = None
+) -> Object:
+    spec: Object = {
+        "selector": {"matchLabels": selector_labels(isvc)},
+        # Never below the desired count during a rollout: new pods come up (and load the
+        # model) before old ones go.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+        },
+        "revisionHistoryLimit": 5,
+        # A rollout cannot progress faster than a model loads: only call it stuck (the
+        # Deployment's Progressing=False, which the Ready condition reports) after that.
+        "progressDeadlineSeconds": settings.model_load_timeout_seconds + 300,
+        "template": pod_template(isvc, settings, config_checksum(isvc, redis)),
+    }
+    if not isvc.spec.autoscaled:
+        # With an HPA the field is left out entirely, so that server-side apply never owns
+        # (and never resets) the replica count the HPA sets.
+        spec = {"replicas": isvc.spec.fixed_replicas, **spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(isvc, SERVING),
+        "spec": spec,
+    }

@@ -1,0 +1,91 @@
+"""Names, labels and metadata every child object shares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memoserve_operator.resource import API_VERSION, KIND, InferenceService
+
+Object = dict[str, Any]
+"""A Kubernetes object as the API takes it (JSON-ready)."""
+
+APP_NAME = "memoserve"
+MANAGED_BY = "memoserve-operator"
+
+# Components (app.kubernetes.io/component), one per role a child plays.
+SERVING = "serving"
+INGRESS = "ingress"
+AUTOSCALER = "autoscaler"
+CACHE = "cache"
+MONITORING = "monitoring"
+
+HTTP_PORT_NAME = "http"
+SERVICE_PORT = 80  # in-cluster clients call http://NAME.NAMESPACE/v2/...
+
+
+def selector_labels(isvc: InferenceService) -> dict[str, str]:
+    """The labels that select a service's pods (a Deployment selector is immutable: keep few)."""
+    return {
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/instance": isvc.name,
+        "app.kubernetes.io/component": SERVING,
+    }
+
+
+def selector(isvc: InferenceService) -> str:
+    """selector_labels as a label-selector string (status.selector, for the scale subresource)."""
+    return ",".join(f"{key}={value}" for key, value in selector_labels(isvc).items())
+
+
+def labels(isvc: InferenceService, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/instance": isvc.name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": APP_NAME,
+    }
+
+
+def owner_references(isvc: InferenceService) -> list[Object]:
+    """The InferenceService as controller owner, so deleting it garbage-collects its children.
+
+    Without a uid (``memoserve render`` of a file) there is no owner to point at: a made-up uid
+    would make the garbage collector delete the objects as soon as someone applied them.
+    """
+    if not isvc.metadata.uid:
+        return []
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": isvc.name,
+            "uid": isvc.metadata.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def object_meta(
+    isvc: InferenceService,
+    component: str,
+    *,
+    name: str | None = None,
+    annotations: dict[str, str] | None = None,
+) -> Object:
+    meta: Object = {
+        "name": name or isvc.name,
+        "namespace": isvc.namespace,
+        "labels": labels(isvc, component),
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    if owners := owner_references(isvc):
+        meta["ownerReferences"] = owners
+    return meta
+
+
+def redis_secret_name(isvc: InferenceService) -> str:
+    """The Secret the serving pods read the Redis URL (and, for Memorystore, AUTH and CA) from."""
+    return f"{isvc.name}-redis"

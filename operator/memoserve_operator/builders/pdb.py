@@ -1,0 +1,22 @@
+"""The PodDisruptionBudget: node upgrades and scale-downs take serving pods one at a time."""
+
+from __future__ import annotations
+
+from memoserve_operator.builders.meta import SERVING, Object, object_meta, selector_labels
+from memoserve_operator.resource import InferenceService
+
+
+def build_pdb(isvc: InferenceService) -> Object:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": object_meta(isvc, SERVING),
+        "spec": {
+            # maxUnavailable, not minAvailable: with one replica minAvailable: 1 would block
+            # every node drain forever.
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(isvc)},
+            # A crash-looping pod protects nothing: let a drain evict it.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }

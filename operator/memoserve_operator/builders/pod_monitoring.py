@@ -1,0 +1,26 @@
+"""A PodMonitoring (monitoring.googleapis.com/v1): Managed Service for Prometheus scrapes the
+serving pods' /metrics, which also feeds the HPA's in-flight-requests metric."""
+
+from __future__ import annotations
+
+from memoserve_operator.builders.meta import (
+    HTTP_PORT_NAME,
+    MONITORING,
+    Object,
+    object_meta,
+    selector_labels,
+)
+from memoserve_operator.resource import InferenceService
+
+
+def build_pod_monitoring(isvc: InferenceService) -> Object:
+    return {
+        "apiVersion": "monitoring.googleapis.com/v1",
+        "kind": "PodMonitoring",
+        "metadata": object_meta(isvc, MONITORING),
+        "spec": {
+            "selector": {"matchLabels": selector_labels(isvc)},
+            # 15 s: the HPA reads the metric; a slower scrape would make it react late.
+            "endpoints": [{"port": HTTP_PORT_NAME, "path": "/metrics", "interval": "15s"}],
+        },
+    }

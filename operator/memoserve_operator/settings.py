@@ -1,0 +1,110 @@
+"""Operator configuration, read once at start-up and passed explicitly to every builder.
+
+Every field can come from an environment variable ``MEMOSERVE_OPERATOR_`` + the field name in
+upper case (e.g. ``MEMOSERVE_OPERATOR_DEFAULT_IMAGE``). Lists are comma-separated, mappings are
+JSON. Builders never read the environment themselves: tests pass an ``OperatorSettings`` in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from memoserve_serving.settings import LogFormat
+
+ENV_PREFIX = "MEMOSERVE_OPERATOR_"
+
+
+class OperatorSettings(BaseModel):
+    """What the operator needs that an InferenceService does not say."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Images: spec.image wins; GPU services default to the CUDA variant of the serving image.
+    default_image: str = Field(default="memoserve:0.1.0", min_length=1)
+    default_gpu_image: str = Field(default="memoserve:0.1.0-cuda", min_length=1)
+
+    # Where the operator works.
+    namespaces: tuple[str, ...] = Field(default=(), description="watched namespaces; () = all")
+    field_manager: str = Field(default="memoserve-operator", min_length=1)
+    gcp_project: str | None = None
+    gcp_region: str | None = None
+
+    # Pod defaults. A service that sets resources overrides these key by key.
+    default_requests: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "2Gi"})
+    run_as_user: int = Field(default=10001, ge=1, description="non-root UID of serving pods")
+    default_drain_seconds: int = Field(
+        default=15,
+        ge=0,
+        description="SIGTERM -> not-ready period; covers the load balancer's health checks",
+    )
+    model_load_timeout_seconds: int = Field(
+        default=600, ge=10, description="startupProbe budget for downloading and loading a model"
+    )
+
+    # Autoscaling and monitoring.
+    default_target_cpu_utilization: int = Field(default=80, ge=1, le=100)
+    # The name the custom-metrics adapter exposes the serving pods' gauge under:
+    # prometheus-adapter keeps the Prometheus name; Google's Custom Metrics Stackdriver Adapter
+    # (Managed Service for Prometheus) calls it
+    # "prometheus.googleapis.com|memoserve_inflight_requests|gauge".
+    inflight_metric_name: str = Field(default="memoserve_inflight_requests", min_length=1)
+    pod_monitoring: bool = Field(
+        default=False,
+        description="also write a PodMonitoring (Managed Service for Prometheus) per service",
+    )
+
+    # How often a settled service (Ready, current generation) is checked anyway: repairs drift
+    # that no watch event reports (the <name>-redis Secret is not watched: no list/watch on
+    # Secrets). Services that are not Ready are checked every recheck_seconds (crash loops and
+    # metrics show up in status without an event on a watched child). Reads only: a check that
+    # finds nothing to do writes nothing.
+    resync_seconds: int = Field(default=300, ge=10)
+    recheck_seconds: int = Field(default=30, ge=5)
+
+    # The operator process itself.
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.JSON
+    liveness_url: str | None = Field(
+        default=None, description="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Prometheus /metrics of reconciles and errors"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> OperatorSettings:
+        """Settings from an environment mapping; ``overrides`` (e.g. CLI flags) win."""
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = environ.get(env_var(name))
+            if raw is None:
+                continue
+            if field.annotation == tuple[str, ...]:
+                values[name] = tuple(part.strip() for part in raw.split(",") if part.strip())
+            elif field.annotation == dict[str, str]:
+                try:
+                    values[name] = json.loads(raw)
+                except ValueError:
+                    raise SettingsError(f"{env_var(name)}: not a JSON object") from None
+            else:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = env_var(str(first["loc"][0])) if first["loc"] else "operator settings"
+            raise SettingsError(f"{where}: {first['msg']}") from None
+
+
+class SettingsError(ValueError):
+    """Operator configuration that does not validate; ``str()`` is one line."""
+
+
+def env_var(field: str) -> str:
+    """The environment variable of an OperatorSettings field."""
+    return ENV_PREFIX + field.upper()

@@ -1,0 +1,115 @@
+"""The HTTP app: v2 health and metadata routes, /metrics, and the infer hot path in front.
+
+``create_app`` builds everything from its arguments; nothing happens at import time. The model,
+the cache and the batcher belong to the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from memoserve_serving import __version__
+from memoserve_serving.dataplane import ServedModel
+from memoserve_serving.infer_route import InferRoute
+from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.settings import ServingSettings
+from memoserve_serving.state import ServingState, running_dataplane
+
+SERVER_NAME = "memoserve"
+EXTENSIONS = ["binary_tensor_data"]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Routes:
+    """The non-infer endpoints; each reads the shared state."""
+
+    def __init__(self, state: ServingState) -> None:
+        self.state = state
+
+    async def live(self, request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        ready = self.state.ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    async def server_metadata(self, request: Request) -> Response:
+        return JSONResponse({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
+
+    def _served(self, request: Request) -> ServedModel | JSONResponse:
+        name = request.path_params["model"]
+        version = request.path_params.get("version")
+        settings = self.state.settings
+        if name != settings.model_name:
+            return _error(404, f"unknown model {name!r}")
+        if version is not None and version != settings.model_version:
+            return _error(404, f"model {name!r} has no version {version!r}")
+        dataplane = self.state.dataplane
+        if dataplane is None:
+            return _error(503, f"model {name!r} is not ready")
+        return dataplane.served
+
+    async def model_metadata(self, request: Request) -> Response:
+        served = self._served(request)
+        if isinstance(served, JSONResponse):
+            return served
+        return JSONResponse(served.metadata())
+
+    async def model_ready(self, request: Request) -> Response:
+        served = self._served(request)
+        if isinstance(served, JSONResponse):
+            return served
+        ready = self.state.ready
+        return JSONResponse(
+            {"name": served.name, "ready": ready}, status_code=200 if ready else 503
+        )
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(
+            generate_latest(self.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    async def not_allowed(self, request: Request) -> Response:
+        # POST .../infer is served by InferRoute; anything reaching here used the wrong method.
+        return _error(405, f"{request.method} is not allowed on {request.url.path}")
+
+
+def create_app(settings: ServingSettings, *, served: ServedModel | None = None) -> InferRoute:
+    """The ASGI app for ``settings``; a given ``served`` model skips fetching and loading."""
+    state = ServingState(settings, ServingMetrics(settings.model_name))
+    routes = Routes(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with running_dataplane(state, served):
+            yield
+
+    model = "/v2/models/{model}"
+    version = model + "/versions/{version}"
+    starlette = Starlette(
+        routes=[
+            Route("/v2/health/live", routes.live),
+            Route("/v2/health/ready", routes.ready),
+            Route("/v2", routes.server_metadata),
+            Route(model, routes.model_metadata),
+            Route(version, routes.model_metadata),
+            Route(model + "/ready", routes.model_ready),
+            Route(version + "/ready", routes.model_ready),
+            Route(model + "/infer", routes.not_allowed),
+            Route(version + "/infer", routes.not_allowed),
+            Route("/metrics", routes.metrics),
+        ],
+        lifespan=lifespan,
+    )
+    # The hot path sits in front; ``.state`` lets the server drain and tests look inside.
+    return InferRoute(state, starlette)

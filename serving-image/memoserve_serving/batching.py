@@ -1,0 +1,158 @@
+"""Dynamic batching of cache misses: concurrent requests share one model execution.
+
+Requests whose inputs agree on everything but the batch dimension (same names, datatypes and
+trailing shapes, same requested outputs) are concatenated along dimension 0, run once, and the
+outputs are split back by row counts. Batches run one after another: while the model is busy the
+queue fills, so a loaded server batches more without waiting longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.runtimes.base import Model
+
+Arrays = dict[str, np.ndarray[Any, Any]]
+
+
+@dataclass(slots=True)
+class _Item:
+    inputs: Mapping[str, np.ndarray[Any, Any]]
+    outputs: tuple[str, ...]
+    rows: int
+    signature: tuple[Any, ...]
+    future: asyncio.Future[Arrays] = field(repr=False)
+
+
+def _signature(
+    inputs: Mapping[str, np.ndarray[Any, Any]], outputs: tuple[str, ...]
+) -> tuple[Any, ...]:
+    parts = tuple(sorted((name, arr.dtype.str, arr.shape[1:]) for name, arr in inputs.items()))
+    return (parts, outputs)
+
+
+class Batcher:
+    """Queue misses for ``model`` and run them in batches of at most ``max_size`` rows."""
+
+    def __init__(
+        self,
+        model: Model,
+        executor: Executor,
+        metrics: ServingMetrics,
+        *,
+        max_size: int,
+        max_wait_ms: float,
+    ) -> None:
+        self._model = model
+        self._executor = executor
+        self._metrics = metrics
+        self._max_size = max_size
+        self._max_wait = max_wait_ms / 1000.0
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._held: _Item | None = None  # an item that did not fit the previous batch
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="memoserve-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(
+        self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
+    ) -> Arrays:
+        """Run ``inputs`` (each with the batch dimension first) as part of a batch."""
+        names = tuple(sorted(outputs))
+        rows = next(iter(inputs.values())).shape[0] if inputs else 0
+        future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Item(inputs, names, rows, _signature(inputs, names), future))
+        return await future
+
+    async def _next_batch(self) -> list[_Item]:
+        first = self._held if self._held is not None else await self._queue.get()
+        self._held = None
+        batch, rows = [first], first.rows
+        deadline = time.monotonic() + self._max_wait
+        while rows < self._max_size:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            if item.signature != first.signature or rows + item.rows > self._max_size:
+                self._held = item
+                break
+            batch.append(item)
+            rows += item.rows
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [item for item in await self._next_batch() if not item.future.done()]
+            if not batch:
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self._execute, batch)
+            except Exception as exc:  # the model failed: every caller in the batch sees it
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
+
+    def _execute(self, batch: list[_Item]) -> list[Arrays]:
+        """Worker thread: concatenate, run once, split by rows."""
+        first = batch[0]
+        if len(batch) == 1:
+            merged: Mapping[str, np.ndarray[Any, Any]] = first.inputs
+        else:
+            merged = {
+                name: np.concatenate([item.inputs[name] for item in batch]) for name in first.inputs
+            }
+        started = time.perf_counter()
+        produced = self._model.predict(merged, first.outputs)
+        self._metrics.model_seconds.observe(time.perf_counter() - started)
+        self._metrics.batch_size.observe(len(batch))
+        if len(batch) == 1:
+            return [produced]
+        offsets = np.cumsum([item.rows for item in batch])[:-1]
+        split: dict[str, list[np.ndarray[Any, Any]]] = {
+            name: np.split(array, offsets) for name, array in produced.items()
+        }
+        return [{name: parts[i] for name, parts in split.items()} for i in range(len(batch))]
+
+
+def run_unbatched(
+    model: Model, metrics: ServingMetrics
+) -> Callable[[Mapping[str, np.ndarray[Any, Any]], Sequence[str]], Arrays]:
+    """The same bookkeeping for one request at a time (non-batchable models, batching off)."""
+
+    def run(inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]) -> Arrays:
+        started = time.perf_counter()
+        produced = model.predict(inputs, outputs)
+        metrics.model_seconds.observe(time.perf_counter() - started)
+        metrics.batch_size.observe(1)
+        return produced
+
+    return run

@@ -1,0 +1,249 @@
+"""The Redis-backed answer cache: L1 -> Redis -> single-flight -> compute -> store. Fail-open.
+
+Results (``X-Memoserve-Cache``):
+
+* HIT: the value came from L1 or Redis, or from a computation this request did not run: an
+  identical in-flight miss in this process (``singleflight_join("local")``), or one that another
+  replica (or a flight that just ended) stored while this miss was taking the Redis lock or
+  waiting on it (``singleflight_join("remote")``).
+* MISS: this request's ``compute`` ran and its value was stored (not stored when write=False).
+* BYPASS: read=False (``no-cache``): the cache was not read; computed and stored if write.
+* ERROR: a Redis operation the request needed (GET, lock, poll, SET) failed: timeout,
+  connection, error reply (e.g. OOM on a full Redis) or breaker open. The value was computed
+  and served; a failed SET after a successful compute is ERROR as well, since the answer was
+  not stored. Counted once via ``metrics.cache_error(kind)``. Never raised.
+
+After its first Redis failure a request makes no more Redis calls it would wait for, so a hung
+Redis costs a request at most one timeout, and nothing once the breaker is open. Only the lock
+release is best effort (fire-and-forget, it expires anyway) and never changes the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from memoserve_serving.cache.base import AnswerCache, CacheResult
+from memoserve_serving.cache.breaker import CircuitBreaker
+from memoserve_serving.cache.guard import CacheDown, GuardedRedis
+from memoserve_serving.cache.l1 import L1Cache
+from memoserve_serving.cache.redis_config import RedisConfig
+from memoserve_serving.cache.resp import RedisClient, RedisError
+from memoserve_serving.cache.singleflight import SingleFlight
+from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+Compute = Callable[[], Awaitable[bytes]]
+
+LOCK_PREFIX = b"lock:"
+# Delete the lock only if it still holds our token: after our lock expired, another replica
+# may hold it, and a plain DEL would let a third one in.
+_RELEASE = b'if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end'
+# Polling for another replica's answer: quick at first (cheap models), then every 50 ms.
+_POLL_FIRST = 0.002
+_POLL_MAX = 0.05
+
+
+class RedisAnswerCache:
+    """:class:`AnswerCache` over one :class:`RedisClient`, a breaker and an optional L1."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        metrics: ServingMetrics,
+        *,
+        ttl_seconds: int,
+        breaker: CircuitBreaker,
+        lock_ttl_ms: int | None = 2000,
+        l1: L1Cache | None = None,
+    ) -> None:
+        self.client = client
+        self.breaker = breaker
+        self._redis = GuardedRedis(client, breaker, metrics)
+        self._metrics = metrics
+        self._ttl_ms = ttl_seconds * 1000
+        self._lock_ttl_ms = lock_ttl_ms  # None: no cross-replica single-flight
+        self._l1 = l1
+        self._flights: SingleFlight[tuple[bytes, CacheResult]] = SingleFlight()
+
+    async def get_or_compute(
+        self, key: bytes, compute: Compute, *, read: bool = True, write: bool = True
+    ) -> tuple[bytes, CacheResult]:
+        if not read:
+            return await self._bypass(key, compute, write)
+        l1 = self._l1
+        if l1 is not None and (value := l1.get(key)) is not None:
+            self._metrics.l1_hits.inc()
+            return value, CacheResult.HIT
+        # The hot path, inlined: breaker check, one pipelined GET.
+        redis_ok = False
+        if self.breaker.allow():
+            try:
+                value = await self.client.get(key)
+            except RedisError as exc:
+                self._redis.failed(exc)
+            else:
+                self.breaker.success()
+                if value is not None:
+                    if l1 is not None:
+                        l1.put(key, value)
+                    return value, CacheResult.HIT
+                redis_ok = True
+        else:
+            self._metrics.cache_error("breaker_open")
+        if not write and key not in self._flights:  # no-store: nothing to share or store
+            return await compute(), CacheResult.MISS if redis_ok else CacheResult.ERROR
+        # A Redis outage must not multiply model runs either, so misses share a flight even
+        # when Redis failed; such a flight only computes.
+        (value, result), joined = await self._flights.do(
+            key, lambda: self._fill(key, compute, redis_ok)
+        )
+        if joined:
+            self._metrics.singleflight_join("local")
+            return value, CacheResult.HIT
+        return value, result
+
+    async def _fill(
+        self, key: bytes, compute: Compute, redis_ok: bool
+    ) -> tuple[bytes, CacheResult]:
+        """The shared miss: lock (or wait for the holder), compute, store, release."""
+        token = None
+        if redis_ok and self._lock_ttl_ms is not None:
+            try:
+                token, value = await self._lock_or_wait(key, self._lock_ttl_ms)
+            except CacheDown:
+                redis_ok = False
+            else:
+                if value is not None:
+                    self._metrics.singleflight_join("remote")
+                    self._l1_put(key, value)
+                    return value, CacheResult.HIT
+        try:
+            value = await compute()
+        except BaseException:  # an error or a cancellation: free the key for other replicas
+            if token is not None:
+                self._release_nowait(key, token)
+            raise
+        self._l1_put(key, value)
+        if not redis_ok:
+            return value, CacheResult.ERROR
+        return value, await self._store(key, value, token)
+
+    async def _lock_or_wait(
+        self, key: bytes, lock_ttl_ms: int
+    ) -> tuple[bytes | None, bytes | None]:
+        """(our lock token, None) if we took the lock; else (None, the stored value or None).
+
+        None for both: the holder finished without storing (its compute failed) or took longer
+        than the lock TTL; the caller then computes without the lock.
+        """
+        token = secrets.token_bytes(16)
+        lock_key = LOCK_PREFIX + key
+        self._redis.admit()
+        acquire = self.client.set(lock_key, token, px=lock_ttl_ms, nx=True)
+        # Look again, in the same round trip: the answer may have been stored between our GET
+        # and now (by a flight that just ended here, or by another replica).
+        recheck = self.client.get(key)
+        try:
+            acquired = await self._redis.finish(acquire)
+            value = await self._redis.finish(recheck)
+        except BaseException:  # timed out or cancelled: the SET may still land, undo it
+            self._release_nowait(key, token)
+            _forget(recheck)
+            raise
+        if value is not None:
+            if acquired is not None:
+                self._release_nowait(key, token)
+            return None, value
+        if acquired is not None:
+            return token, None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + lock_ttl_ms / 1000
+        delay = _POLL_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            self._redis.admit()
+            value, holder = await self._redis.finish(self.client.mget(key, lock_key))
+            if value is not None:
+                return None, value
+            if holder is None or loop.time() >= give_up:
+                return None, None
+            delay = min(2 * delay, _POLL_MAX, max(give_up - loop.time(), 0.0))
+
+    async def _store(self, key: bytes, value: bytes, token: bytes | None) -> CacheResult:
+        try:
+            self._redis.admit()
+        except CacheDown:
+            if token is not None:
+                self._release_nowait(key, token)
+            return CacheResult.ERROR
+        stored = self.client.set(key, value, px=self._ttl_ms)
+        if token is not None:  # same write as the SET and after it: waiters see the value first
+            self._release_nowait(key, token)
+        try:
+            await self._redis.finish(stored)
+        except CacheDown:
+            return CacheResult.ERROR
+        return CacheResult.MISS
+
+    async def _bypass(self, key: bytes, compute: Compute, write: bool) -> tuple[bytes, CacheResult]:
+        value = await compute()
+        if not write:
+            return value, CacheResult.BYPASS
+        self._l1_put(key, value)
+        try:
+            self._redis.admit()
+            await self._redis.finish(self.client.set(key, value, px=self._ttl_ms))
+        except CacheDown:
+            return value, CacheResult.ERROR
+        return value, CacheResult.BYPASS
+
+    def _release_nowait(self, key: bytes, token: bytes) -> None:
+        self.client.send_nowait(b"EVAL", _RELEASE, 1, LOCK_PREFIX + key, token)
+
+    def _l1_put(self, key: bytes, value: bytes) -> None:
+        if self._l1 is not None:
+            self._l1.put(key, value)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def warm_up(self) -> bool:
+        """Connect now rather than on the first request; False (logged) if Redis is not there."""
+        try:
+            await self.client.connect()
+        except RedisError as exc:
+            log.warning("Redis not reachable at startup, serving uncached until it is: %s", exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self._l1 is not None:
+            self._l1.clear()
+
+
+def _forget(pending: Awaitable[object]) -> None:
+    """Stop caring about a reply: retrieve its error, so asyncio does not log it as lost."""
+    if isinstance(pending, asyncio.Future):
+        pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+def open_answer_cache(settings: ServingSettings, metrics: ServingMetrics) -> AnswerCache:
+    """The Redis-backed cache for ``settings`` (no I/O: it connects on first use)."""
+    l1 = None
+    if settings.l1_max_bytes:
+        l1 = L1Cache(settings.l1_max_bytes, settings.l1_ttl_seconds)
+    return RedisAnswerCache(
+        RedisClient(RedisConfig.from_settings(settings)),
+        metrics,
+        ttl_seconds=settings.cache_ttl_seconds,
+        breaker=CircuitBreaker(
+            settings.redis_breaker_failures, settings.redis_breaker_reset_seconds
+        ),
+        lock_ttl_ms=settings.cache_lock_ttl_ms if settings.cache_lock_enabled else None,
+        l1=l1,
+    )

@@ -1,0 +1,144 @@
+"""The data plane: validate -> cache lookup -> (batched) model run -> store. No HTTP in here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memoserve_serving.batching import Batcher, run_unbatched
+from memoserve_serving.cache.base import AnswerCache, CacheResult
+from memoserve_serving.cache.keys import cache_key
+from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.protocol.blob import pack_outputs, unpack_outputs
+from memoserve_serving.protocol.datatypes import datatype_of
+from memoserve_serving.protocol.errors import InferenceError
+from memoserve_serving.protocol.request import validate_request
+from memoserve_serving.protocol.types import InferenceRequest, InferenceResponse, Tensor
+from memoserve_serving.runtimes.base import Model
+
+
+class ModelExecutionError(InferenceError):
+    """The model failed on a request that passed validation: our problem, not the client's."""
+
+    status = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """What the server knows about the one model it serves."""
+
+    name: str
+    version: str | None
+    digest: str
+    model: Model
+
+    def metadata(self) -> dict[str, Any]:
+        """v2 model metadata (GET /v2/models/{name})."""
+        meta = self.model.metadata
+        return {
+            "name": self.name,
+            "versions": [self.version] if self.version else [],
+            "platform": meta.platform,
+            "inputs": [_spec(t.name, t.datatype, t.shape) for t in meta.inputs],
+            "outputs": [_spec(t.name, t.datatype, t.shape) for t in meta.outputs],
+        }
+
+
+def _spec(name: str, datatype: str, shape: tuple[int, ...]) -> dict[str, Any]:
+    return {"name": name, "datatype": datatype, "shape": list(shape)}
+
+
+class DataPlane:
+    """Answers infer requests for one model, through the cache when there is one."""
+
+    def __init__(
+        self,
+        served: ServedModel,
+        *,
+        cache: AnswerCache | None,
+        key_namespace: str,
+        metrics: ServingMetrics,
+        executor: Executor,
+        batcher: Batcher | None = None,
+    ) -> None:
+        self.served = served
+        self._cache = cache
+        self._namespace = key_namespace
+        self._metrics = metrics
+        self._executor = executor
+        self._batcher = batcher
+        self._run_one = run_unbatched(served.model, metrics)
+        self._output_types = {t.name: t.datatype for t in served.model.metadata.outputs}
+
+    async def infer(
+        self, request: InferenceRequest, *, read: bool = True, write: bool = True
+    ) -> tuple[InferenceResponse, CacheResult]:
+        """Answer ``request``; ``read``/``write`` False skip the cache (no-cache, no-store)."""
+        validate_request(request, self.served.model.metadata)
+        if self._cache is None:
+            outputs, result = await self._execute(request), CacheResult.OFF
+        else:
+            outputs, result = await self._through_cache(self._cache, request, read, write)
+        return self._response(request, outputs), result
+
+    async def _through_cache(
+        self, cache: AnswerCache, request: InferenceRequest, read: bool, write: bool
+    ) -> tuple[tuple[Tensor, ...], CacheResult]:
+        computed: list[tuple[Tensor, ...]] = []
+
+        async def compute() -> bytes:
+            outputs = await self._execute(request)
+            computed.append(outputs)  # spares unpacking what we just packed
+            return pack_outputs(outputs)
+
+        key = cache_key(self._namespace, self.served.digest, request)
+        blob, result = await cache.get_or_compute(key, compute, read=read, write=write)
+        if computed:
+            return computed[0], result
+        try:
+            return unpack_outputs(blob), result
+        except ValueError:
+            # A value we cannot read (another memoserve version wrote it): answer uncached.
+            self._metrics.cache_error("corrupt_value")
+            return await self._execute(request), CacheResult.ERROR
+
+    async def _execute(self, request: InferenceRequest) -> tuple[Tensor, ...]:
+        inputs = {tensor.name: tensor.data for tensor in request.inputs}
+        wanted = [output.name for output in request.outputs]
+        try:
+            if self._batcher is not None:
+                produced = await self._batcher.submit(inputs, wanted)
+            else:
+                loop = asyncio.get_running_loop()
+                produced = await loop.run_in_executor(self._executor, self._run_one, inputs, wanted)
+        except InferenceError:
+            raise
+        except Exception as exc:
+            raise ModelExecutionError(f"model {self.served.name} failed: {exc}") from exc
+        return self._tensors(produced, wanted)
+
+    def _tensors(
+        self, produced: Mapping[str, np.ndarray[Any, Any]], wanted: Sequence[str]
+    ) -> tuple[Tensor, ...]:
+        names = wanted or [name for name in self._output_types if name in produced]
+        tensors = []
+        for name in names:
+            array = np.asarray(produced[name])
+            datatype = self._output_types.get(name) or datatype_of(array.dtype)
+            tensors.append(Tensor(name, datatype, tuple(array.shape), array))
+        return tuple(tensors)
+
+    def _response(
+        self, request: InferenceRequest, outputs: tuple[Tensor, ...]
+    ) -> InferenceResponse:
+        return InferenceResponse(
+            model_name=self.served.name,
+            model_version=self.served.version,
+            id=request.id,
+            outputs=outputs,
+        )

@@ -1,0 +1,177 @@
+"""POST /v2/models/{name}[/versions/{version}]/infer as a plain ASGI handler.
+
+This is the hot path: a cache hit must cost little more than the HTTP round trip, and a
+framework's routing and Request/Response objects cost about as much as the whole hit
+(see docs/performance.md). Everything else goes to the Starlette app behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from memoserve_serving.cache.base import CacheResult
+from memoserve_serving.dataplane import DataPlane
+from memoserve_serving.protocol.errors import (
+    BadRequest,
+    InferenceError,
+    ModelNotFound,
+    ModelNotReady,
+    PayloadTooLarge,
+)
+from memoserve_serving.protocol.request import decode_request
+from memoserve_serving.protocol.response import encode_response
+from memoserve_serving.state import ServingState
+
+log = logging.getLogger(__name__)
+
+CACHE_HEADER = b"x-memoserve-cache"
+_JSON = b"application/json"
+_BINARY = b"application/octet-stream"
+
+
+def _infer_target(path: str) -> tuple[str, str | None] | None:
+    """(model, version) for an infer path, else None."""
+    parts = path.split("/")
+    # ['', 'v2', 'models', name, 'infer'] or [..., name, 'versions', v, 'infer']
+    if len(parts) == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer":
+        return parts[3], None
+    if (
+        len(parts) == 7
+        and parts[1] == "v2"
+        and parts[2] == "models"
+        and parts[4] == "versions"
+        and parts[6] == "infer"
+    ):
+        return parts[3], parts[5]
+    return None
+
+
+def _cache_directives(value: bytes) -> tuple[bool, bool]:
+    """(read, write) from a Cache-Control header value."""
+    tokens = {token.strip().lower() for token in value.split(b",")}
+    return b"no-cache" not in tokens, b"no-store" not in tokens
+
+
+class InferRoute:
+    """Serves infer requests for the state's model; hands every other request to ``fallback``."""
+
+    def __init__(self, state: ServingState, fallback: ASGIApp) -> None:
+        self.state = state
+        self.fallback = fallback
+        self.max_body = state.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.fallback(scope, receive, send)
+        target = _infer_target(scope["path"])
+        if target is None:
+            return await self.fallback(scope, receive, send)
+        metrics = self.state.metrics
+        started = time.perf_counter()
+        metrics.inflight.inc()
+        result = CacheResult.BYPASS
+        status = 500
+        try:
+            status, result = await self._serve(scope, receive, send, target)
+        finally:
+            metrics.inflight.dec()
+            metrics.request_done(result, status, time.perf_counter() - started)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None]
+    ) -> tuple[int, CacheResult]:
+        result = CacheResult.BYPASS  # a request that never reached the cache
+        try:
+            dataplane = self._dataplane(*target)
+            json_length: int | None = None
+            content_length = -1
+            read = write = True
+            for name, value in scope["headers"]:
+                if name == b"inference-header-content-length":
+                    json_length = _header_int(value, "Inference-Header-Content-Length")
+                elif name == b"content-length":
+                    content_length = _header_int(value, "Content-Length")
+                elif name == b"cache-control":
+                    read, write = _cache_directives(value)
+            if content_length > self.max_body:
+                raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
+            body = await self._read_body(receive)
+            request = decode_request(body, json_length)
+            response, result = await dataplane.infer(request, read=read, write=write)
+            payload, binary_json_length = encode_response(response, request)
+        except InferenceError as exc:
+            if exc.status >= 500:
+                log.error("infer failed: %s", exc, extra={"model": target[0]})
+            await _send(send, exc.status, orjson.dumps({"error": str(exc)}), _JSON, result)
+            return exc.status, result
+        except Exception:
+            # A bug of ours: say so in the log with the traceback, and in JSON to the client.
+            log.exception("infer failed unexpectedly", extra={"model": target[0]})
+            await _send(send, 500, b'{"error": "internal server error"}', _JSON, result)
+            return 500, result
+        extra: list[tuple[bytes, bytes]] = []
+        content_type = _JSON
+        if binary_json_length is not None:
+            content_type = _BINARY
+            extra.append((b"inference-header-content-length", str(binary_json_length).encode()))
+        await _send(send, 200, payload, content_type, result, extra)
+        return 200, result
+
+    def _dataplane(self, model: str, version: str | None) -> DataPlane:
+        state = self.state
+        dataplane = state.dataplane
+        if model != state.settings.model_name:
+            raise ModelNotFound(f"unknown model {model!r}")
+        if version is not None and version != state.settings.model_version:
+            raise ModelNotFound(f"model {model!r} has no version {version!r}")
+        if dataplane is None:
+            raise ModelNotReady(f"model {model!r} is not ready")
+        return dataplane
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _header_int(value: bytes, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"header {name} is not an integer: {value[:32]!r}") from None
+    if number < 0:
+        raise BadRequest(f"header {name} is negative")
+    return number
+
+
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    result: CacheResult,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        (CACHE_HEADER, result.value.encode()),
+    ]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,207 @@
+"""Decode v2 inference requests (JSON and the binary tensor data extension) and check them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from memoserve_serving.protocol.datatypes import DATATYPES
+from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.protocol.tensors import buffer_to_array, json_to_array
+from memoserve_serving.protocol.types import InferenceRequest, RequestedOutput, Tensor
+from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
+
+# Dimensions are int64 on the wire (and numpy cannot index beyond that).
+_MAX_DIM = 2**63 - 1
+_INT = frozenset({int})
+_SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
+
+
+SCHEDULING_PARAMETERS = ("priority", "timeout")
+
+
+def decode_request(body: bytes, json_length: int | None = None) -> InferenceRequest:
+    """Decode a v2 infer request body; BadRequest naming the tensor for anything malformed.
+
+    ``json_length`` is the Inference-Header-Content-Length header: the JSON is the body's first
+    ``json_length`` bytes and the rest is binary tensor data, taken in order by the inputs that have
+    ``parameters.binary_data_size``. Binary fixed-size inputs are read-only views of ``body``.
+    """
+    if json_length is None:
+        header: bytes | memoryview = body
+        binary_at = len(body)
+    elif type(json_length) is not int or not 0 <= json_length <= len(body):
+        raise BadRequest(
+            f"Inference-Header-Content-Length {json_length!r} does not fit a body of "
+            f"{len(body)} bytes"
+        )
+    else:
+        header = memoryview(body)[:json_length]
+        binary_at = json_length
+    try:
+        document = orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if type(document) is not dict:
+        raise BadRequest("request body must be a JSON object")
+    request_id = document.get("id")
+    if request_id is not None and type(request_id) is not str:
+        raise BadRequest("request 'id' must be a string")
+    parameters = document.get("parameters")
+    if parameters is None:
+        parameters = {}
+    elif type(parameters) is not dict:
+        raise BadRequest("request 'parameters' must be an object")
+    binary_outputs = _pop_flag(parameters, "binary_data_output", "request")
+    # Scheduling hints (Triton's request parameters): they change when, never what, is answered,
+    # so they must not split the cache.
+    for hint in SCHEDULING_PARAMETERS:
+        parameters.pop(hint, None)
+    raw_inputs = document.get("inputs")
+    if type(raw_inputs) is not list:
+        raise BadRequest("request 'inputs' must be an array")
+    inputs = []
+    cursor = binary_at
+    for index, raw in enumerate(raw_inputs):
+        tensor, cursor = _input(raw, index, body, cursor, json_length is not None)
+        inputs.append(tensor)
+    if cursor != len(body):
+        raise BadRequest(
+            f"request has {len(body) - cursor} bytes of binary data that no input claims"
+        )
+    if len(inputs) > 1 and len({tensor.name for tensor in inputs}) != len(inputs):
+        raise BadRequest(f"input {_first_duplicate([t.name for t in inputs])!r} appears twice")
+    outputs = _outputs(document.get("outputs"))
+    return InferenceRequest(request_id, tuple(inputs), outputs, parameters, bool(binary_outputs))
+
+
+def _input(raw: Any, index: int, body: bytes, cursor: int, has_binary: bool) -> tuple[Tensor, int]:
+    name = _name(raw, "input", index)
+    datatype = raw.get("datatype")
+    if type(datatype) is not str or datatype not in DATATYPES:
+        raise _bad(name, f"unknown datatype {datatype!r}")
+    shape = raw.get("shape")
+    if type(shape) is not list or not _INT.issuperset(map(type, shape)):
+        raise _bad(name, f"'shape' must be an array of integers, got {shape!r}")
+    if shape and (min(shape) < 0 or max(shape) > _MAX_DIM):
+        raise _bad(name, f"shape {shape} has a negative or too large dimension")
+    dims = tuple(shape)
+    parameters = _parameters(raw.get("parameters"), name)
+    size = parameters.pop("binary_data_size", None) if parameters else None
+    try:
+        if size is not None:
+            if type(size) is not int or size < 0:
+                raise _bad(name, "binary_data_size must be a non-negative integer")
+            if "data" in raw:
+                raise _bad(name, "has both 'data' and binary_data_size")
+            if cursor + size > len(body):
+                raise _bad(
+                    name,
+                    f"binary_data_size {size} exceeds the {len(body) - cursor} bytes of binary "
+                    "data left" + ("" if has_binary else " (no Inference-Header-Content-Length)"),
+                )
+            data = buffer_to_array(datatype, dims, body, cursor, size)
+            cursor += size
+        elif "data" in raw:
+            data = json_to_array(datatype, dims, raw["data"])
+        else:
+            raise _bad(name, "has neither 'data' nor parameters.binary_data_size")
+    except (ValueError, OverflowError) as exc:
+        raise _bad(name, str(exc)) from None
+    return Tensor(name, datatype, dims, data, parameters), cursor
+
+
+def _bad(name: str, problem: str, kind: str = "input") -> BadRequest:
+    return BadRequest(f"{kind} {name!r}: {problem}")
+
+
+def _outputs(raw: Any) -> tuple[RequestedOutput, ...]:
+    if raw is None:
+        return ()
+    if type(raw) is not list:
+        raise BadRequest("request 'outputs' must be an array")
+    outputs = []
+    for index, item in enumerate(raw):
+        name = _name(item, "output", index)
+        parameters = _parameters(item.get("parameters"), name, "output")
+        binary = _pop_flag(parameters, "binary_data", f"output {name!r}")
+        outputs.append(RequestedOutput(name, binary, parameters))
+    if len(outputs) > 1 and len({output.name for output in outputs}) != len(outputs):
+        raise BadRequest(f"output {_first_duplicate([o.name for o in outputs])!r} requested twice")
+    return tuple(outputs)
+
+
+def _name(raw: Any, kind: str, index: int) -> str:
+    if type(raw) is not dict:
+        raise BadRequest(f"{kind} #{index} must be an object")
+    name = raw.get("name")
+    if type(name) is not str or not name:
+        raise BadRequest(f"{kind} #{index}: 'name' must be a non-empty string")
+    return name
+
+
+def _parameters(raw: Any, name: str, kind: str = "input") -> dict[str, Any]:
+    """A tensor's parameters object (ours to mutate: orjson built it for this request alone)."""
+    if raw is None:
+        return {}
+    if type(raw) is not dict:
+        raise _bad(name, "'parameters' must be an object", kind)
+    if raw and not raw.keys().isdisjoint(_SHARED_MEMORY):
+        raise _bad(name, "shared memory is not supported, send the data in the request", kind)
+    return raw
+
+
+def _pop_flag(parameters: dict[str, Any], key: str, where: str) -> bool | None:
+    """Remove the transport-only boolean ``key`` (it never changes the answer) and return it."""
+    if key not in parameters:
+        return None
+    value = parameters.pop(key)
+    if type(value) is not bool:
+        raise BadRequest(f"{where}: parameter {key} must be true or false")
+    return value
+
+
+def _first_duplicate(names: list[str]) -> str:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    raise AssertionError("no duplicate")
+
+
+def validate_request(request: InferenceRequest, metadata: ModelMetadata) -> None:
+    """BadRequest naming the tensor unless ``request`` fits the model's inputs and outputs."""
+    for tensor in request.inputs:
+        spec = _find(metadata.inputs, tensor.name)
+        if spec is None:
+            known = ", ".join(repr(s.name) for s in metadata.inputs)
+            raise BadRequest(f"unknown input {tensor.name!r}; the model's inputs are {known}")
+        if tensor.datatype != spec.datatype:
+            raise BadRequest(
+                f"input {tensor.name!r}: datatype {tensor.datatype}, the model expects "
+                f"{spec.datatype}"
+            )
+        if len(tensor.shape) != len(spec.shape) or any(
+            want not in (-1, got) for got, want in zip(tensor.shape, spec.shape, strict=True)
+        ):
+            raise BadRequest(
+                f"input {tensor.name!r}: shape {list(tensor.shape)} does not fit the model's "
+                f"shape {list(spec.shape)} (-1 = any size)"
+            )
+    if len(request.inputs) != len(metadata.inputs):
+        given = {tensor.name for tensor in request.inputs}
+        missing = next(spec.name for spec in metadata.inputs if spec.name not in given)
+        raise BadRequest(f"missing input {missing!r}")
+    for output in request.outputs:
+        if _find(metadata.outputs, output.name) is None:
+            known = ", ".join(repr(s.name) for s in metadata.outputs)
+            raise BadRequest(f"unknown output {output.name!r}; the model's outputs are {known}")
+
+
+def _find(specs: tuple[TensorSpec, ...], name: str) -> TensorSpec | None:
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    return None

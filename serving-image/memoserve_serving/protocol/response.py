@@ -1,0 +1,74 @@
+"""Encode v2 inference responses: JSON, plus the binary tensor data extension when asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from memoserve_serving.protocol.tensors import json_data, tensor_bytes
+from memoserve_serving.protocol.types import InferenceRequest, InferenceResponse, Tensor
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def encode_response(
+    response: InferenceResponse, request: InferenceRequest
+) -> tuple[bytes, int | None]:
+    """The response body and, when some output is binary, the JSON header's length.
+
+    An output is binary when its requested output says ``binary_data``, or says nothing and the
+    request set ``binary_data_output``. JSON data is flat (row-major). A BYTES output asked for as
+    JSON whose elements are not all UTF-8 is sent binary instead: JSON strings cannot carry it
+    losslessly, and clients read each output by its own ``binary_data_size``. NaN and infinities
+    of JSON float outputs become ``null`` (JSON has no such numbers); ask for binary to keep them.
+    """
+    document: dict[str, Any] = {"model_name": response.model_name}
+    if response.model_version is not None:
+        document["model_version"] = response.model_version
+    if response.id is not None:
+        document["id"] = response.id
+    if response.parameters:
+        document["parameters"] = response.parameters
+    binary = _binary_choices(request)
+    chunks: list[bytes] = []
+    outputs = []
+    for tensor in response.outputs:
+        data = None
+        if not binary.get(tensor.name, request.binary_outputs):
+            data = json_data(tensor.datatype, tensor.data)
+        if data is not None:
+            outputs.append(_output(tensor, data=data))
+        else:
+            raw = tensor_bytes(tensor.datatype, tensor.data)
+            chunks.append(raw)
+            outputs.append(
+                _output(tensor, parameters={**tensor.parameters, "binary_data_size": len(raw)})
+            )
+    document["outputs"] = outputs
+    header = orjson.dumps(document, option=_OPTIONS)
+    if not chunks:
+        return header, None
+    return b"".join((header, *chunks)), len(header)
+
+
+def _binary_choices(request: InferenceRequest) -> dict[str, bool]:
+    """Output name -> binary, for the outputs that chose for themselves."""
+    return {out.name: out.binary for out in request.outputs if out.binary is not None}
+
+
+def _output(
+    tensor: Tensor, *, data: Any = None, parameters: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    output: dict[str, Any] = {
+        "name": tensor.name,
+        "datatype": tensor.datatype,
+        "shape": tensor.shape,
+    }
+    if parameters is not None:
+        output["parameters"] = parameters
+    elif tensor.parameters:
+        output["parameters"] = tensor.parameters
+    if data is not None:
+        output["data"] = data
+    return output

@@ -1,0 +1,200 @@
+"""Tensor codecs shared by requests, responses, the cache blob and the cache key.
+
+Everything here is protocol-agnostic and raises ``ValueError`` for bad data; callers add the
+tensor's name and turn it into their own error.
+"""
+
+from __future__ import annotations
+
+import struct
+from itertools import chain
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from memoserve_serving.protocol.datatypes import DTYPES
+
+_U32 = struct.Struct("<I")
+
+# The Python types orjson produces that each datatype accepts. Exact types: bool is not an int here.
+_ACCEPTS: dict[str, frozenset[type]] = {
+    "BOOL": frozenset({bool}),
+    **{f"{kind}{bits}": frozenset({int}) for kind in ("INT", "UINT") for bits in (8, 16, 32, 64)},
+    "FP16": frozenset({int, float}),
+    "FP32": frozenset({int, float}),
+    "FP64": frozenset({int, float}),
+}
+_JSON_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    float: "non-integer number",
+    str: "string",
+    list: "array (ragged or deeper than the shape)",
+    dict: "object",
+    type(None): "null",
+}
+# Smallest magnitude that rounds to infinity (halfway between the largest finite value and the next
+# power of two): JSON cannot carry infinities, so a value that becomes one was out of range.
+_INF_AT = {"FP16": 65520.0, "FP32": float(2**128 - 2**103)}
+# Up to this many elements, Python's min/max is cheaper than a numpy reduction.
+_SMALL = 64
+
+
+def flatten(data: list[Any], shape: tuple[int, ...]) -> list[Any]:
+    """The row-major elements of flat or fully nested ``data``, which must match ``shape``."""
+    if not data or type(data[0]) is not list:
+        if len(data) != prod(shape):
+            raise ValueError(
+                f"data has {len(data)} elements, shape {list(shape)} needs {prod(shape)}"
+            )
+        return data
+    if not shape or len(data) != shape[0]:
+        raise ValueError(f"nested data has {len(data)} rows, shape {list(shape)} does not match")
+    level = data
+    for depth, dim in enumerate(shape[1:], 1):
+        if not level:
+            break
+        if set(map(type, level)) != {list} or set(map(len, level)) != {dim}:
+            raise ValueError(
+                f"nested data is ragged or does not match shape {list(shape)} at depth {depth}"
+            )
+        level = list(chain.from_iterable(level))
+    return level
+
+
+def json_to_array(datatype: str, shape: tuple[int, ...], data: Any) -> np.ndarray[Any, Any]:
+    """The array of JSON ``data`` (flat or nested lists) for ``datatype`` and ``shape``."""
+    if type(data) is not list:
+        raise ValueError(f"data must be an array, not {_json_name(type(data))}")
+    flat = flatten(data, shape)
+    if datatype == "BYTES":
+        return bytes_array(_encode_strings(flat), shape)
+    accepts = _ACCEPTS[datatype]
+    if not accepts.issuperset(map(type, flat)):
+        bad = ", ".join(sorted(_json_name(kind) for kind in set(map(type, flat)) - accepts))
+        raise ValueError(f"{datatype} data contains {bad} values")
+    dtype = DTYPES[datatype]
+    try:
+        limit = _INF_AT.get(datatype)
+        if limit is None or not flat:
+            array = np.array(flat, dtype)
+        elif len(flat) <= _SMALL:
+            if max(flat) >= limit or min(flat) <= -limit:
+                raise OverflowError
+            array = np.array(flat, dtype)
+        else:
+            # Widen first so that numpy never warns about an overflowing cast.
+            wide = np.array(flat, np.float64)
+            if float(np.abs(wide).max()) >= limit:
+                raise OverflowError
+            array = wide.astype(dtype)
+    except OverflowError:
+        raise ValueError(f"data has a value out of range for {datatype}") from None
+    return array.reshape(shape) if len(shape) != 1 else array
+
+
+def _encode_strings(flat: list[Any]) -> list[bytes]:
+    kinds = set(map(type, flat)) - {str}
+    if kinds:
+        bad = ", ".join(sorted(_json_name(kind) for kind in kinds))
+        raise ValueError(f"BYTES data must be strings, found {bad} values")
+    return list(map(str.encode, flat))
+
+
+def _json_name(kind: type) -> str:
+    return _JSON_NAMES.get(kind, kind.__name__)
+
+
+def bytes_array(elements: list[bytes], shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """An object array of ``bytes`` with ``shape`` (numpy would make 'S' arrays that drop NULs)."""
+    array = np.empty(len(elements), dtype=object)
+    array[:] = elements
+    return array.reshape(shape)
+
+
+def buffer_to_array(
+    datatype: str, shape: tuple[int, ...], buffer: bytes, start: int, size: int
+) -> np.ndarray[Any, Any]:
+    """The tensor held in ``buffer[start:start + size]`` in the binary tensor data format.
+
+    Fixed-size types become a read-only view of ``buffer`` (copied only if misaligned).
+    """
+    count = prod(shape)
+    if datatype == "BYTES":
+        return bytes_array(unframe(buffer, start, start + size, count), shape)
+    dtype = DTYPES[datatype]
+    if size != count * dtype.itemsize:
+        raise ValueError(
+            f"binary_data_size is {size} bytes, shape {list(shape)} of {datatype} "
+            f"needs {count * dtype.itemsize}"
+        )
+    if count == 0:
+        return np.empty(shape, dtype=dtype)
+    if datatype == "BOOL" and buffer[start : start + size].translate(None, b"\x00\x01"):
+        raise ValueError("BOOL binary data has bytes other than 0 and 1")
+    array: np.ndarray[Any, Any] = np.ndarray(shape, dtype, buffer, start)
+    return array if array.flags.aligned else array.copy()
+
+
+def unframe(buffer: bytes, start: int, end: int, count: int) -> list[bytes]:
+    """``count`` BYTES elements (4-byte little-endian length, then the bytes) filling start:end."""
+    elements = []
+    position = start
+    for index in range(count):
+        if position + 4 > end:
+            raise ValueError(f"BYTES data ends before element {index} of {count}")
+        (length,) = _U32.unpack_from(buffer, position)
+        position += 4
+        if position + length > end:
+            raise ValueError(
+                f"BYTES element {index} claims {length} bytes, {end - position} remain"
+            )
+        elements.append(buffer[position : position + length])
+        position += length
+    if position != end:
+        raise ValueError(f"BYTES data has {end - position} bytes after its {count} elements")
+    return elements
+
+
+def frame(elements: list[Any]) -> bytes:
+    """BYTES elements (bytes, or str as UTF-8) as 4-byte little-endian length + bytes each."""
+    parts = []
+    pack = _U32.pack
+    for element in elements:
+        if isinstance(element, str):
+            element = element.encode()
+        elif not isinstance(element, bytes):
+            raise ValueError(f"BYTES element of type {type(element).__name__}")
+        parts.append(pack(len(element)))
+        parts.append(element)
+    return b"".join(parts)
+
+
+def fixed_array(datatype: str, data: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``data`` as a C-contiguous array of ``datatype``'s little-endian dtype (no copy if it is)."""
+    return np.ascontiguousarray(data, dtype=DTYPES[datatype])
+
+
+def tensor_bytes(datatype: str, data: np.ndarray[Any, Any]) -> bytes:
+    """The binary tensor data encoding: raw row-major little-endian bytes, or framed BYTES."""
+    if datatype == "BYTES":
+        return frame(np.asarray(data).ravel().tolist())
+    return fixed_array(datatype, data).tobytes()
+
+
+def json_data(datatype: str, data: np.ndarray[Any, Any]) -> Any:
+    """Flat JSON-able data (orjson with OPT_SERIALIZE_NUMPY); None if BYTES are not all UTF-8."""
+    if datatype != "BYTES":
+        return fixed_array(datatype, data).reshape(-1)
+    strings = []
+    for element in np.asarray(data).ravel().tolist():
+        if isinstance(element, bytes):
+            try:
+                element = element.decode()
+            except UnicodeDecodeError:
+                return None
+        elif not isinstance(element, str):
+            raise ValueError(f"BYTES element of type {type(element).__name__}")
+        strings.append(element)
+    return strings

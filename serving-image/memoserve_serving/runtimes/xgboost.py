@@ -1,0 +1,65 @@
+"""XGBoost boosters saved with ``save_model`` (JSON, UBJSON, or the legacy binary format).
+
+The output shape depends on the objective (binary and regression: [-1]; multi:softprob: [-1, k];
+multi-target: [-1, t]), so it is read off one prediction made at load time rather than re-derived
+from the objective's name.
+
+Thread safety: ``inplace_predict`` is the one Booster method that XGBoost documents as safe and
+lock-free to call from several threads at once; nothing else touches the booster after loading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost
+
+from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec
+from memoserve_serving.storage import ModelLoadError
+
+INPUT = "input-0"
+OUTPUT = "predict"
+
+
+class XGBoostModel(Model):
+    def __init__(self, path: Path, *, nthread: int = 1) -> None:
+        try:
+            self._booster = xgboost.Booster(model_file=str(path))
+            # Like onnxruntime's intra-op threads: one core per call, concurrency comes from the
+            # server's thread pool and batching.
+            self._booster.set_param({"nthread": nthread})
+            self._features = int(self._booster.num_features())
+            probe = self._booster.inplace_predict(np.zeros((1, self._features), np.float32))
+        except xgboost.core.XGBoostError as exc:
+            raise ModelLoadError(f"cannot load XGBoost model {path}: {exc}") from exc
+        self.metadata = ModelMetadata(
+            inputs=(TensorSpec(INPUT, "FP32", (-1, self._features)),),
+            outputs=(TensorSpec(OUTPUT, "FP32", (-1, *np.shape(probe)[1:])),),
+            platform="xgboost",
+        )
+
+    @property
+    def batchable(self) -> bool:
+        return True
+
+    def predict(
+        self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        if set(inputs) != {INPUT}:
+            raise BadRequest(f"the model takes one input, {INPUT!r}; got {sorted(inputs)}")
+        if set(outputs) - {OUTPUT}:
+            raise BadRequest(f"unknown outputs {sorted(set(outputs) - {OUTPUT})}")
+        try:
+            x = np.ascontiguousarray(inputs[INPUT], dtype=np.float32)
+        except ValueError as exc:
+            raise BadRequest(f"{INPUT}: {exc}") from exc
+        if x.ndim != 2 or x.shape[1] != self._features:
+            raise BadRequest(
+                f"{INPUT} must have shape [rows, {self._features}], got {list(x.shape)}"
+            )
+        result = self._booster.inplace_predict(x)
+        return {OUTPUT: np.asarray(result, dtype=np.float32)}

@@ -1,0 +1,86 @@
+"""Run the app under uvicorn, with a graceful drain on SIGTERM.
+
+Kubernetes sends SIGTERM and, at about the same time, starts removing the pod from the
+Service's endpoints. We keep answering for ``drain_seconds`` while /v2/health/ready says 503
+(so load balancers stop sending), then stop accepting connections, let in-flight requests
+finish, and exit 0. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import time
+from types import FrameType
+
+import uvicorn
+
+from memoserve_serving.app import create_app
+from memoserve_serving.dataplane import ServedModel
+from memoserve_serving.logs import configure_logging
+from memoserve_serving.settings import ServingSettings
+from memoserve_serving.state import ServingState, load_served_model
+from memoserve_serving.storage import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+# In-flight requests get this long to finish once the drain period is over.
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, state: ServingState) -> None:
+        super().__init__(config)
+        self.state = state
+        self.drain_deadline: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain_deadline is not None or self.should_exit:
+            super().handle_exit(sig, frame)  # second signal: stop now
+            return
+        self.state.draining = True
+        self.drain_deadline = time.monotonic() + self.state.settings.drain_seconds
+        log.info(
+            "%s received: draining for %.1fs",
+            signal.Signals(sig).name,
+            self.state.settings.drain_seconds,
+        )
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:
+            return True
+        return await super().on_tick(counter)
+
+
+def build_server(settings: ServingSettings, served: ServedModel | None = None) -> DrainingServer:
+    app = create_app(settings, served=served)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,  # per-request logs would cost more than a cache hit
+        log_config=None,  # ours (configure_logging)
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    return DrainingServer(config, app.state)
+
+
+def run_server(settings: ServingSettings) -> None:
+    """Load the model, then serve until SIGTERM. A model that cannot load exits 1, one line."""
+    configure_logging(settings.log_level, settings.log_format)
+    # Loading before the port opens: a pod's startupProbe covers long downloads, and a model
+    # that cannot load is a clear, immediate failure instead of a server that is never ready.
+    try:
+        served = load_served_model(settings)
+    except ModelLoadError as exc:
+        log.error("cannot load model %s: %s", settings.model_name, exc)
+        raise SystemExit(1) from None
+    # Everything loaded so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise take tens of ms on a big heap and eat the Redis timeout.
+    gc.freeze()
+    build_server(settings, served).run()

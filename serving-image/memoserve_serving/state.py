@@ -1,0 +1,112 @@
+"""What a serving process holds while it runs, and the lifespan that opens and closes it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from memoserve_serving.batching import Batcher
+from memoserve_serving.cache.base import AnswerCache
+from memoserve_serving.dataplane import DataPlane, ServedModel
+from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ServingState:
+    """Shared by the routes. ``dataplane`` is set once the model is loaded."""
+
+    settings: ServingSettings
+    metrics: ServingMetrics
+    dataplane: DataPlane | None = None
+    draining: bool = False  # SIGTERM received: report not ready, keep answering
+
+    @property
+    def ready(self) -> bool:
+        return self.dataplane is not None and not self.draining
+
+
+def load_served_model(settings: ServingSettings) -> ServedModel:
+    """Fetch and load the model (blocking: run it in a thread)."""
+    from memoserve_serving.runtimes.loader import load_model
+    from memoserve_serving.storage import fetch_model
+
+    files = fetch_model(settings.model_uri, settings.model_dir)
+    model = load_model(settings.model_format, files.path)
+    return ServedModel(settings.model_name, settings.model_version, files.digest, model)
+
+
+def open_cache(settings: ServingSettings, metrics: ServingMetrics) -> AnswerCache | None:
+    if not settings.cache_enabled:
+        log.warning("cache disabled by configuration: every request runs the model")
+        return None
+    if settings.redis_url is None:
+        log.warning("no Redis URL configured: serving uncached (X-Memoserve-Cache: off)")
+        return None
+    from memoserve_serving.cache.store import open_answer_cache
+
+    return open_answer_cache(settings, metrics)
+
+
+async def warm_up(cache: AnswerCache | None) -> None:
+    """Connect to Redis before the first request (never fails: Redis may come up later)."""
+    from memoserve_serving.cache.store import RedisAnswerCache
+
+    if isinstance(cache, RedisAnswerCache):
+        await cache.warm_up()
+
+
+@contextlib.asynccontextmanager
+async def running_dataplane(
+    state: ServingState, served: ServedModel | None = None
+) -> AsyncIterator[DataPlane]:
+    """Load the model (unless given), open the cache and batcher; close them all on exit."""
+    settings = state.settings
+    if served is None:
+        served = await asyncio.to_thread(load_served_model, settings)
+    log.info(
+        "model %s loaded (%s, digest %s)",
+        served.name,
+        settings.model_format,
+        served.digest[:16],
+        extra={"model": served.name, "digest": served.digest},
+    )
+    # One thread per model: the runtimes use their own intra-op threads, and batching needs
+    # the model to run one batch at a time so that the queue fills while it is busy.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memoserve-model")
+    cache = open_cache(settings, state.metrics)
+    await warm_up(cache)
+    batcher = None
+    if settings.batch_max_size > 1 and served.model.batchable:
+        batcher = Batcher(
+            served.model,
+            executor,
+            state.metrics,
+            max_size=settings.batch_max_size,
+            max_wait_ms=settings.batch_max_wait_ms,
+        )
+        batcher.start()
+    dataplane = DataPlane(
+        served,
+        cache=cache,
+        key_namespace=settings.cache_key_namespace,
+        metrics=state.metrics,
+        executor=executor,
+        batcher=batcher,
+    )
+    state.dataplane = dataplane
+    try:
+        yield dataplane
+    finally:
+        state.dataplane = None
+        if batcher is not None:
+            await batcher.stop()
+        if cache is not None:
+            await cache.close()
+        executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,174 @@
+"""The serving pods' environment and their Redis connection: the contract with the server."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from memoserve_operator.builders import RedisEndpoint, build_all
+from memoserve_operator.builders.deployment import build_deployment
+from memoserve_operator.builders.redis import SecretKey, redis_refs
+from memoserve_operator.resource import InferenceService
+from memoserve_serving.settings import ServingSettings, env_var
+from tests.operator.helpers import SETTINGS, make_isvc
+
+TLS_EXTERNAL = {
+    "external": {
+        "host": "10.0.0.3",
+        "port": 6378,
+        "tls": True,
+        "passwordSecretRef": {"name": "redis-auth"},
+        "caSecretRef": {"name": "redis-ca", "key": "server-ca.pem"},
+    }
+}
+
+
+def _pod(isvc: InferenceService, redis: RedisEndpoint | None = None) -> dict[str, Any]:
+    pod: dict[str, Any] = build_deployment(isvc, SETTINGS, redis)["spec"]["template"]["spec"]
+    return pod
+
+
+def _served(isvc: InferenceService, secrets: dict[tuple[str, str], str]) -> ServingSettings:
+    """What the server would read from the pod's environment, given the Secrets' contents."""
+    environ: dict[str, str] = {}
+    for entry in _pod(isvc)["containers"][0]["env"]:
+        if "value" in entry:
+            environ[entry["name"]] = entry["value"]
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            if (ref["name"], ref["key"]) in secrets:
+                environ[entry["name"]] = secrets[ref["name"], ref["key"]]
+    return ServingSettings.from_env(environ)
+
+
+def test_env_names_come_from_the_contract() -> None:
+    names = [e["name"] for e in _pod(make_isvc(cache=TLS_EXTERNAL))["containers"][0]["env"]]
+    assert all(name in {env_var(f) for f in ServingSettings.model_fields} for name in names)
+    assert len(names) == len(set(names))
+
+
+def test_server_reads_back_what_the_operator_meant() -> None:
+    isvc = make_isvc(
+        model={"uri": "gs://my-models/iris/", "format": "onnx", "name": "flowers", "version": "2"},
+        cache={**TLS_EXTERNAL, "ttlSeconds": 120, "l1MaxBytes": 1024},
+        batching={"maxBatchSize": 16, "maxWaitMs": 2.5},
+    )
+    secrets = {
+        ("iris-redis", "url"): "rediss://10.0.0.3:6378/0",
+        ("redis-auth", "password"): "s3cret",
+    }
+    served = _served(isvc, secrets)
+    assert (served.model_name, served.model_version, served.model_format) == (
+        "flowers",
+        "2",
+        "onnx",
+    )
+    assert served.redis_url == "rediss://10.0.0.3:6378/0"
+    assert served.redis_password is not None
+    assert served.redis_password.get_secret_value() == "s3cret"
+    assert str(served.redis_ca_file) == "/etc/memoserve/redis-ca/ca.crt"
+    assert (served.cache_enabled, served.cache_namespace) == (True, "ml/iris")
+    assert (served.cache_ttl_seconds, served.l1_max_bytes) == (120, 1024)
+    assert (served.batch_max_size, served.batch_max_wait_ms) == (16, 2.5)
+    assert served.port == 8080
+
+
+def test_unset_settings_keep_the_image_defaults() -> None:
+    env = {e["name"] for e in _pod(make_isvc())["containers"][0]["env"]}
+    for field in ("batch_max_size", "redis_timeout_ms", "log_level", "host", "l1_max_bytes"):
+        assert env_var(field) not in env
+
+
+def test_no_cache_means_cache_off_and_no_redis() -> None:
+    served = _served(make_isvc(), {})
+    assert served.cache_enabled is False
+    assert served.redis_url is None
+
+
+def test_redis_connection_is_never_inlined() -> None:
+    env = _pod(make_isvc(cache=TLS_EXTERNAL))["containers"][0]["env"]
+    by_name = {e["name"]: e for e in env}
+    for field in ("redis_url", "redis_password"):
+        assert "value" not in by_name[env_var(field)]
+    assert by_name[env_var("redis_url")]["valueFrom"]["secretKeyRef"] == {
+        "name": "iris-redis",
+        "key": "url",
+    }
+    # The user's own Secrets, referenced directly: the operator never reads or copies them.
+    assert by_name[env_var("redis_password")]["valueFrom"]["secretKeyRef"] == {
+        "name": "redis-auth",
+        "key": "password",
+    }
+
+
+def test_ca_from_the_users_secret_is_mounted_where_the_env_says() -> None:
+    pod = _pod(make_isvc(cache=TLS_EXTERNAL))
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "redis-ca"]
+    assert volume["secret"]["secretName"] == "redis-ca"
+    assert volume["secret"]["items"] == [{"key": "server-ca.pem", "path": "ca.crt"}]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "redis-ca"]
+    assert mount == {"name": "redis-ca", "mountPath": "/etc/memoserve/redis-ca", "readOnly": True}
+
+
+@pytest.mark.parametrize(
+    ("cache", "password", "ca"),
+    [
+        ({"external": {"host": "r"}}, None, None),
+        (
+            TLS_EXTERNAL,
+            SecretKey("redis-auth", "password"),
+            SecretKey("redis-ca", "server-ca.pem"),
+        ),
+        (
+            {"memorystore": {}},
+            SecretKey("iris-redis", "password"),
+            SecretKey("iris-redis", "ca.crt"),
+        ),
+        (
+            {"memorystore": {"authEnabled": False, "transitEncryptionMode": "DISABLED"}},
+            None,
+            None,
+        ),
+        (
+            {"existingMemorystore": {"name": "shared"}},
+            SecretKey("iris-redis", "password", optional=True),
+            SecretKey("iris-redis", "ca.crt", optional=True),
+        ),
+    ],
+)
+def test_redis_refs_per_source(
+    cache: dict[str, Any], password: SecretKey | None, ca: SecretKey | None
+) -> None:
+    refs = redis_refs(make_isvc(cache=cache))
+    assert refs is not None
+    assert refs.url == SecretKey("iris-redis", "url")
+    assert (refs.password, refs.ca) == (password, ca)
+
+
+def _secret_data(objects: list[dict[str, Any]]) -> dict[str, str]:
+    (secret,) = [o for o in objects if o["kind"] == "Secret"]
+    assert secret["metadata"]["name"] == "iris-redis"
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def test_external_secret_holds_only_the_address() -> None:
+    data = _secret_data(build_all(make_isvc(cache=TLS_EXTERNAL), SETTINGS))
+    assert data == {"url": "rediss://10.0.0.3:6378/0", "host": "10.0.0.3", "port": "6378"}
+
+
+def test_memorystore_secret_from_the_learned_endpoint() -> None:
+    endpoint = RedisEndpoint("10.1.2.3", 6378, tls=True, password="auth", ca_cert="PEM")
+    objects = build_all(make_isvc(cache={"memorystore": {}}), SETTINGS, redis=endpoint)
+    assert _secret_data(objects) == {
+        "url": "rediss://10.1.2.3:6378/0",
+        "host": "10.1.2.3",
+        "port": "6378",
+        "password": "auth",
+        "ca.crt": "PEM",
+    }
+
+
+def test_endpoint_url() -> None:
+    assert RedisEndpoint("fd00::1", 6379).url == "redis://[fd00::1]:6379/0"

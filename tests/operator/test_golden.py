@@ -1,0 +1,80 @@
+"""Golden files: an InferenceService in data/input/, the exact objects it must produce in
+data/output/. After an intended change, regenerate and review the diff:
+
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/operator/test_golden.py
+
+Every object (golden or rendered from manifests/examples) must also pass the Kubernetes 1.30
+OpenAPI schemas in strict mode, or for GKE's CRDs the schemas in data/schemas/.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from memoserve_operator.builders import build_all
+from memoserve_operator.render import parse, render, to_yaml
+from tests.operator.helpers import DATA, EXAMPLES, GOLDEN_INPUTS, SETTINGS, load, validate_object
+
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def _golden_output(path: Path) -> Path:
+    return DATA / "output" / path.name
+
+
+@pytest.mark.parametrize("path", GOLDEN_INPUTS, ids=lambda p: p.stem)
+def test_golden(path: Path) -> None:
+    rendered = to_yaml(build_all(parse(load(path)), SETTINGS))
+    expected = _golden_output(path)
+    if UPDATE:
+        expected.write_text(rendered)
+    assert rendered == expected.read_text(), (
+        f"regenerate with UPDATE_GOLDEN=1 and review {expected}"
+    )
+
+
+def test_every_golden_output_has_an_input() -> None:
+    inputs = {p.name for p in GOLDEN_INPUTS}
+    outputs = {p.name for p in (DATA / "output").glob("*.yaml")}
+    assert inputs
+    assert outputs == inputs
+
+
+def _rendered_objects() -> list[object]:
+    found: list[object] = []
+    for path in GOLDEN_INPUTS:  # what test_golden compares with the output files
+        for obj in build_all(parse(load(path)), SETTINGS):
+            found.append(pytest.param(obj, id=f"{path.stem}/{obj['kind']}"))
+    for path in EXAMPLES:
+        for obj in yaml.safe_load_all(render(path, SETTINGS)):
+            found.append(pytest.param(obj, id=f"example-{path.stem}/{obj['kind']}"))
+    return found
+
+
+@pytest.mark.parametrize("obj", _rendered_objects())
+def test_every_object_passes_its_schema(obj: dict[str, object]) -> None:
+    validate_object(obj)
+
+
+def test_schema_check_is_strict() -> None:
+    """The check refuses an unknown field, for built-in kinds and GKE's alike."""
+    import jsonschema  # type: ignore[import-untyped]  # no stubs installed
+    import kubernetes_validate
+
+    objects = build_all(parse(load(GOLDEN_INPUTS[0])), SETTINGS)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    deployment["spec"]["replica"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_object(deployment)
+    backend = {
+        "apiVersion": "cloud.google.com/v1",
+        "kind": "BackendConfig",
+        "metadata": {"name": "x", "namespace": "y"},
+        "spec": {"healthCheck": {"requestPth": "/"}},
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        validate_object(backend)

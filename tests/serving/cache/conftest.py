@@ -1,0 +1,93 @@
+"""Cache test fixtures: clients and caches on the real redis-server fixtures, closed afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+
+from memoserve_serving.cache.breaker import CircuitBreaker
+from memoserve_serving.cache.l1 import L1Cache
+from memoserve_serving.cache.redis_config import RedisConfig
+from memoserve_serving.cache.resp import RedisClient
+from memoserve_serving.cache.store import RedisAnswerCache
+from memoserve_serving.metrics import ServingMetrics
+
+ClientFactory = Callable[..., RedisClient]
+CacheFactory = Callable[..., RedisAnswerCache]
+Counter = Callable[..., float]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async cache test runs on both loops: uvloop in production, asyncio elsewhere."""
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture
+def metrics() -> ServingMetrics:
+    return ServingMetrics("m")
+
+
+@pytest.fixture
+def counter(metrics: ServingMetrics) -> Counter:
+    """counter("memoserve_cache_errors", kind="timeout") -> the current value (0 if unset)."""
+
+    def read(name: str, **labels: str) -> float:
+        value = metrics.registry.get_sample_value(f"{name}_total", {"model": "m", **labels})
+        return value or 0.0
+
+    return read
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[ClientFactory]:
+    """make_client(url, timeout=1.0, ca_file=..., ...) -> a RedisClient closed after the test.
+
+    The default timeout is generous so that a loaded test machine does not turn correctness
+    tests into timeout tests; fault tests pass short ones.
+    """
+    clients: list[RedisClient] = []
+
+    def make(url: str, *, timeout: float = 1.0, **options: Any) -> RedisClient:
+        client = RedisClient(RedisConfig.from_url(url, timeout=timeout, **options))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+def make_cache(make_client: ClientFactory, metrics: ServingMetrics) -> CacheFactory:
+    """make_cache(url, ...) -> a RedisAnswerCache on its own client (one "replica" each)."""
+
+    def make(
+        url: str,
+        *,
+        timeout: float = 1.0,
+        ttl_seconds: int = 60,
+        lock_ttl_ms: int | None = 2000,
+        l1_bytes: int = 0,
+        breaker_failures: int = 3,
+        breaker_reset: float = 0.2,
+        stall_timeout: float | None = None,
+        ca_file: Path | None = None,
+    ) -> RedisAnswerCache:
+        client = make_client(url, timeout=timeout, stall_timeout=stall_timeout, ca_file=ca_file)
+        return RedisAnswerCache(
+            client,
+            metrics,
+            ttl_seconds=ttl_seconds,
+            breaker=CircuitBreaker(breaker_failures, breaker_reset),
+            lock_ttl_ms=lock_ttl_ms,
+            l1=L1Cache(l1_bytes, 1.0) if l1_bytes else None,
+        )
+
+    return make

@@ -1,0 +1,86 @@
+"""Redis URL parsing and TLS setup (pure)."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+from pydantic import SecretStr
+
+from memoserve_serving.cache.redis_config import RedisConfig
+from memoserve_serving.settings import ModelFormat, ServingSettings
+from tests.support.redis_server import TlsFiles
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "db", "username", "password"),
+    [
+        ("redis://10.0.0.3", "10.0.0.3", 6379, 0, None, None),
+        ("redis://10.0.0.3:6378/2", "10.0.0.3", 6378, 2, None, None),
+        ("redis://:s3cret@host/0", "host", 6379, 0, None, "s3cret"),
+        ("redis://alice:pa%3Ass%40@host:7000/15", "host", 7000, 15, "alice", "pa:ss@"),
+        ("redis://[::1]:6380", "::1", 6380, 0, None, None),
+        ("redis://host/", "host", 6379, 0, None, None),
+    ],
+)
+def test_url_parts(
+    url: str, host: str, port: int, db: int, username: str | None, password: str | None
+) -> None:
+    config = RedisConfig.from_url(url)
+    assert (config.host, config.port, config.db) == (host, port, db)
+    assert (config.username, config.password) == (username, password)
+    assert not config.tls
+
+
+@pytest.mark.parametrize(
+    "url", ["http://host", "redis://", "redis://host/zero", "redis://host:99999", "redis://h:x"]
+)
+def test_bad_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="Redis URL"):
+        RedisConfig.from_url(url)
+
+
+def test_separate_password_wins_over_the_url() -> None:
+    config = RedisConfig.from_url("redis://:in-url@host", password="from-secret")
+    assert config.password == "from-secret"
+
+
+def test_rediss_always_verifies_the_ca_and_checks_hostname_only_on_request(
+    tls_files: TlsFiles,
+) -> None:
+    relaxed = RedisConfig.from_url("rediss://10.0.0.3:6378", ca_file=tls_files.ca_cert)
+    assert relaxed.ssl_context is not None
+    assert relaxed.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert not relaxed.ssl_context.check_hostname
+    strict = RedisConfig.from_url("rediss://host", ca_file=tls_files.ca_cert, check_hostname=True)
+    assert strict.ssl_context is not None
+    assert strict.ssl_context.check_hostname
+
+
+def test_password_never_shows_in_the_address() -> None:
+    config = RedisConfig.from_url("redis://user:topsecret@host:1/3")
+    assert config.address == "redis://host:1/3"
+    assert "topsecret" not in repr(config.address)
+
+
+def test_from_settings_reads_the_contract(tls_files: TlsFiles) -> None:
+    settings = ServingSettings(
+        model_name="m",
+        model_uri="/models/m",
+        model_format=ModelFormat.ONNX,
+        redis_url="rediss://10.0.0.3:6378/1",
+        redis_password=SecretStr("auth-string"),
+        redis_ca_file=tls_files.ca_cert,
+        redis_timeout_ms=25,
+    )
+    config = RedisConfig.from_settings(settings)
+    assert (config.host, config.port, config.db, config.password) == (
+        "10.0.0.3",
+        6378,
+        1,
+        "auth-string",
+    )
+    assert config.tls
+    assert config.timeout == pytest.approx(0.025)
+    assert config.effective_connect_timeout == pytest.approx(0.025)
+    assert config.effective_stall_timeout == pytest.approx(1.0)

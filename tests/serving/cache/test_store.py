@@ -1,0 +1,240 @@
+"""get_or_compute on a healthy Redis: results, TTL, no-cache/no-store, single-flight, locks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from memoserve_serving.cache.base import AnswerCache, CacheResult
+from memoserve_serving.cache.store import LOCK_PREFIX, RedisAnswerCache, open_answer_cache
+from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.settings import ModelFormat, ServingSettings
+from tests.serving.cache.conftest import CacheFactory, Counter
+from tests.support.redis_server import RedisServer, TlsFiles
+
+KEY = b"memoserve:v1:ns:digest:0123abcd"
+
+
+class Model:
+    """A compute function that counts its runs; optionally slow, optionally failing."""
+
+    def __init__(self, value: bytes = b"answer", delay: float = 0.0) -> None:
+        self.value = value
+        self.delay = delay
+        self.calls = 0
+        self.fail: Exception | None = None
+
+    async def __call__(self) -> bytes:
+        self.calls += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail is not None:
+            raise self.fail
+        return self.value
+
+
+async def test_miss_then_hit_with_the_ttl_set(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+) -> None:
+    cache = make_cache(redis_url, ttl_seconds=30)
+    model = Model()
+    assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.MISS)
+    assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.HIT)
+    assert model.calls == 1
+    assert 0 < int(redis_server.cli("PTTL", KEY.decode())) <= 30_000
+    assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # lock released
+
+
+async def test_compute_errors_propagate_and_are_never_cached(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+) -> None:
+    cache = make_cache(redis_url)
+    model = Model()
+    model.fail = RuntimeError("model exploded")
+    with pytest.raises(RuntimeError, match="exploded"):
+        await cache.get_or_compute(KEY, model)
+    await cache.client.ping()  # the lock release was sent before this: it has run now
+    assert redis_server.cli("EXISTS", KEY.decode(), (LOCK_PREFIX + KEY).decode()) == "0"
+    model.fail = None
+    assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.MISS)
+    assert model.calls == 2
+
+
+async def test_no_cache_skips_the_read_but_stores(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+) -> None:
+    cache = make_cache(redis_url)
+    redis_server.cli("SET", KEY.decode(), "stale")
+    fresh = Model(b"fresh")
+    assert await cache.get_or_compute(KEY, fresh, read=False) == (b"fresh", CacheResult.BYPASS)
+    assert fresh.calls == 1
+    assert redis_server.cli("GET", KEY.decode()) == "fresh"
+    assert await cache.get_or_compute(KEY, Model(b"x")) == (b"fresh", CacheResult.HIT)
+
+
+async def test_no_store_reads_but_does_not_store(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+) -> None:
+    cache = make_cache(redis_url)
+    model = Model()
+    assert await cache.get_or_compute(KEY, model, write=False) == (b"answer", CacheResult.MISS)
+    assert redis_server.cli("EXISTS", KEY.decode()) == "0"
+    bypass = await cache.get_or_compute(KEY, model, read=False, write=False)
+    assert bypass == (b"answer", CacheResult.BYPASS)
+    assert redis_server.cli("EXISTS", KEY.decode()) == "0"
+    redis_server.cli("SET", KEY.decode(), "cached")
+    assert await cache.get_or_compute(KEY, model, write=False) == (b"cached", CacheResult.HIT)
+    assert model.calls == 2
+
+
+async def test_identical_concurrent_misses_compute_once(
+    redis_url: str, make_cache: CacheFactory, counter: Counter
+) -> None:
+    cache = make_cache(redis_url)
+    model = Model(delay=0.05)
+    results = await asyncio.gather(*(cache.get_or_compute(KEY, model) for _ in range(20)))
+    assert model.calls == 1
+    assert [r for _, r in results].count(CacheResult.MISS) == 1
+    assert [r for _, r in results].count(CacheResult.HIT) == 19
+    assert {v for v, _ in results} == {b"answer"}
+    assert counter("memoserve_singleflight_joins", scope="local") == 19
+
+
+async def test_different_keys_do_not_share(redis_url: str, make_cache: CacheFactory) -> None:
+    cache = make_cache(redis_url)
+    models = [Model(b"v%d" % i, delay=0.02) for i in range(5)]
+    results = await asyncio.gather(
+        *(cache.get_or_compute(KEY + b"%d" % i, m) for i, m in enumerate(models))
+    )
+    assert results == [(b"v%d" % i, CacheResult.MISS) for i in range(5)]
+
+
+async def test_two_replicas_compute_once_through_the_lock(
+    redis_url: str, make_cache: CacheFactory, counter: Counter
+) -> None:
+    replicas = [make_cache(redis_url), make_cache(redis_url)]  # own connections each
+    model = Model(delay=0.3)
+    calls = [replicas[i % 2].get_or_compute(KEY, model) for i in range(10)]
+    results = await asyncio.gather(*calls)
+    assert model.calls == 1
+    assert [r for _, r in results].count(CacheResult.MISS) == 1
+    assert {v for v, _ in results} == {b"answer"}
+    assert counter("memoserve_singleflight_joins", scope="remote") == 1  # the other replica
+    assert counter("memoserve_singleflight_joins", scope="local") == 8
+
+
+async def test_waiting_replica_computes_itself_when_the_holder_fails(
+    redis_url: str, make_cache: CacheFactory
+) -> None:
+    holder, waiter = make_cache(redis_url), make_cache(redis_url)
+    failing = Model(delay=0.1)
+    failing.fail = RuntimeError("holder's model failed")
+    first = asyncio.ensure_future(holder.get_or_compute(KEY, failing))
+    await asyncio.sleep(0.03)  # the holder has the lock now
+    fallback = Model(b"from waiter")
+    assert await waiter.get_or_compute(KEY, fallback) == (b"from waiter", CacheResult.MISS)
+    with pytest.raises(RuntimeError):
+        await first
+    assert fallback.calls == 1
+
+
+async def test_lock_disabled_runs_each_replica(redis_url: str, make_cache: CacheFactory) -> None:
+    replicas = [make_cache(redis_url, lock_ttl_ms=None), make_cache(redis_url, lock_ttl_ms=None)]
+    model = Model(delay=0.1)
+    await asyncio.gather(*(r.get_or_compute(KEY, model) for r in replicas))
+    assert model.calls == 2
+
+
+async def test_l1_answers_repeat_hits_without_redis(
+    own_redis: RedisServer, make_cache: CacheFactory, counter: Counter
+) -> None:
+    cache = make_cache(own_redis.url, l1_bytes=1 << 20)
+    model = Model()
+    assert (await cache.get_or_compute(KEY, model))[1] is CacheResult.MISS
+    own_redis.stop()
+    assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.HIT)
+    assert counter("memoserve_cache_l1_hits") == 1
+    assert model.calls == 1
+
+
+async def test_a_cancelled_request_leaves_no_flight_or_lock_behind(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+) -> None:
+    cache = make_cache(redis_url)
+    model = Model(delay=10.0)
+    request = asyncio.ensure_future(cache.get_or_compute(KEY, model))
+    await asyncio.sleep(0.05)  # now computing, holding the lock
+    assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "1"
+    request.cancel()  # the client disconnected
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await asyncio.sleep(0.01)
+    await cache.client.ping()
+    assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"
+    assert len(cache._flights) == 0
+    quick = Model(b"quick")
+    assert await cache.get_or_compute(KEY, quick) == (b"quick", CacheResult.MISS)
+
+
+async def test_concurrent_mixed_keys_all_get_their_own_value(
+    redis_url: str, make_cache: CacheFactory
+) -> None:
+    cache = make_cache(redis_url, l1_bytes=4096)
+    keys = [KEY + b":%d" % (i % 25) for i in range(400)]
+
+    async def one(key: bytes) -> tuple[bytes, CacheResult]:
+        async def compute() -> bytes:
+            await asyncio.sleep(0.001)
+            return b"value of " + key
+
+        return await cache.get_or_compute(key, compute)
+
+    for _ in range(2):
+        results = await asyncio.gather(*(one(k) for k in keys))
+        assert [v for v, _ in results] == [b"value of " + k for k in keys]
+
+
+async def test_factory_does_no_io_and_survives_an_absent_redis(
+    metrics: ServingMetrics, counter: Counter
+) -> None:
+    settings = ServingSettings(
+        model_name="m",
+        model_uri="/models/m",
+        model_format=ModelFormat.ONNX,
+        redis_url="redis://127.0.0.1:1/0",  # nothing listens on port 1
+        redis_timeout_ms=50,
+    )
+    cache: AnswerCache = open_answer_cache(settings, metrics)
+    assert isinstance(cache, RedisAnswerCache)
+    try:
+        assert not await cache.warm_up()
+        for _ in range(3):
+            assert await cache.get_or_compute(KEY, Model()) == (b"answer", CacheResult.ERROR)
+        assert counter("memoserve_cache_errors", kind="connection") == 3
+    finally:
+        await cache.close()
+
+
+async def test_over_tls_with_auth(
+    tls_redis: RedisServer, tls_files: TlsFiles, make_cache: CacheFactory
+) -> None:
+    cache = make_cache(tls_redis.url, timeout=2.0, ca_file=tls_files.ca_cert)
+    model = Model()
+    assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.MISS)
+    assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.HIT)
+    assert tls_redis.cli("GET", KEY.decode()) == "answer"
+
+
+async def test_a_value_stored_after_our_get_is_found_when_taking_the_lock(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+) -> None:
+    # The window: this request's GET missed, then another flight stored the answer and released
+    # its lock. Taking the lock re-reads the key in the same round trip, so no second compute.
+    cache = make_cache(redis_url)
+    redis_server.cli("SET", KEY.decode(), "stored meanwhile")
+    model = Model()
+    assert await cache._fill(KEY, model, True) == (b"stored meanwhile", CacheResult.HIT)
+    assert model.calls == 0
+    await cache.client.ping()
+    assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # not left taken

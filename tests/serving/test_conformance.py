@@ -1,0 +1,79 @@
+"""NVIDIA's tritonclient (sync and asyncio, JSON and binary tensors) works against memoserve."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+import tritonclient.http.aio as aioclient
+
+from memoserve_serving.runtimes.loader import load_model
+from memoserve_serving.settings import ModelFormat
+from tests.support.serving import ServerThread, serving_settings
+
+IRIS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def iris_onnx(sample_models: Path) -> Path:
+    return sample_models / "iris.onnx"
+
+
+@pytest.fixture
+def server(iris_onnx: Path, redis_url: str) -> Iterator[ServerThread]:
+    settings = serving_settings(
+        model_name="iris", model_uri=str(iris_onnx), redis_url=redis_url, model_version="1"
+    )
+    model = load_model(ModelFormat.ONNX, iris_onnx)
+    with ServerThread(settings, model) as running:
+        yield running
+
+
+def expected(iris_onnx: Path) -> dict[str, np.ndarray]:
+    model = load_model(ModelFormat.ONNX, iris_onnx)
+    return model.predict({model.metadata.inputs[0].name: IRIS}, [])
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_sync_client_json_and_binary(server: ServerThread, iris_onnx: Path, binary: bool) -> None:
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready("iris")
+    assert client.is_model_ready("iris", model_version="1")
+    metadata = client.get_model_metadata("iris")
+    input_name = metadata["inputs"][0]["name"]
+    output_names = [o["name"] for o in metadata["outputs"]]
+    want = expected(iris_onnx)
+    for _ in range(2):  # a miss, then a hit: both must decode identically
+        tensor = httpclient.InferInput(input_name, list(IRIS.shape), "FP32")
+        tensor.set_data_from_numpy(IRIS, binary_data=binary)
+        outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in output_names]
+        result = client.infer("iris", [tensor], outputs=outputs, request_id="req-1")
+        assert result.get_response()["id"] == "req-1"
+        for name in output_names:
+            np.testing.assert_allclose(result.as_numpy(name), want[name], rtol=1e-6)
+    client.close()
+
+
+async def test_asyncio_client(server: ServerThread, iris_onnx: Path) -> None:
+    client = aioclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    try:
+        assert await client.is_server_ready()
+        metadata = await client.get_model_metadata("iris", model_version="1")
+        input_name = metadata["inputs"][0]["name"]
+        tensor = aioclient.InferInput(input_name, list(IRIS.shape), "FP32")
+        tensor.set_data_from_numpy(IRIS, binary_data=True)
+        result = await client.infer("iris", [tensor], model_version="1")
+        want = expected(iris_onnx)
+        for output in metadata["outputs"]:
+            np.testing.assert_allclose(
+                result.as_numpy(output["name"]), want[output["name"]], rtol=1e-6
+            )
+        server_meta = await client.get_server_metadata()
+        assert server_meta["name"] == "memoserve"
+    finally:
+        await client.close()

@@ -1,0 +1,80 @@
+"""Run the memoserve app under a real uvicorn in a background thread, on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from memoserve_serving.app import create_app
+from memoserve_serving.dataplane import ServedModel
+from memoserve_serving.infer_route import InferRoute
+from memoserve_serving.runtimes.base import Model
+from memoserve_serving.server import DrainingServer
+from memoserve_serving.settings import ModelFormat, ServingSettings
+from tests.support.ports import free_port
+
+
+def serving_settings(**overrides: Any) -> ServingSettings:
+    values: dict[str, Any] = {
+        "model_name": "affine",
+        "model_uri": "/unused",
+        "model_format": ModelFormat.ONNX,
+        "port": free_port(),
+        "host": "127.0.0.1",
+        "drain_seconds": 0,
+        "log_format": "text",
+        "batch_max_size": 1,
+    }
+    values.update(overrides)
+    return ServingSettings(**values)
+
+
+class ServerThread:
+    """``with ServerThread(settings, model) as server:`` serves on ``server.url``."""
+
+    def __init__(self, settings: ServingSettings, model: Model | None = None) -> None:
+        served = None
+        if model is not None:
+            digest = hashlib.sha256(type(model).__name__.encode()).hexdigest()
+            served = ServedModel(settings.model_name, settings.model_version, digest, model)
+        self.app: InferRoute = create_app(settings, served=served)
+        self.settings = settings
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=settings.port,
+            loop="asyncio",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+        )
+        # The production server class, so tests can drive its drain (handle_exit) directly.
+        self.server = DrainingServer(config, self.app.state)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the server thread died during startup")
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
