@@ -14,10 +14,11 @@ from memoserve_serving.batching import Batcher, run_unbatched
 from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.keys import cache_key
 from memoserve_serving.metrics import ServingMetrics
-from memoserve_serving.protocol.blob import pack_outputs, unpack_outputs
+from memoserve_serving.protocol.answer import Answer
 from memoserve_serving.protocol.datatypes import datatype_of
 from memoserve_serving.protocol.errors import InferenceError
 from memoserve_serving.protocol.request import validate_request
+from memoserve_serving.protocol.response import encode_outputs_json, wants_binary
 from memoserve_serving.protocol.types import InferenceRequest, InferenceResponse, Tensor
 from memoserve_serving.runtimes.base import Model
 
@@ -81,31 +82,35 @@ class DataPlane:
         """Answer ``request``; ``read``/``write`` False skip the cache (no-cache, no-store)."""
         validate_request(request, self.served.model.metadata)
         if self._cache is None:
-            outputs, result = await self._execute(request), CacheResult.OFF
-        else:
-            outputs, result = await self._through_cache(self._cache, request, read, write)
-        return self._response(request, outputs), result
+            outputs = await self._execute(request)
+            return self._response(request, outputs, encode_outputs_json(outputs)), CacheResult.OFF
+        answer, tensors, result = await self._through_cache(self._cache, request, read, write)
+        if tensors is None and (answer.outputs_json is None or wants_binary(request)):
+            tensors = answer.tensors()
+        return self._response(request, tensors or (), answer.outputs_json), result
 
     async def _through_cache(
         self, cache: AnswerCache, request: InferenceRequest, read: bool, write: bool
-    ) -> tuple[tuple[Tensor, ...], CacheResult]:
-        computed: list[tuple[Tensor, ...]] = []
+    ) -> tuple[Answer, tuple[Tensor, ...] | None, CacheResult]:
+        computed: list[tuple[Answer, tuple[Tensor, ...]]] = []
 
         async def compute() -> bytes:
             outputs = await self._execute(request)
-            computed.append(outputs)  # spares unpacking what we just packed
-            return pack_outputs(outputs)
+            answer = Answer.of(outputs)
+            computed.append((answer, outputs))  # spares unpacking what we just packed
+            return answer.pack()
 
         key = cache_key(self._namespace, self.served.digest, request)
-        blob, result = await cache.get_or_compute(key, compute, read=read, write=write)
+        value, result = await cache.get_or_compute(key, compute, read=read, write=write)
         if computed:
-            return computed[0], result
+            return computed[0][0], computed[0][1], result
         try:
-            return unpack_outputs(blob), result
+            return Answer.unpack(value), None, result
         except ValueError:
             # A value we cannot read (another memoserve version wrote it): answer uncached.
             self._metrics.cache_error("corrupt_value")
-            return await self._execute(request), CacheResult.ERROR
+            outputs = await self._execute(request)
+            return Answer.of(outputs), outputs, CacheResult.ERROR
 
     async def _execute(self, request: InferenceRequest) -> tuple[Tensor, ...]:
         inputs = {tensor.name: tensor.data for tensor in request.inputs}
@@ -134,11 +139,12 @@ class DataPlane:
         return tuple(tensors)
 
     def _response(
-        self, request: InferenceRequest, outputs: tuple[Tensor, ...]
+        self, request: InferenceRequest, outputs: tuple[Tensor, ...], outputs_json: bytes | None
     ) -> InferenceResponse:
         return InferenceResponse(
             model_name=self.served.name,
             model_version=self.served.version,
             id=request.id,
             outputs=outputs,
+            outputs_json=outputs_json,
         )

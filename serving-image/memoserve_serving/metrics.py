@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Requests on a hit path take ~100 µs; a GPU batch can take seconds.
@@ -75,13 +77,22 @@ class ServingMetrics:
             ["model", "scope"],  # scope: local (this process) or remote (another replica's lock)
             registry=r,
         )
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.l1_hits = Counter(
             "memoserve_cache_l1_hits", "Hits answered by the in-process L1.", ["model"], registry=r
         ).labels(model)
 
     def request_done(self, cache: str, code: int, seconds: float) -> None:
-        self.requests.labels(self.model, cache, str(code)).inc()
-        self.request_seconds.labels(self.model, cache).observe(seconds)
+        # Label lookups cost more than the increment: keep the children of each combination.
+        children = self._request_children.get((cache, code))
+        if children is None:
+            children = (
+                self.requests.labels(self.model, cache, str(code)),
+                self.request_seconds.labels(self.model, cache),
+            )
+            self._request_children[(cache, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(self.model, kind).inc()

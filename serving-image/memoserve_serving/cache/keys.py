@@ -21,7 +21,9 @@ import orjson
 from memoserve_serving.protocol.tensors import fixed_array, frame
 from memoserve_serving.protocol.types import InferenceRequest
 
-PREFIX = b"memoserve:v1:"
+# The version names the key scheme AND the value format (protocol.answer): bump it when either
+# changes, so that a rolling update never reads values it cannot decode.
+PREFIX = b"memoserve:v2:"
 DIGEST_SIZE = 20
 # blake2b personalization (16 bytes at most): keeps our digests apart from any other use of
 # blake2b, and changes whenever the canonical encoding does.
@@ -73,7 +75,7 @@ def _data(datatype: str, data: np.ndarray[Any, Any]) -> memoryview:
 
 
 def cache_key(namespace: str, model_digest: str, request: InferenceRequest) -> bytes:
-    """``memoserve:v1:<namespace>:<model_digest[:16]>:<hex request digest>``.
+    """``memoserve:v2:<namespace>:<model_digest[:16]>:<hex request digest>``.
 
     The model digest part has a fixed width and no ':', so a namespace with ':' in it cannot
     make two keys collide; ValueError for a model digest shorter than 16 characters.

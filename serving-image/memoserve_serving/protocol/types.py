@@ -46,3 +46,6 @@ class InferenceResponse:
     id: str | None
     outputs: tuple[Tensor, ...]
     parameters: Parameters = field(default_factory=dict)
+    # The outputs already encoded as a JSON array (a cache hit); then ``outputs`` may be empty
+    # unless the request asked for binary outputs.
+    outputs_json: bytes | None = None

@@ -154,7 +154,7 @@ def test_key_layout_and_what_it_depends_on() -> None:
     digest = request_digest(request)
     assert len(digest) == DIGEST_SIZE
     key = cache_key("default/iris", DIGEST, request)
-    assert key == b"memoserve:v1:default/iris:0123456789abcdef:" + digest.hex().encode()
+    assert key == b"memoserve:v2:default/iris:0123456789abcdef:" + digest.hex().encode()
     assert cache_key("default/other", DIGEST, request) != key
     assert cache_key("default/iris", "f" + DIGEST[1:], request) != key
 
