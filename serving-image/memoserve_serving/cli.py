@@ -104,6 +104,33 @@ def render_command(
     typer.echo(output, nl=False)
 
 
+@app.command("operator")
+def operator_command(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="watch only this namespace (repeatable); default: "
+            "MEMOSERVE_OPERATOR_NAMESPACES, empty = every namespace",
+        ),
+    ] = None,
+) -> None:
+    """Run the memoserve operator (kopf): InferenceService -> Deployment, Service, Ingress,
+    HPA, ... and status. Settings come from MEMOSERVE_OPERATOR_* variables."""
+    from memoserve_operator.main import run_operator
+    from memoserve_operator.settings import OperatorSettings, SettingsError
+
+    try:
+        settings = OperatorSettings.from_env(
+            os.environ, namespaces=tuple(namespace) if namespace else None
+        )
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    run_operator(settings)
+
+
 @dev_app.command("sample-model")
 def sample_model(
     out: Annotated[Path, typer.Option(help="directory to write the sample models to")] = Path(

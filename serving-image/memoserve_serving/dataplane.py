@@ -74,43 +74,48 @@ class DataPlane:
         self._executor = executor
         self._batcher = batcher
         self._run_one = run_unbatched(served.model, metrics)
+        self._metadata = served.model.metadata
         self._output_types = {t.name: t.datatype for t in served.model.metadata.outputs}
 
     async def infer(
         self, request: InferenceRequest, *, read: bool = True, write: bool = True
     ) -> tuple[InferenceResponse, CacheResult]:
         """Answer ``request``; ``read``/``write`` False skip the cache (no-cache, no-store)."""
-        validate_request(request, self.served.model.metadata)
-        if self._cache is None:
-            outputs = await self._execute(request)
+        cache = self._cache
+        if cache is None:
+            outputs = await self._validated_execute(request)
             return self._response(request, outputs, encode_outputs_json(outputs)), CacheResult.OFF
-        answer, tensors, result = await self._through_cache(self._cache, request, read, write)
-        if tensors is None and (answer.outputs_json is None or wants_binary(request)):
-            tensors = answer.tensors()
-        return self._response(request, tensors or (), answer.outputs_json), result
-
-    async def _through_cache(
-        self, cache: AnswerCache, request: InferenceRequest, read: bool, write: bool
-    ) -> tuple[Answer, tuple[Tensor, ...] | None, CacheResult]:
         computed: list[tuple[Answer, tuple[Tensor, ...]]] = []
 
         async def compute() -> bytes:
-            outputs = await self._execute(request)
+            outputs = await self._validated_execute(request)
             answer = Answer.of(outputs)
             computed.append((answer, outputs))  # spares unpacking what we just packed
             return answer.pack()
 
         key = cache_key(self._namespace, self.served.digest, request)
         value, result = await cache.get_or_compute(key, compute, read=read, write=write)
+        tensors: tuple[Tensor, ...] | None = None
         if computed:
-            return computed[0][0], computed[0][1], result
-        try:
-            return Answer.unpack(value), None, result
-        except ValueError:
-            # A value we cannot read (another memoserve version wrote it): answer uncached.
-            self._metrics.cache_error("corrupt_value")
-            outputs = await self._execute(request)
-            return Answer.of(outputs), outputs, CacheResult.ERROR
+            answer, tensors = computed[0]
+        else:
+            try:
+                answer = Answer.unpack(value)
+            except ValueError:
+                # A value we cannot read (written by some other software?): answer uncached.
+                self._metrics.cache_error("corrupt_value")
+                tensors = await self._validated_execute(request)
+                answer, result = Answer.of(tensors), CacheResult.ERROR
+        if tensors is None and (answer.outputs_json is None or wants_binary(request)):
+            tensors = answer.tensors()
+        return self._response(request, tensors or (), answer.outputs_json), result
+
+    async def _validated_execute(self, request: InferenceRequest) -> tuple[Tensor, ...]:
+        # Validation runs only where the model is about to run: an answer is cached only for a
+        # request that passed it, and the key covers every field it checks (names, datatypes,
+        # shapes, requested outputs) and the model digest, so a hit needs no second look.
+        validate_request(request, self._metadata)
+        return await self._execute(request)
 
     async def _execute(self, request: InferenceRequest) -> tuple[Tensor, ...]:
         inputs = {tensor.name: tensor.data for tensor in request.inputs}

@@ -72,13 +72,13 @@ class InferRoute:
             return await self.fallback(scope, receive, send)
         metrics = self.state.metrics
         started = time.perf_counter()
-        metrics.inflight.inc()
+        metrics.inflight += 1
         result = CacheResult.BYPASS
         status = 500
         try:
             status, result = await self._serve(scope, receive, send, target)
         finally:
-            metrics.inflight.dec()
+            metrics.inflight -= 1
             metrics.request_done(result, status, time.perf_counter() - started)
 
     async def _serve(

@@ -62,9 +62,12 @@ class ServingMetrics:
             buckets=_BATCH_BUCKETS,
             registry=r,
         ).labels(model)
-        self.inflight = Gauge(
+        # A plain int read at scrape time: the event loop is the only writer, and a gauge's
+        # lock per request would cost more than the counting.
+        self.inflight = 0
+        Gauge(
             "memoserve_inflight_requests", "Infer requests being served.", ["model"], registry=r
-        ).labels(model)
+        ).labels(model).set_function(lambda: self.inflight)
         self.cache_errors = Counter(
             "memoserve_cache_errors",
             "Cache operations that failed or were skipped (timeout, connection, breaker_open).",

@@ -230,3 +230,16 @@ def test_metrics_count_every_request_by_cache_result(client: httpx.Client) -> No
     }
     assert "memoserve_model_duration_seconds" in text
     assert "memoserve_inflight_requests" in text
+
+
+async def test_inflight_gauge_counts_requests_being_served(redis_url: str) -> None:
+    slow = AffineModel(delay=0.5)
+    with ServerThread(serving_settings(redis_url=redis_url), slow) as running:
+        async with httpx.AsyncClient(base_url=running.url) as http:
+            pending = asyncio.create_task(http.post("/v2/models/affine/infer", json=infer_body()))
+            await asyncio.sleep(0.2)
+            during = (await http.get("/metrics")).text
+            await pending
+            after = (await http.get("/metrics")).text
+    assert 'memoserve_inflight_requests{model="affine"} 1.0' in during
+    assert 'memoserve_inflight_requests{model="affine"} 0.0' in after

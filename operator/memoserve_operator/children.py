@@ -1,0 +1,117 @@
+"""Make the children match: apply what differs, prune what is no longer wanted.
+
+- Each desired object (stamped by ``compare.stamp``) is read, and applied with server-side apply
+  (one field manager, force) only when ``compare.needs_apply`` says the live one differs.
+  An object of the same name that this InferenceService does not control is never taken over.
+- Kinds of ``OWNED_KINDS`` that are no longer desired are listed by the instance and managed-by
+  labels and deleted when this InferenceService is their controller (with a uid precondition).
+  Secrets are read by name instead: the operator may not list Secrets (rbac.yaml), and only the
+  ``<name>-redis`` Secret is ever ours.
+
+A refusal (403, 404 for a missing CRD, 409, 422) is collected per kind and the others go on; an
+API that does not answer (5xx, timeouts) stops the pass: the next try starts over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from memoserve_operator.builders import OWNED_KINDS, redis_secret_name
+from memoserve_operator.builders.meta import MANAGED_BY
+from memoserve_operator.compare import needs_apply
+from memoserve_operator.kube import Conflict, KubeClient, KubeError, resource_of
+from memoserve_operator.metrics import Metrics
+from memoserve_operator.resource import API_VERSION, KIND, InferenceService
+
+Object = dict[str, Any]
+
+
+@dataclass
+class Children:
+    """The children as they are after a pass, and what was refused, by kind."""
+
+    live: dict[str, Object | None] = field(default_factory=dict)
+    failures: dict[str, KubeError] = field(default_factory=dict)
+
+
+def owner_of(child: Object) -> tuple[str, str] | None:
+    """(namespace, name) of the InferenceService that controls ``child``."""
+    meta = child.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
+            API_VERSION,
+            KIND,
+        ):
+            return meta.get("namespace", ""), ref.get("name", "")
+    return None
+
+
+def controlled_by(obj: Object, uid: str | None) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return uid is not None and any(r.get("controller") and r.get("uid") == uid for r in refs)
+
+
+async def sync_children(
+    kube: KubeClient,
+    metrics: Metrics,
+    isvc: InferenceService,
+    desired: list[Object],
+    *,
+    field_manager: str,
+    keep: frozenset[str] = frozenset(),
+) -> Children:
+    """Apply ``desired`` (in order), then prune owned kinds neither desired nor in ``keep``."""
+    children = Children()
+    for obj in desired:
+        kind = obj["kind"]
+        try:
+            children.live[kind] = await _apply(kube, metrics, isvc, obj, field_manager)
+        except KubeError as exc:
+            if exc.transient:
+                raise
+            children.failures.setdefault(kind, exc)
+            children.live[kind] = None
+    wanted = {obj["kind"] for obj in desired} | keep
+    for api_version, kind in OWNED_KINDS:
+        if kind not in wanted:
+            try:
+                await _prune(kube, metrics, isvc, api_version, kind)
+            except KubeError as exc:
+                if exc.transient:
+                    raise
+                children.failures.setdefault(kind, exc)
+    return children
+
+
+async def _apply(
+    kube: KubeClient, metrics: Metrics, isvc: InferenceService, obj: Object, field_manager: str
+) -> Object:
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    current = await kube.get(resource_of(obj["apiVersion"], kind), isvc.namespace, name)
+    if current is not None and not controlled_by(current, isvc.metadata.uid):
+        where = f"{isvc.namespace}/{name}"
+        message = "exists and is not controlled by this InferenceService (delete or rename it)"
+        raise Conflict(409, "apply", kind, where, message)
+    if needs_apply(obj, current):
+        current = await kube.apply(obj, field_manager)
+        metrics.writes.labels("apply", kind).inc()
+    assert current is not None
+    return current
+
+
+async def _prune(
+    kube: KubeClient, metrics: Metrics, isvc: InferenceService, api_version: str, kind: str
+) -> None:
+    resource, namespace = resource_of(api_version, kind), isvc.namespace
+    if kind == "Secret":
+        found = await kube.get(resource, namespace, redis_secret_name(isvc))
+        stale = [found] if found is not None else []
+    else:
+        labels = f"app.kubernetes.io/instance={isvc.name},app.kubernetes.io/managed-by={MANAGED_BY}"
+        stale = await kube.list(resource, namespace, labels)
+    for obj in stale:
+        if controlled_by(obj, isvc.metadata.uid):
+            meta = obj["metadata"]
+            await kube.delete(resource, namespace, meta["name"], meta["uid"])
+            metrics.writes.labels("delete", kind).inc()

@@ -1,0 +1,104 @@
+"""kopf handlers: decorators only; the work is in ``reconcile.Reconciler``.
+
+- start-up: kopf keeps its progress and diff-base in annotations (the status schema prunes
+  unknown fields, so kopf's default ``status.kopf`` would vanish and handlers would re-run
+  forever); the Kubernetes client and the reconciler go into kopf's memo; cleanup closes them.
+- create / update / resume -> one reconcile, which reads the InferenceService afresh.
+- children (every owned kind but Secrets, which the operator may not watch), filtered by the
+  managed-by label: an event reconciles the owner, so status follows the Deployment's ready
+  replicas and the Ingress's address, and a deleted or hand-edited child is restored at once.
+- a timer ticks every few seconds per InferenceService but costs nothing unless a check is due
+  (``Reconciler.due``): every ``recheck_seconds`` while not Ready (crash loops, metrics, a
+  refused child), every ``resync_seconds`` when settled (e.g. a deleted ``<name>-redis``).
+- delete: no handler. Every child carries a controller owner reference, so Kubernetes' garbage
+  collector deletes them with the InferenceService. kopf puts its finalizer
+  (``serving.memoserve.dev/finalizer``) on each InferenceService because of the timer, and
+  takes it off when the InferenceService is deleted, once the timer has stopped.
+
+A reconcile that finds nothing to do makes no write: steady state costs reads only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from memoserve_operator.builders import OWNED_KINDS
+from memoserve_operator.builders.meta import MANAGED_BY
+from memoserve_operator.kube import KubeClient, KubeError, resource_of
+from memoserve_operator.metrics import Metrics
+from memoserve_operator.reconcile import Outcome, Reconciler
+from memoserve_operator.resource import GROUP, PLURAL, VERSION
+from memoserve_operator.settings import OperatorSettings
+
+ANNOTATION_PREFIX = "serving.memoserve.dev"
+TICK_SECONDS = 5.0
+TRANSIENT_RETRY_SECONDS = 10.0  # the API server did not answer
+REFUSED_RETRY_SECONDS = 60.0  # it refused to read the InferenceService or write its status
+MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+    settings.posting.level = logging.WARNING  # Kubernetes Events for problems only
+    operator_settings = memo.get("settings") or OperatorSettings.from_env(os.environ)
+    memo.kube = await KubeClient.open()  # the same sources as kopf's own login
+    memo.reconciler = Reconciler(memo.kube, operator_settings, memo.get("metrics") or Metrics())
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    if (kube := memo.get("kube")) is not None:
+        await kube.close()
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+async def reconcile_service(
+    body: kopf.Body, namespace: str | None, name: str, reason: str, memo: Any, **_: Any
+) -> None:
+    outcome = await _reconcile(memo, namespace or "", name, str(reason))
+    if outcome.result == "apply_failed":  # an Event for kubectl describe; the timer retries
+        kopf.warn(body, reason="ApplyFailed", message=outcome.message)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS, initial_delay=TICK_SECONDS)
+async def resync(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    if memo.reconciler.due(namespace or "", name, body):
+        await _reconcile(memo, namespace or "", name, "resync")
+
+
+async def child_changed(body: kopf.Body, type: str | None, memo: Any, **_: Any) -> None:
+    if type is not None:  # None: kopf's initial listing; resume handlers cover start-up
+        await memo.reconciler.reconcile_owner(body)
+
+
+for _api_version, _kind in OWNED_KINDS:
+    if _kind != "Secret":  # no list/watch on Secrets (rbac.yaml): the resync timer checks it
+        _child = resource_of(_api_version, _kind)
+        kopf.on.event(
+            group=_child.group, version=_child.version, plural=_child.plural, labels=MANAGED
+        )(child_changed)
+
+
+async def _reconcile(memo: Any, namespace: str, name: str, trigger: str) -> Outcome:
+    """One reconcile; an API error (status unwritten) or a wait becomes kopf.TemporaryError."""
+    try:
+        outcome: Outcome = await memo.reconciler.reconcile(namespace, name, trigger=trigger)
+    except KubeError as exc:
+        delay = TRANSIENT_RETRY_SECONDS if exc.transient else REFUSED_RETRY_SECONDS
+        raise kopf.TemporaryError(str(exc), delay=delay) from exc
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(f"reconcile: {outcome.result}", delay=outcome.retry_after)
+    return outcome

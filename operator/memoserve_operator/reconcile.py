@@ -1,0 +1,183 @@
+"""One reconcile of one InferenceService: parse -> cache -> build -> apply/prune -> status.
+
+Level-based: whatever triggered it (create, update, resume, a child's event, the resync timer),
+a reconcile reads the InferenceService afresh and makes the world match it:
+
+1. parse once (``InferenceService.from_body``); a spec the CRD should have refused gets
+   Ready=False/InvalidSpec (a failure for health.lua, no retry) and nothing else is touched;
+2. the cache step (``cache_step.resolve_cache``: the Memorystore seam);
+3. ``build_all``, each object stamped with its digest (``compare.stamp``);
+4. ``children.sync_children``: apply only what differs, prune what is no longer wanted;
+5. ``report.build_status`` from the live children, written (merge patch on /status) only when
+   it differs from the stored status other than in lastTransitionTime.
+
+Steady state (nothing changed anywhere) makes reads only, never a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from memoserve_operator.builders import build_all, selector
+from memoserve_operator.cache_step import resolve_cache
+from memoserve_operator.children import owner_of, sync_children
+from memoserve_operator.compare import stamp
+from memoserve_operator.conditions import Verdict, comparable, set_condition, timestamp
+from memoserve_operator.kube import KubeClient, KubeError, resource_of
+from memoserve_operator.metrics import Metrics
+from memoserve_operator.report import build_status, needs_pods, status_patch
+from memoserve_operator.resource import API_VERSION, KIND, InferenceService
+from memoserve_operator.settings import OperatorSettings
+from memoserve_operator.status import ConditionType, InferenceServiceStatus
+
+Object = dict[str, Any]
+ISVC = resource_of(API_VERSION, KIND)
+POD = resource_of("v1", "Pod")
+# While the cache endpoint is unknown, these are neither applied nor pruned: pods must not start
+# against a Secret that does not exist, and a working Secret must not go meanwhile.
+HELD_KINDS = frozenset({"Deployment", "Secret"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """ok | waiting | invalid | apply_failed | gone.
+
+    ``retry_after``: ask kopf to come back that soon. A refused child is not retried this way:
+    its part of the status says ApplyFailed and the resync timer tries again while the service
+    is not Ready, so a kopf retry never holds back the handling of the next spec change.
+    """
+
+    result: str
+    retry_after: float | None = None
+    message: str = ""
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Reconciler:
+    """Reconciles InferenceServices, one reconcile at a time per object; lives in kopf's memo."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        settings: OperatorSettings,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime.datetime] = _utcnow,
+    ) -> None:
+        self.kube, self.settings, self.metrics, self._clock = kube, settings, metrics, clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._queued: set[str] = set()
+        self._last_run: dict[str, float] = {}
+
+    async def reconcile(self, namespace: str, name: str, *, trigger: str) -> Outcome:
+        key = f"{namespace}/{name}"
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self._queued.discard(key)
+            loop = asyncio.get_running_loop()
+            started, result = loop.time(), "api_error"
+            try:
+                body = await self.kube.get(ISVC, namespace, name)
+                deleting = body is not None and body["metadata"].get("deletionTimestamp")
+                outcome = Outcome("gone") if body is None or deleting else await self._run(body)
+                result = outcome.result
+            except KubeError as exc:
+                self.metrics.errors.labels(str(exc.status)).inc()
+                raise
+            finally:
+                self._last_run[key] = loop.time()  # failed or not: the timer waits its turn
+                self.metrics.reconciles.labels(trigger, result).inc()
+                self.metrics.duration.observe(loop.time() - started)
+        if outcome.result == "gone" and not lock.locked():
+            self._locks.pop(key, None)
+            self._last_run.pop(key, None)
+        return outcome
+
+    async def reconcile_owner(self, child: Object) -> None:
+        """A child changed: reconcile its InferenceService. Events that come while one such
+        reconcile waits for the lock are covered by it (it reads everything afresh)."""
+        owner = owner_of(child)
+        if owner is None or f"{owner[0]}/{owner[1]}" in self._queued:
+            return
+        self._queued.add(f"{owner[0]}/{owner[1]}")
+        await self.reconcile(*owner, trigger="child")
+
+    def due(self, namespace: str, name: str, body: Object) -> bool:
+        """For the resync timer, without an API call: checked recently enough, or not."""
+        status = body.get("status") or {}
+        conditions: list[Object] = status.get("conditions") or []
+        ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+        generation = (body.get("metadata") or {}).get("generation")
+        settled = ready.get("status") == "True" and status.get("observedGeneration") == generation
+        every = self.settings.resync_seconds if settled else self.settings.recheck_seconds
+        last = self._last_run.get(f"{namespace}/{name}")
+        return last is None or asyncio.get_running_loop().time() - last >= every
+
+    async def _run(self, body: Object) -> Outcome:
+        try:
+            old = InferenceServiceStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            old = InferenceServiceStatus()
+        now = self._clock()
+        try:
+            isvc = InferenceService.from_body({k: v for k, v in body.items() if k != "status"})
+        except ValidationError as exc:
+            await self._invalid(body, old, exc, timestamp(now))
+            return Outcome("invalid")
+        cache = await resolve_cache(isvc, self.settings)
+        desired = [
+            stamp(obj)
+            for obj in build_all(isvc, self.settings, redis=cache.endpoint)
+            if not (cache.hold and obj["kind"] in HELD_KINDS)
+        ]
+        children = await sync_children(
+            self.kube,
+            self.metrics,
+            isvc,
+            desired,
+            field_manager=self.settings.field_manager,
+            keep=HELD_KINDS if cache.hold else frozenset(),
+        )
+        deployment = children.live.get("Deployment")
+        pods = (
+            await self.kube.list(POD, isvc.namespace, selector(isvc))
+            if needs_pods(deployment)
+            else []
+        )
+        status = build_status(isvc, cache, children.live, pods, children.failures, old, now)
+        await self._write_status(isvc.namespace, isvc.name, old, status)
+        if children.failures:
+            return Outcome("apply_failed", message=str(next(iter(children.failures.values()))))
+        ready = status.condition(ConditionType.READY)
+        result = "ok" if ready is not None and ready.status == "True" else "waiting"
+        return Outcome(result, cache.retry_after)
+
+    async def _invalid(
+        self, body: Object, old: InferenceServiceStatus, exc: ValidationError, now: str
+    ) -> None:
+        """Ready=False/InvalidSpec, naming the first problem; the children stay as they are."""
+        meta = body.get("metadata") or {}
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        verdict = Verdict.false(ConditionType.READY, "InvalidSpec", f"{where}: {first['msg']}")
+        generation = meta.get("generation")
+        conditions = set_condition(old.conditions, verdict, generation=generation, now=now)
+        new = old.model_copy(update={"observed_generation": generation, "conditions": conditions})
+        await self._write_status(meta.get("namespace", ""), meta.get("name", ""), old, new)
+
+    async def _write_status(
+        self, namespace: str, name: str, old: InferenceServiceStatus, new: InferenceServiceStatus
+    ) -> None:
+        if comparable(new) == comparable(old):
+            return
+        await self.kube.patch_status(ISVC, namespace, name, status_patch(new))
+        self.metrics.writes.labels("status", KIND).inc()
