@@ -3,10 +3,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS := serving,operator,sample,test,dev
 
+# `make run` serves the quickstart InferenceService on this machine (memoserve run); its
+# spec.model.uri points into SAMPLE_MODELS (memoserve dev sample-model's default directory).
+QUICKSTART := manifests/examples/quickstart.yaml
+SAMPLE_MODELS := /tmp/memoserve-models
+PORT ?= 8080
+
 .PHONY: run test install system-deps lint typecheck pytest bench clean
 
 run: install
-	bash scripts/run-local.sh
+	test -f $(SAMPLE_MODELS)/iris.onnx || $(VENV)/bin/memoserve dev sample-model --out $(SAMPLE_MODELS)
+	$(VENV)/bin/memoserve run -f $(QUICKSTART) --port $(PORT)
 
 test: system-deps install lint typecheck pytest
 
@@ -35,4 +42,4 @@ bench: system-deps install
 	bash bench/serving/run.sh
 
 clean:
-	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache $(SAMPLE_MODELS)

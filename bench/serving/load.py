@@ -114,12 +114,16 @@ def wait_quiet(budget: float, quiet: float = QUIET_CPU) -> float:
     """Wait (at most ``budget`` seconds) until other processes use less than ``quiet`` cores.
     Returns the seconds spent."""
     start = time.monotonic()
-    while True:
+    busy = other_cpu()
+    if busy < quiet or budget <= 0:
+        return time.monotonic() - start
+    print(f"    waiting for a quiet machine: others use {busy:.0%} of a core", file=sys.stderr)
+    while busy >= quiet and time.monotonic() - start < budget:
         busy = other_cpu()
-        spent = time.monotonic() - start
-        if busy < quiet or spent >= budget:
-            return spent
-        print(f"    waiting for a quiet machine: others use {busy:.0%} of a core", file=sys.stderr)
+    spent = time.monotonic() - start
+    outcome = "quiet" if busy < quiet else f"still {busy:.0%} busy, going on"
+    print(f"    {outcome} after {spent:.0f} s", file=sys.stderr)
+    return spent
 
 
 def parse_bench_line(stdout: str) -> dict[str, float]:

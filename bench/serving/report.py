@@ -25,6 +25,7 @@ class RowResult:
     checks_ok: bool = True
     redis_per_req: tuple[float, float] | None = None  # keyspace hits, misses per request
     answers: Counter[str] | None = None  # memoserve's requests by X-Memoserve-Cache value
+    batches: Counter[str] | None = None  # memoserve_batch_size "sum" and "count" over the run
 
     @property
     def problem(self) -> str | None:
@@ -69,8 +70,9 @@ def _ms(us: int) -> str:
 
 HEADER = (
     "| # | row | what | req/s | p50 ms | p99 ms | non-2xx / sock err | server CPU µs/req"
-    " | CPU0 / CPU1 / other % | cache answers | redis hits / misses per req | check |",
-    "|---:|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
+    " | CPU0 / CPU1 / other % | cache answers | mean batch | redis hits / misses per req"
+    " | check |",
+    "|---:|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
 )
 
 
@@ -85,14 +87,18 @@ def _row_line(i: int, rr: RowResult) -> str:
     r = rr.result
     cells = [str(i), f"`{rr.row.key}`", rr.row.title]
     if r is None:
-        cells += ["-"] * 8 + [rr.note]
+        cells += ["-"] * 9 + [rr.note]
     else:
         redis = "-"
         if rr.redis_per_req is not None:
             redis = f"{rr.redis_per_req[0]:.2f} / {rr.redis_per_req[1]:.2f}"
         cpu = " / ".join(f"{100 * c:.0f}" for c in (*r.cpu_busy[:2], r.other_cpu))
         cells += [f"{r.rps:,.0f}", _ms(r.p50_us), _ms(r.p99_us), f"{r.non2xx} / {r.socket_errors}"]
-        cells += [f"{r.server_us_per_request:.0f}", cpu, _answers(rr.answers), redis, rr.note]
+        batch = "-"
+        if rr.batches and rr.batches["count"]:
+            batch = f"{rr.batches['sum'] / rr.batches['count']:.1f}"
+        cells += [f"{r.server_us_per_request:.0f}", cpu, _answers(rr.answers), batch, redis]
+        cells.append(rr.note)
     return "| " + " | ".join(cells) + " |"
 
 
@@ -117,6 +123,8 @@ def _ratio_lines(results: Sequence[RowResult]) -> list[str]:
         value = a.rps / b.rps
         by_cpu = b.server_us_per_request / a.server_us_per_request
         verdict = "-" if ratio.target is None else "ok" if value >= ratio.target else "BELOW"
+        if max(a.other_cpu, b.other_cpu) > QUIET_CPU:
+            verdict += " (disturbed: trust the CPU/req ratio more)"
         lines.append(f"| {ratio.title} | {value:.2f}x | {by_cpu:.2f}x | {target} | {verdict} |")
     hit = by_key.get(HIT_P99_KEY)
     if hit is not None:
@@ -127,6 +135,8 @@ def _ratio_lines(results: Sequence[RowResult]) -> list[str]:
         else:
             p99 = hit.result.p99_us / 1000
             verdict = "ok" if p99 <= HIT_P99_MAX_MS else "ABOVE"
+            if hit.result.other_cpu > QUIET_CPU:
+                verdict += " (disturbed)"
             lines.append(f"| {title} | {p99:.2f} ms | - | {target} | {verdict} |")
     return lines
 
@@ -188,11 +198,11 @@ def _disturbed(results: Sequence[RowResult]) -> list[str]:
     if not busy:
         return []
     return [
-        "",
         "**The machine was not quiet**: processes outside the bench used CPU during "
         + ", ".join(busy)
         + " (of one core). Those rows' req/s and latencies are low; server CPU µs/req is the"
         " steadier figure. Rerun on a quiet machine for numbers to publish.",
+        "",
     ]
 
 
@@ -211,7 +221,6 @@ def render(
         " loopback. p50/p99 at 32 connections mostly show queueing (≈ 32 / req/s).",
         "",
         *_disturbed(results),
-        "",
         *HEADER,
     ]
     lines += [_row_line(i, rr) for i, rr in enumerate(results, 1)]

@@ -26,6 +26,11 @@ local FAILURE_REASONS = {
   ResourceExhausted = true, RESOURCE_EXHAUSTED = true,
   QuotaExceeded = true,
   InvalidSpec = true,
+  -- memoserve's cache reasons that need a person: the instance needs replacing, belongs to
+  -- someone else, or (existingMemorystore) does not exist.
+  CacheRecreateRequired = true,
+  CacheNotOwned = true,
+  CacheNotFound = true,
 }
 
 local function text(value)

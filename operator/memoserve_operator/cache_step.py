@@ -1,7 +1,6 @@
 """The cache step of a reconcile: where the service's Redis is, and whether it is ready.
 
-This is the seam for the Memorystore lifecycle. ``resolve_cache`` runs before anything is
-built; its ``CacheOutcome`` says
+``resolve_cache`` runs before anything is built; its ``CacheOutcome`` says
 
 - ``endpoint``: the ``RedisEndpoint`` that ``build_all`` writes into the ``<name>-redis``
   Secret (for ``external`` it comes from the spec, so None is fine there);
@@ -13,40 +12,55 @@ built; its ``CacheOutcome`` says
   instance is CREATING; never sleep;
 - ``verdict`` / ``status``: the CacheReady condition and ``status.cache`` (the CACHE column).
 
-Today only ``external`` Redis is handled. ``memorystore`` and ``existingMemorystore`` get
-CacheReady=False with reason ``MemorystoreNotSupportedError``: the suffix makes Argo CD's
-health check (manifests/argocd/health.lua) report Degraded rather than Progressing forever,
-which is the truth: no amount of waiting makes this operator version create an instance. The
-Memorystore issue replaces ``_memorystore`` with the real lifecycle (create, poll, read AUTH
-string and CA, return the endpoint) and keeps this contract.
+``external`` and no cache are answered here; ``memorystore`` and ``existingMemorystore`` by
+``memorystore_step.MemorystoreStep`` (the Memorystore API behind ``memorystore.MemorystoreApi``).
+Whatever the source, an operator-created instance the spec no longer asks for is let go of
+per its deletionPolicy (``MemorystoreStep.release_stale``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any
 
-from memoserve_operator.builders import RedisEndpoint
 from memoserve_operator.builders.redis import external_endpoint
+from memoserve_operator.cache_outcome import CacheOutcome
 from memoserve_operator.conditions import Verdict
+from memoserve_operator.memorystore_step import CONFIG_ERROR, MemorystoreStep
 from memoserve_operator.resource import InferenceService
 from memoserve_operator.settings import OperatorSettings
 from memoserve_operator.status import CacheStatus, ConditionType
 
+__all__ = ["CacheOutcome", "resolve_cache"]
+
 CACHE = ConditionType.CACHE_READY
-MEMORYSTORE_NOT_SUPPORTED = "MemorystoreNotSupportedError"
 
 
-@dataclass(frozen=True)
-class CacheOutcome:
-    verdict: Verdict
-    status: CacheStatus
-    endpoint: RedisEndpoint | None = None
-    hold: bool = False
-    retry_after: float | None = None
+async def resolve_cache(
+    isvc: InferenceService,
+    settings: OperatorSettings,
+    *,
+    memorystore: MemorystoreStep | None = None,
+    meta: Mapping[str, Any] | None = None,
+    old: CacheStatus | None = None,
+) -> CacheOutcome:
+    """The cache step: find, create or update the service's Redis.
+
+    ``meta``: the InferenceService's metadata as read (finalizers and annotations record an
+    operator-created instance); ``old``: status.cache as last written (the pending operation).
+    """
+    outcome = await _resolve(isvc, memorystore, meta or {}, old)
+    if memorystore is not None and meta:
+        outcome = await memorystore.release_stale(isvc, meta, outcome)
+    return outcome
 
 
-async def resolve_cache(isvc: InferenceService, settings: OperatorSettings) -> CacheOutcome:
-    """The cache step: find (later: create) the service's Redis."""
+async def _resolve(
+    isvc: InferenceService,
+    memorystore: MemorystoreStep | None,
+    meta: Mapping[str, Any],
+    old: CacheStatus | None,
+) -> CacheOutcome:
     cache = isvc.spec.cache
     source = cache.source if cache is not None else None
     if source is None:
@@ -67,23 +81,10 @@ async def resolve_cache(isvc: InferenceService, settings: OperatorSettings) -> C
             CacheStatus(source=source, host=endpoint.host, port=endpoint.port, state="EXTERNAL"),
             endpoint=endpoint,
         )
-    return await _memorystore(isvc, settings, source)
-
-
-async def _memorystore(
-    isvc: InferenceService, settings: OperatorSettings, source: str
-) -> CacheOutcome:
-    """Memorystore is not implemented yet: say so, hold the Deployment back, do not retry
-    (a spec change re-runs the reconcile)."""
-    cache = isvc.spec.cache
-    name = cache.existing_memorystore.name if cache and cache.existing_memorystore else isvc.name
-    return CacheOutcome(
-        Verdict.false(
-            CACHE,
-            MEMORYSTORE_NOT_SUPPORTED,
-            f"spec.cache.{source} is not supported by this operator version yet; use "
-            "spec.cache.external (e.g. with the instance's host and AUTH Secret)",
-        ),
-        CacheStatus(source=source, name=name, state="UNSUPPORTED"),
-        hold=True,
-    )
+    if memorystore is None:
+        return CacheOutcome(
+            Verdict.false(CACHE, CONFIG_ERROR, "this reconciler has no Memorystore client"),
+            CacheStatus(source=source, state="ERROR"),
+            hold=True,
+        )
+    return await memorystore.resolve(isvc, meta, old)

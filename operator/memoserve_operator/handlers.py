@@ -10,10 +10,14 @@
 - a timer ticks every few seconds per InferenceService but costs nothing unless a check is due
   (``Reconciler.due``): every ``recheck_seconds`` while not Ready (crash loops, metrics, a
   refused child), every ``resync_seconds`` when settled (e.g. a deleted ``<name>-redis``).
-- delete: no handler. Every child carries a controller owner reference, so Kubernetes' garbage
-  collector deletes them with the InferenceService. kopf puts its finalizer
-  (``serving.memoserve.dev/finalizer``) on each InferenceService because of the timer, and
-  takes it off when the InferenceService is deleted, once the timer has stopped.
+- delete: every child carries a controller owner reference, so Kubernetes' garbage collector
+  deletes them with the InferenceService. The delete handler only lets go of an operator-created
+  Memorystore instance (deleted and waited for, or retained, per deletionPolicy); services
+  without one (no ``serving.memoserve.dev/memorystore`` finalizer) cost it nothing. kopf puts
+  its own finalizer (``serving.memoserve.dev/finalizer``) on each InferenceService because of
+  the timer and this handler, and takes it off once they are done.
+- Memorystore: the API client is kept in the memo from start-up (opened on first use, so an
+  operator without Memorystore services needs no Google credentials) and closed on cleanup.
 
 A reconcile that finds nothing to do makes no write: steady state costs reads only.
 """
@@ -29,6 +33,9 @@ import kopf
 from memoserve_operator.builders import OWNED_KINDS
 from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.kube import KubeClient, KubeError, resource_of
+from memoserve_operator.memorystore import MemorystoreConnector
+from memoserve_operator.memorystore_record import KopfEvents
+from memoserve_operator.memorystore_step import MemorystoreStep
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import Outcome, Reconciler
 from memoserve_operator.resource import GROUP, PLURAL, VERSION
@@ -53,13 +60,18 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # Kubernetes Events for problems only
     operator_settings = memo.get("settings") or OperatorSettings.from_env(os.environ)
     memo.kube = await KubeClient.open()  # the same sources as kopf's own login
-    memo.reconciler = Reconciler(memo.kube, operator_settings, memo.get("metrics") or Metrics())
+    memo.memorystore = MemorystoreConnector(operator_settings)
+    step = MemorystoreStep(memo.memorystore, memo.kube, KopfEvents())
+    metrics = memo.get("metrics") or Metrics()
+    memo.reconciler = Reconciler(memo.kube, operator_settings, metrics, memorystore=step)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
     if (kube := memo.get("kube")) is not None:
         await kube.close()
+    if (memorystore := memo.get("memorystore")) is not None:
+        await memorystore.close()
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
@@ -71,6 +83,17 @@ async def reconcile_service(
     outcome = await _reconcile(memo, namespace or "", name, str(reason))
     if outcome.result == "apply_failed":  # an Event for kubectl describe; the timer retries
         kopf.warn(body, reason="ApplyFailed", message=outcome.message)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def release_cache(body: kopf.Body, memo: Any, **_: Any) -> None:
+    try:
+        delay = await memo.reconciler.release(dict(body))
+    except KubeError as exc:
+        retry = TRANSIENT_RETRY_SECONDS if exc.transient else REFUSED_RETRY_SECONDS
+        raise kopf.TemporaryError(str(exc), delay=retry) from exc
+    if delay is not None:
+        raise kopf.TemporaryError("waiting for the Memorystore instance to go", delay=delay)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS, initial_delay=TICK_SECONDS)

@@ -200,6 +200,20 @@ class KubeClient:
         with contextlib.suppress(NotFound, Conflict):
             await self._call("delete", resource, namespace, name, body=body)
 
+    async def patch_metadata(
+        self, resource: ApiResource, namespace: str, name: str, metadata: Object
+    ) -> Object:
+        """JSON merge patch of metadata (finalizers, annotations); a resourceVersion in it
+        makes the API server refuse (409) if the object changed since it was read."""
+        return await self._call(
+            "patch",
+            resource,
+            namespace,
+            name,
+            body={"metadata": metadata},
+            content_type="application/merge-patch+json",
+        )
+
     async def patch_status(
         self, resource: ApiResource, namespace: str, name: str, status: Object
     ) -> Object:

@@ -5,7 +5,7 @@ a reconcile reads the InferenceService afresh and makes the world match it:
 
 1. parse once (``InferenceService.from_body``); a spec the CRD should have refused gets
    Ready=False/InvalidSpec (a failure for health.lua, no retry) and nothing else is touched;
-2. the cache step (``cache_step.resolve_cache``: the Memorystore seam);
+2. the cache step (``cache_step.resolve_cache``: external Redis, or the Memorystore lifecycle);
 3. ``build_all``, each object stamped with its digest (``compare.stamp``);
 4. ``children.sync_children``: apply only what differs, prune what is no longer wanted;
 5. ``report.build_status`` from the live children, written (merge patch on /status) only when
@@ -30,6 +30,8 @@ from memoserve_operator.children import owner_of, sync_children
 from memoserve_operator.compare import stamp
 from memoserve_operator.conditions import Verdict, comparable, set_condition, timestamp
 from memoserve_operator.kube import KubeClient, KubeError, resource_of
+from memoserve_operator.memorystore_record import Ref
+from memoserve_operator.memorystore_step import MemorystoreStep
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.report import build_status, needs_pods, status_patch
 from memoserve_operator.resource import API_VERSION, KIND, InferenceService
@@ -72,8 +74,10 @@ class Reconciler:
         metrics: Metrics,
         *,
         clock: Callable[[], datetime.datetime] = _utcnow,
+        memorystore: MemorystoreStep | None = None,
     ) -> None:
         self.kube, self.settings, self.metrics, self._clock = kube, settings, metrics, clock
+        self.memorystore = memorystore
         self._locks: dict[str, asyncio.Lock] = {}
         self._queued: set[str] = set()
         self._last_run: dict[str, float] = {}
@@ -101,6 +105,20 @@ class Reconciler:
             self._locks.pop(key, None)
             self._last_run.pop(key, None)
         return outcome
+
+    async def release(self, body: Object) -> float | None:
+        """The InferenceService is being deleted: let go of its Memorystore instance, if it has
+        one (Delete or Retain); when to look again, None when done."""
+        meta = body.get("metadata") or {}
+        if self.memorystore is None:
+            return None
+        ref = Ref.of(meta)
+        lock = self._locks.setdefault(ref.key, asyncio.Lock())
+        async with lock:
+            delay = await self.memorystore.release(ref, meta)
+        if delay is None and not lock.locked():
+            self._locks.pop(ref.key, None)
+        return delay
 
     async def reconcile_owner(self, child: Object) -> None:
         """A child changed: reconcile its InferenceService. Events that come while one such
@@ -133,7 +151,9 @@ class Reconciler:
         except ValidationError as exc:
             await self._invalid(body, old, exc, timestamp(now))
             return Outcome("invalid")
-        cache = await resolve_cache(isvc, self.settings)
+        cache = await resolve_cache(
+            isvc, self.settings, memorystore=self.memorystore, meta=body["metadata"], old=old.cache
+        )
         desired = [
             stamp(obj)
             for obj in build_all(isvc, self.settings, redis=cache.endpoint)

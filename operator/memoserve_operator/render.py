@@ -67,19 +67,38 @@ def render_objects(
     return objects
 
 
+def parse_file(path: str | Path, *, namespace: str = "default") -> list[InferenceService]:
+    """Every InferenceService in the YAML file ``path``, each checked as :func:`parse` does;
+    RenderError (one line, starting with the path) for anything the API server would refuse."""
+    text = _read(path)
+    try:
+        services = [parse(document, namespace=namespace) for document in _documents(text)]
+    except RenderError as exc:
+        raise RenderError(f"{path}: {exc}") from None
+    if not services:
+        raise RenderError(f"{path}: no InferenceService in the input")
+    return services
+
+
 def render(
     path: str | Path, settings: OperatorSettings | None = None, *, namespace: str = "default"
 ) -> str:
     """The objects for the InferenceServices in ``path``, as multi-document YAML."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RenderError(f"{path}: {exc.strerror or exc}") from None
+    text = _read(path)
     try:
         objects = render_objects(text, settings or OperatorSettings(), namespace=namespace)
     except RenderError as exc:
         raise RenderError(f"{path}: {exc}") from None
     return to_yaml(objects)
+
+
+def _read(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RenderError(f"{path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise RenderError(f"{path}: not UTF-8 text") from None
 
 
 def to_yaml(objects: list[Object]) -> str:

@@ -2,8 +2,8 @@
 
 Three sources, exactly one per enabled cache: an ``external`` Redis (host, port, TLS, password
 Secret), a ``memorystore`` instance the operator creates, or an ``existingMemorystore`` instance
-shared by several services. The operator's first reconcile handles ``external``; the Memorystore
-fields are the shape the Memorystore lifecycle builds on.
+shared by several services. ``cache_step`` and ``memorystore_step`` turn each into a Redis
+endpoint.
 """
 
 from __future__ import annotations
@@ -100,6 +100,11 @@ class MemorystoreSpec(SpecModel):
     memory_size_gb: int = Field(default=1, ge=1, le=300)
     redis_version: str | None = Field(
         default=None, max_length=32, pattern=r"^REDIS_[0-9]+_[0-9X]+$", description="REDIS_7_2"
+    )
+    project: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$",
+        description="Google Cloud project; default: the operator's",
     )
     region: str | None = Field(default=None, max_length=63, description="default: operator's")
     zone: str | None = Field(default=None, max_length=63)

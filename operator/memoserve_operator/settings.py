@@ -30,8 +30,28 @@ class OperatorSettings(BaseModel):
     # Where the operator works.
     namespaces: tuple[str, ...] = Field(default=(), description="watched namespaces; () = all")
     field_manager: str = Field(default="memoserve-operator", min_length=1)
-    gcp_project: str | None = None
-    gcp_region: str | None = None
+    gcp_project: str | None = Field(
+        default=None, description="Memorystore project; default: the credentials' project"
+    )
+    gcp_region: str | None = Field(default=None, description="Memorystore region")
+
+    # Memorystore. The API endpoint is Google's, with Application Default Credentials (Workload
+    # Identity on GKE), unless memorystore_endpoint names an emulator (`memoserve dev
+    # memorystore-emulator`): then the operator speaks plaintext gRPC without credentials.
+    memorystore_endpoint: str | None = Field(
+        default=None, description="HOST:PORT of a Memorystore API emulator's gRPC port"
+    )
+    memorystore_poll_seconds: float = Field(
+        default=10.0, gt=0, description="first wait on an operation; doubles up to the max"
+    )
+    memorystore_max_backoff_seconds: float = Field(
+        default=300.0, gt=0, description="longest wait between polls, and between retries"
+    )
+    memorystore_refresh_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="a ready instance is read again after this long at most (API quota)",
+    )
 
     # Pod defaults. A service that sets resources overrides these key by key.
     default_requests: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "2Gi"})
@@ -73,6 +93,22 @@ class OperatorSettings(BaseModel):
     )
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Prometheus /metrics of reconciles and errors"
+    )
+
+    # Leader election (leader.py): of the operator's replicas, the one holding this Lease
+    # reconciles; the others stand by. The leader renews every third of the lease duration and
+    # stops acting when no renewal succeeded for two thirds of it.
+    leader_election: bool = True
+    lease_name: str = Field(default="memoserve-operator", min_length=1)
+    lease_namespace: str | None = Field(
+        default=None,
+        description="None: the pod's own namespace (POD_NAMESPACE), else memoserve-system",
+    )
+    lease_duration_seconds: int = Field(
+        default=15, ge=3, description="how long a standby waits after the last renewal it saw"
+    )
+    lease_retry_seconds: float = Field(
+        default=2.0, gt=0, description="a standby's tries; a leader's retries of a failed renewal"
     )
 
     @classmethod

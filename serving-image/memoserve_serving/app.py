@@ -20,7 +20,7 @@ from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.infer_route import InferRoute
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.settings import ServingSettings
-from memoserve_serving.state import ServingState, running_dataplane
+from memoserve_serving.state import CacheFactory, ServingState, running_dataplane
 
 SERVER_NAME = "memoserve"
 EXTENSIONS = ["binary_tensor_data"]
@@ -84,14 +84,20 @@ class Routes:
         return _error(405, f"{request.method} is not allowed on {request.url.path}")
 
 
-def create_app(settings: ServingSettings, *, served: ServedModel | None = None) -> InferRoute:
-    """The ASGI app for ``settings``; a given ``served`` model skips fetching and loading."""
+def create_app(
+    settings: ServingSettings,
+    *,
+    served: ServedModel | None = None,
+    cache_factory: CacheFactory | None = None,
+) -> InferRoute:
+    """The ASGI app for ``settings``; a given ``served`` model skips fetching and loading, a
+    given ``cache_factory`` replaces the Redis cache the settings describe."""
     state = ServingState(settings, ServingMetrics(settings.model_name))
     routes = Routes(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_dataplane(state, served):
+        async with running_dataplane(state, served, cache_factory):
             yield
 
     model = "/v2/models/{model}"

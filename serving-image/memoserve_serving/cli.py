@@ -104,6 +104,62 @@ def render_command(
     typer.echo(output, nl=False)
 
 
+@app.command("run")
+def run_command(
+    file: Annotated[
+        Path,
+        typer.Option("--file", "-f", help="InferenceService YAML, the one kubectl would apply"),
+    ],
+    port: Annotated[int, typer.Option(help="listen port; 0 = any free port")] = 8080,
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="cache in this Redis (redis:// or rediss://) instead of the spec's"),
+    ] = None,
+    redis_password: Annotated[
+        str | None,
+        typer.Option(
+            envvar=env_var("redis_password"),
+            help="Redis AUTH string: a Secret the spec names cannot be read locally",
+        ),
+    ] = None,
+    redis_ca_file: Annotated[
+        Path | None,
+        typer.Option(envvar=env_var("redis_ca_file"), help="server CA for a rediss:// Redis"),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="server log level, on stderr")] = "warning",
+) -> None:
+    """Run the InferenceService in FILE on this machine until Ctrl-C, as its pods would.
+
+    Cache: --redis-url, spec.cache.external, else a redis-server started for the run, else
+    in-process. Bad input: one line on stderr, exit 1. See the README's "Try it".
+    """
+    try:
+        from memoserve_operator.render import RenderError
+        from memoserve_serving.run import RunError
+        from memoserve_serving.run.runner import RunOptions, run
+    except ImportError as exc:
+        typer.echo(f"error: memoserve run needs the serving and operator extras: {exc}", err=True)
+        raise typer.Exit(1) from None
+    options = RunOptions(
+        file=file,
+        host=host,
+        port=port,
+        redis_url=redis_url,
+        redis_password=redis_password,
+        redis_ca_file=redis_ca_file,
+        log_level=log_level,
+    )
+    try:
+        run(options)
+    except (RunError, RenderError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM outside the server's own handling: all stopped by now
+    typer.echo("stopped")
+
+
 @app.command("operator")
 def operator_command(
     namespace: Annotated[
@@ -133,9 +189,10 @@ def operator_command(
 
 @dev_app.command("sample-model")
 def sample_model(
-    out: Annotated[Path, typer.Option(help="directory to write the sample models to")] = Path(
-        ".local/models"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(help="where to write them (the quickstart example serves iris.onnx there)"),
+    ] = Path("/tmp/memoserve-models"),
 ) -> None:
     """Train small models on datasets scikit-learn ships (iris) and write them as ONNX,
     scikit-learn and XGBoost files."""
@@ -143,6 +200,58 @@ def sample_model(
 
     for path in write_sample_models(out):
         typer.echo(str(path))
+
+
+@dev_app.command("memorystore-emulator")
+def memorystore_emulator(
+    port: Annotated[int, typer.Option(help="REST port (0: a free one)")],
+    grpc_port: Annotated[
+        int | None, typer.Option(help="gRPC port, the operator's transport; default PORT+1")
+    ] = None,
+    host: Annotated[str, typer.Option(help="address to listen on and to give instances")] = (
+        "127.0.0.1"
+    ),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="keep instances (not their data) here across restarts; default: temp"),
+    ] = None,
+    ready_delay: Annotated[float, typer.Option(help="seconds from CREATING to READY")] = 2.0,
+    operation_delay: Annotated[
+        float, typer.Option(help="seconds an update, upgrade or delete takes")
+    ] = 1.0,
+    fail_next_create: Annotated[
+        str | None,
+        typer.Option(help="gRPC code the next CreateInstance fails with, e.g. PERMISSION_DENIED"),
+    ] = None,
+    fail_next_operation: Annotated[
+        str | None,
+        typer.Option(help="VERB=CODE: the next create/update/upgrade/delete operation ends so"),
+    ] = None,
+) -> None:
+    """A local Memorystore for Redis v1 API (REST and gRPC) backed by real redis-server
+    processes. Point the operator at it with MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT."""
+    import asyncio
+
+    from memoserve_operator.emulator import Emulator, Faults
+    from memoserve_operator.emulator.server import serve
+
+    faults = Faults(ready_delay=ready_delay, operation_delay=operation_delay)
+    try:
+        if fail_next_create:
+            faults.fail_next("CreateInstance", fail_next_create.upper())
+        if fail_next_operation:
+            verb, _, code = fail_next_operation.partition("=")
+            faults.fail_next_operation(verb.lower(), code.upper() or "INTERNAL")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    emulator = Emulator(
+        host=host, port=port, grpc_port=grpc_port or 0, data_dir=data_dir, faults=faults
+    )
+    try:
+        asyncio.run(serve(emulator, announce=typer.echo))
+    except (RuntimeError, OSError) as exc:  # redis-server missing, port taken
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

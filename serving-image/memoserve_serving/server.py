@@ -11,7 +11,9 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import socket
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -20,7 +22,7 @@ from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.logs import configure_logging
 from memoserve_serving.settings import ServingSettings
-from memoserve_serving.state import ServingState, load_served_model
+from memoserve_serving.state import CacheFactory, ServingState, load_served_model
 from memoserve_serving.storage import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -30,10 +32,30 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, state: ServingState) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        state: ServingState,
+        on_started: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__(config)
         self.state = state
+        self.on_started = on_started  # called with the bound port once the server listens
         self.drain_deadline: float | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:
+            self.on_started(self.bound_port)
+
+    @property
+    def bound_port(self) -> int:
+        """The port listened on (the configured one, or the one picked for port 0)."""
+        for server in getattr(self, "servers", []):  # set by startup()
+            for sock in server.sockets:
+                port: int = sock.getsockname()[1]
+                return port
+        return self.config.port
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.drain_deadline is not None or self.should_exit:
@@ -53,8 +75,16 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def build_server(settings: ServingSettings, served: ServedModel | None = None) -> DrainingServer:
-    app = create_app(settings, served=served)
+def build_server(
+    settings: ServingSettings,
+    served: ServedModel | None = None,
+    *,
+    cache_factory: CacheFactory | None = None,
+    on_started: Callable[[int], None] | None = None,
+) -> DrainingServer:
+    """The server for ``settings``; see :func:`create_app` for ``served`` and ``cache_factory``,
+    and :class:`DrainingServer` for ``on_started``."""
+    app = create_app(settings, served=served, cache_factory=cache_factory)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -67,7 +97,7 @@ def build_server(settings: ServingSettings, served: ServedModel | None = None) -
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    return DrainingServer(config, app.state)
+    return DrainingServer(config, app.state, on_started)
 
 
 def run_server(settings: ServingSettings) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from memoserve_serving.batching import Batcher
 from memoserve_serving.cache.base import AnswerCache
@@ -15,7 +16,13 @@ from memoserve_serving.dataplane import DataPlane, ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.settings import ServingSettings
 
+if TYPE_CHECKING:
+    from memoserve_serving.storage import Progress
+
 log = logging.getLogger(__name__)
+
+CacheFactory = Callable[[ServingSettings, ServingMetrics], AnswerCache | None]
+"""Opens the answer cache for a server (None: serve uncached); ``open_cache`` by default."""
 
 
 @dataclass(slots=True)
@@ -32,12 +39,12 @@ class ServingState:
         return self.dataplane is not None and not self.draining
 
 
-def load_served_model(settings: ServingSettings) -> ServedModel:
-    """Fetch and load the model (blocking: run it in a thread)."""
+def load_served_model(settings: ServingSettings, progress: Progress | None = None) -> ServedModel:
+    """Fetch and load the model (blocking: run it in a thread); ``progress`` sees the bytes."""
     from memoserve_serving.runtimes.loader import load_model
     from memoserve_serving.storage import fetch_model
 
-    files = fetch_model(settings.model_uri, settings.model_dir)
+    files = fetch_model(settings.model_uri, settings.model_dir, progress)
     model = load_model(settings.model_format, files.path)
     return ServedModel(settings.model_name, settings.model_version, files.digest, model)
 
@@ -64,9 +71,12 @@ async def warm_up(cache: AnswerCache | None) -> None:
 
 @contextlib.asynccontextmanager
 async def running_dataplane(
-    state: ServingState, served: ServedModel | None = None
+    state: ServingState,
+    served: ServedModel | None = None,
+    cache_factory: CacheFactory | None = None,
 ) -> AsyncIterator[DataPlane]:
-    """Load the model (unless given), open the cache and batcher; close them all on exit."""
+    """Load the model (unless given), open the cache (``cache_factory``, default
+    :func:`open_cache`) and batcher; close them all on exit."""
     settings = state.settings
     if served is None:
         served = await asyncio.to_thread(load_served_model, settings)
@@ -80,7 +90,7 @@ async def running_dataplane(
     # One thread per model: the runtimes use their own intra-op threads, and batching needs
     # the model to run one batch at a time so that the queue fills while it is busy.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memoserve-model")
-    cache = open_cache(settings, state.metrics)
+    cache = (cache_factory or open_cache)(settings, state.metrics)
     await warm_up(cache)
     batcher = None
     if settings.batch_max_size > 1 and served.model.batchable:

@@ -17,7 +17,6 @@ from memoserve_operator.settings import OperatorSettings
 from tests.operator.fake_api import (
     ISVC,
     NAMESPACE,
-    FakeKube,
     declare_resources,
     eventually,
     isvc_body,
@@ -25,9 +24,10 @@ from tests.operator.fake_api import (
     send,
     write_kubeconfig,
 )
+from tests.operator.fake_leases import LeaseKube
 from tests.support.ports import free_port
 
-pytestmark = pytest.mark.kmock(cls=FakeKube)
+pytestmark = pytest.mark.kmock(cls=LeaseKube)  # the process runs with leader election
 
 MEMOSERVE = Path(sys.executable).parent / "memoserve"
 ISVC_KIND = ("serving.memoserve.dev/v1alpha1", "InferenceService")

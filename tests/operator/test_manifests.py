@@ -46,6 +46,9 @@ CONFIG_KEYS = {
     "MEMOSERVE_OPERATOR_LOG_FORMAT",
 }
 POD_ENV = {"MEMOSERVE_OPERATOR_LIVENESS_URL", "MEMOSERVE_OPERATOR_METRICS_PORT"}
+# The downward API: leader election's identity and the Lease's namespace (leader.py).
+DOWNWARD_ENV = {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+LEADER_ELECTION = "memoserve-operator-leader-election"  # the Role and RoleBinding
 
 # The operator's permissions, (apiGroup, resource) -> verbs. A change here is a deliberate change
 # of what the operator may do (tests/e2e runs it with exactly this ClusterRole).
@@ -99,6 +102,8 @@ def test_base_installs_the_operator(base: list[Obj]) -> None:
         ("ConfigMap", "memoserve-operator-config"),
         ("Deployment", NAME),
         ("Namespace", NAMESPACE),
+        ("Role", LEADER_ELECTION),
+        ("RoleBinding", LEADER_ELECTION),
         ("ServiceAccount", NAME),
     ]
     for obj in base:
@@ -252,11 +257,34 @@ def quantity(value: str | int) -> Fraction:
     return Fraction(match[1]) * QUANTITY_SUFFIXES[match[2]]
 
 
-def test_one_standalone_operator_at_a_time(base: list[Obj]) -> None:
-    """kopf runs standalone (no peering CRDs): a second operator pod must never overlap."""
+def plain_env(container: dict[str, Any]) -> dict[str, str]:
+    """The container's env entries with a value (the downward API's are left out)."""
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def test_two_replicas_elect_a_leader(base: list[Obj]) -> None:
+    """kopf runs standalone (no peering CRDs); the replicas elect a leader on a Lease."""
     spec = one(base, "Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pod = spec["template"]
+    spread = {c["topologyKey"]: c for c in pod["spec"]["topologySpreadConstraints"]}
+    on_nodes = spread["kubernetes.io/hostname"]
+    assert (on_nodes["maxSkew"], on_nodes["whenUnsatisfiable"]) == (1, "DoNotSchedule")
+    for constraint in spread.values():
+        selector = constraint["labelSelector"]["matchLabels"]
+        assert selector.items() <= pod["metadata"]["labels"].items()
+    downward = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in operator_container(base)["env"]
+        if "valueFrom" in e
+    }
+    assert downward == DOWNWARD_ENV
+    settings = pytest.importorskip("memoserve_operator.settings").OperatorSettings()
+    assert settings.leader_election is True
     assert not any(o["apiVersion"].startswith(("kopf.dev/", "zalando.org/")) for o in base)
     assert not any(
         o["kind"] == "CustomResourceDefinition" and "kopfpeering" in o["metadata"]["name"]
@@ -315,7 +343,7 @@ def test_resources_are_requested_and_limited(base: list[Obj]) -> None:
 
 def test_probes_hit_kopf_liveness_endpoint(base: list[Obj]) -> None:
     container = operator_container(base)
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = plain_env(container)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     liveness = urlsplit(env["MEMOSERVE_OPERATOR_LIVENESS_URL"])
     assert liveness.scheme == "http"
@@ -336,7 +364,7 @@ def test_configuration_names(base: list[Obj]) -> None:
     assert set(config["data"]) == CONFIG_KEYS
     container = operator_container(base)
     assert container["envFrom"] == [{"configMapRef": {"name": "memoserve-operator-config"}}]
-    assert {e["name"] for e in container["env"]} == POD_ENV
+    assert {e["name"] for e in container["env"]} == POD_ENV | DOWNWARD_ENV.keys()
     assert not CONFIG_KEYS & POD_ENV
     for image_key in ("MEMOSERVE_OPERATOR_DEFAULT_IMAGE", "MEMOSERVE_OPERATOR_DEFAULT_GPU_IMAGE"):
         image = config["data"][image_key]
@@ -353,7 +381,7 @@ def test_operator_settings_read_every_name_the_manifests_set(
     fields = set(settings.OperatorSettings.model_fields)
     for objects in (base, gke):
         environ = dict(one(objects, "ConfigMap", "memoserve-operator-config")["data"])
-        environ |= {e["name"]: e["value"] for e in operator_container(objects)["env"]}
+        environ |= plain_env(operator_container(objects))
         unknown = sorted(
             name for name in environ if name.removeprefix(settings.ENV_PREFIX).lower() not in fields
         )
@@ -461,6 +489,31 @@ def test_binding_grants_the_role_to_the_operator_service_account(base: list[Obj]
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
         "name": one(base, "ClusterRole")["metadata"]["name"],
+    }
+    account = one(base, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
+
+
+def test_leader_election_may_touch_its_own_lease_only(base: list[Obj]) -> None:
+    """A namespaced Role, in the operator's namespace: create a Lease (create cannot be limited to
+    a name), get and update the one named by the settings; no patch, list, watch or delete."""
+    settings = pytest.importorskip("memoserve_operator.settings").OperatorSettings()
+    role = one(base, "Role", LEADER_ELECTION)
+    assert role["metadata"]["namespace"] == one(base, "Deployment")["metadata"]["namespace"]
+    lease = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"]}
+    assert role["rules"] == [
+        lease | {"verbs": ["create"]},
+        lease | {"resourceNames": [settings.lease_name], "verbs": ["get", "update"]},
+    ]
+    assert not any(resource == "leases" for _, resource in permissions(one(base, "ClusterRole")))
+    binding = one(base, "RoleBinding", LEADER_ELECTION)
+    assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": LEADER_ELECTION,
     }
     account = one(base, "ServiceAccount")["metadata"]
     assert binding["subjects"] == [

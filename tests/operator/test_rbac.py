@@ -4,10 +4,14 @@ The operator (kopf included) runs a whole life cycle against the fake API server
 every feature on, children becoming ready, a refused write, features switched off (pruning),
 deletion. Every request it made becomes (apiGroup, resource, verb); each must be granted. A
 server-side apply may create the object, so it needs ``create`` as well as ``patch``.
+
+Leader election's calls (two replicas: acquire, stand by, renew, release, take over) must be
+granted by the namespaced leader-election Role: in its namespace, on the Lease it names.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,8 @@ import yaml
 
 from memoserve_operator.builders import OWNED_KINDS
 from memoserve_operator.kube import USER_AGENT, resource_of
+from memoserve_operator.leader import lease_namespace
+from memoserve_operator.settings import OperatorSettings
 from tests.operator.fake_api import (
     APPLY,
     ISVC,
@@ -30,6 +36,7 @@ from tests.operator.fake_api import (
     send,
     settle,
 )
+from tests.operator.fake_leases import LeaseKube, replicas
 from tests.operator.helpers import ROOT, SETTINGS
 
 pytestmark = pytest.mark.kmock(cls=FakeKube)
@@ -63,7 +70,9 @@ def needed(request: Any) -> Iterator[Permission]:
         return
     plural = f"{resource.plural}/{request.subresource}" if request.subresource else resource.plural
     action = str(request.action.value) if request.action else ""
+    action = "PUT" if request.method == "PUT" else action  # kmock has no action for PUT
     verbs = {
+        "PUT": ["update"],
         "WATCH": ["watch"],
         "LIST": ["list"],
         "FETCH": ["get"],
@@ -132,6 +141,59 @@ def test_pruning_may_reach_every_owned_kind() -> None:
         find = "get" if kind == "Secret" else "list"
         for verb in (find, "delete", "create", "patch"):
             assert (resource.group, resource.plural, verb) in granted(), (kind, verb)
+
+
+@functools.cache
+def leader_election_role() -> dict[str, Any]:
+    documents = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
+    role: dict[str, Any] = next(d for d in documents if d["kind"] == "Role")
+    return role
+
+
+def granted_by_the_role(request: Any) -> bool:
+    """Whether the leader-election Role grants all ``request`` needs: its namespace only, and
+    the names its rules list (a rule without resourceNames grants any name)."""
+    role = leader_election_role()
+    return request.namespace == role["metadata"]["namespace"] and all(
+        any(
+            group in rule["apiGroups"]
+            and resource in rule["resources"]
+            and verb in rule["verbs"]
+            and request.name in rule.get("resourceNames", [request.name])
+            for rule in role["rules"]
+        )
+        for group, resource, verb in needed(request)
+    )
+
+
+@pytest.mark.looptime
+@pytest.mark.kmock(cls=LeaseKube)
+async def test_every_lease_call_of_an_election_is_granted(kmock: LeaseKube) -> None:
+    settings = OperatorSettings()  # the Lease the deployment's pods use (POD_NAMESPACE)
+    namespace = lease_namespace(settings, {"POD_NAMESPACE": "memoserve-system"})
+    async with replicas(kmock, namespace, settings.lease_name) as start:
+        a = await start("a")  # creates the Lease
+        await eventually(lambda: a.acting)
+        b = await start("b")  # stands by, reading it
+        await asyncio.sleep(20)  # a renews
+        a.terminated.set()  # a releases
+        await eventually(lambda: b.acting, within=30)  # b takes it over
+    leases = [
+        r
+        for r in kmock
+        if r.headers.get("User-Agent", "").startswith(USER_AGENT)
+        and r.resource is not None
+        and r.resource.plural == "leases"
+    ]
+    assert {verb for request in leases for _, _, verb in needed(request)} == {
+        "get",
+        "create",
+        "update",
+    }
+    refused = sorted(
+        {(str(r.method.value), r.url.path) for r in leases if not granted_by_the_role(r)}
+    )
+    assert not refused, f"the leader-election Role in manifests/base/rbac.yaml lacks: {refused}"
 
 
 def test_no_list_on_secrets_and_no_writes_on_pods() -> None:

@@ -338,7 +338,7 @@ async def test_switched_off_features_are_pruned(api: Any, reconciler: Reconciler
     assert all(r.name == "iris-redis" for r in secret_calls)
 
 
-async def test_memorystore_is_not_supported_yet_and_holds_the_deployment_back(
+async def test_memorystore_without_a_client_holds_the_deployment_back(
     api: Any, reconciler: Reconciler
 ) -> None:
     store(api, isvc_body(cache=EXTERNAL))
@@ -346,17 +346,17 @@ async def test_memorystore_is_not_supported_yet_and_holds_the_deployment_back(
     store(api, isvc_body(generation=2, cache={"memorystore": {"tier": "BASIC"}}))
     since = mark(api)
     outcome = await reconciler.reconcile(NAMESPACE, "iris", trigger="test")
-    assert outcome.retry_after is None  # waiting will not help; a spec change re-runs it
+    assert outcome.retry_after is None  # waiting will not help (tests/memorystore/: with one)
     # Neither the Deployment (it would read a Secret that does not exist yet) nor the Secret
     # (the pods that run read it) is touched; the rest goes on.
     assert [r.method.value for r in writes(api, since)] == ["PATCH"]  # status only
     cache = condition(api, "CacheReady")
-    assert (cache["status"], cache["reason"]) == ("False", "MemorystoreNotSupportedError")
-    assert status(api)["cache"] == {"source": "memorystore", "name": "iris", "state": "UNSUPPORTED"}
+    assert (cache["status"], cache["reason"]) == ("False", "CacheConfigError")
+    assert status(api)["cache"] == {"source": "memorystore", "state": "ERROR"}
     assert not api.objects[key("v1", "Secret"), NAMESPACE, "iris-redis"].deleted
     health = HealthCheck(HEALTH_LUA.read_text())(dict(api.objects[ISVC, NAMESPACE, "iris"]))
     assert health["status"] == "Degraded"
-    assert "MemorystoreNotSupportedError" in health["message"]
+    assert "CacheConfigError" in health["message"]
 
 
 async def test_new_memorystore_service_gets_no_deployment(api: Any, reconciler: Reconciler) -> None:
@@ -365,7 +365,7 @@ async def test_new_memorystore_service_gets_no_deployment(api: Any, reconciler: 
     assert applied_kinds(writes(api)) == ["ServiceAccount", "Service", "PodDisruptionBudget"]
     serving = condition(api, "ServingReady")
     assert (serving["status"], serving["reason"]) == ("False", "WaitingForCache")
-    assert status(api)["cache"]["name"] == "shared"
+    assert status(api)["cache"]["source"] == "existingMemorystore"
 
 
 async def test_refused_apply_is_a_failure_of_its_part(api: Any, reconciler: Reconciler) -> None:

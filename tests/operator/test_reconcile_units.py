@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from memoserve_operator.cache_step import MEMORYSTORE_NOT_SUPPORTED, resolve_cache
+from memoserve_operator.cache_step import resolve_cache
 from memoserve_operator.children import controlled_by, owner_of
 from memoserve_operator.compare import (
     DIGEST_ANNOTATION,
@@ -19,6 +19,7 @@ from memoserve_operator.compare import (
     quantity,
     stamp,
 )
+from memoserve_operator.memorystore_step import CONFIG_ERROR
 from memoserve_operator.observe import autoscaling_verdict, ingress_verdict, serving_verdict, url
 from memoserve_operator.report import status_patch
 from memoserve_operator.status import CacheStatus, InferenceServiceStatus
@@ -279,15 +280,9 @@ def test_url(ingress: dict[str, Any] | None, expected: str | None) -> None:
         (None, True, "CacheOff", "OFF", False, False),
         ({"enabled": False, "external": {"host": "r"}}, True, "CacheOff", "OFF", False, False),
         ({"external": {"host": "r", "tls": True}}, True, "ExternalRedis", "EXTERNAL", False, True),
-        ({"memorystore": {}}, False, MEMORYSTORE_NOT_SUPPORTED, "UNSUPPORTED", True, False),
-        (
-            {"existingMemorystore": {"name": "shared"}},
-            False,
-            MEMORYSTORE_NOT_SUPPORTED,
-            "UNSUPPORTED",
-            True,
-            False,
-        ),
+        # Without a Memorystore client (tests/memorystore/ runs the lifecycle with one).
+        ({"memorystore": {}}, False, CONFIG_ERROR, "ERROR", True, False),
+        ({"existingMemorystore": {"name": "shared"}}, False, CONFIG_ERROR, "ERROR", True, False),
     ],
 )
 async def test_cache_step(
@@ -304,7 +299,7 @@ async def test_cache_step(
 
 def test_cache_step_reason_is_a_failure_for_the_health_check() -> None:
     # health.lua: reasons ending in Failed, Failure, Error or BackOff mean Degraded.
-    assert MEMORYSTORE_NOT_SUPPORTED.endswith(("Failed", "Failure", "Error", "BackOff"))
+    assert CONFIG_ERROR.endswith(("Failed", "Failure", "Error", "BackOff"))
 
 
 def test_status_patch_removes_what_is_no_longer_there() -> None:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
 from memoserve_serving.protocol.datatypes import DATATYPES
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.protocol.tensors import buffer_to_array, json_to_array
+from memoserve_serving.protocol.tensors import buffer_to_array, buffer_to_raw, json_to_raw
 from memoserve_serving.protocol.types import InferenceRequest, RequestedOutput, Tensor
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 
 # Dimensions are int64 on the wire (and numpy cannot index beyond that).
 _MAX_DIM = 2**63 - 1
-_INT = frozenset({int})
 _SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
+# Binary inputs up to this many bytes are copied out of the body (cheaper than an array view, and
+# the cache key hashes the copy); larger ones become read-only views of the body.
+_COPY_AT_MOST = 4096
+_ABSENT: Any = object()
+_from_raw = Tensor.from_raw
 
 
 SCHEDULING_PARAMETERS = ("priority", "timeout")
@@ -26,7 +32,10 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferenceRequ
 
     ``json_length`` is the Inference-Header-Content-Length header: the JSON is the body's first
     ``json_length`` bytes and the rest is binary tensor data, taken in order by the inputs that have
-    ``parameters.binary_data_size``. Binary fixed-size inputs are read-only views of ``body``.
+    ``parameters.binary_data_size``. JSON data and small binary data are kept as their binary
+    tensor data encoding (``Tensor.from_raw``): a cache hit never makes an array, a miss makes a
+    read-only one when the model reads ``Tensor.data``. Larger binary fixed-size inputs are
+    read-only views of ``body`` from the start.
     """
     if json_length is None:
         header: bytes | memoryview = body
@@ -45,26 +54,30 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferenceRequ
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if type(document) is not dict:
         raise BadRequest("request body must be a JSON object")
-    request_id = document.get("id")
+    get = document.get
+    request_id = get("id")
     if request_id is not None and type(request_id) is not str:
         raise BadRequest("request 'id' must be a string")
-    parameters = document.get("parameters")
+    parameters = get("parameters")
+    binary_outputs = False
     if parameters is None:
         parameters = {}
     elif type(parameters) is not dict:
         raise BadRequest("request 'parameters' must be an object")
-    binary_outputs = _pop_flag(parameters, "binary_data_output", "request")
-    # Scheduling hints (Triton's request parameters): they change when, never what, is answered,
-    # so they must not split the cache.
-    for hint in SCHEDULING_PARAMETERS:
-        parameters.pop(hint, None)
-    raw_inputs = document.get("inputs")
+    elif parameters:
+        binary_outputs = bool(_pop_flag(parameters, "binary_data_output", "request"))
+        # Scheduling hints (Triton's request parameters): they change when, never what, is
+        # answered, so they must not split the cache.
+        for hint in SCHEDULING_PARAMETERS:
+            parameters.pop(hint, None)
+    raw_inputs = get("inputs")
     if type(raw_inputs) is not list:
         raise BadRequest("request 'inputs' must be an array")
     inputs = []
     cursor = binary_at
+    has_binary = json_length is not None
     for index, raw in enumerate(raw_inputs):
-        tensor, cursor = _input(raw, index, body, cursor, json_length is not None)
+        tensor, cursor = _input(raw, index, body, cursor, has_binary)
         inputs.append(tensor)
     if cursor != len(body):
         raise BadRequest(
@@ -72,44 +85,68 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferenceRequ
         )
     if len(inputs) > 1 and len({tensor.name for tensor in inputs}) != len(inputs):
         raise BadRequest(f"input {_first_duplicate([t.name for t in inputs])!r} appears twice")
-    outputs = _outputs(document.get("outputs"))
-    return InferenceRequest(request_id, tuple(inputs), outputs, parameters, bool(binary_outputs))
+    raw_outputs = get("outputs")
+    outputs = () if raw_outputs is None else _outputs(raw_outputs)
+    return InferenceRequest(request_id, tuple(inputs), outputs, parameters, binary_outputs)
 
 
 def _input(raw: Any, index: int, body: bytes, cursor: int, has_binary: bool) -> tuple[Tensor, int]:
-    name = _name(raw, "input", index)
-    datatype = raw.get("datatype")
+    if type(raw) is not dict:
+        raise BadRequest(f"input #{index} must be an object")
+    get = raw.get
+    name = get("name")
+    if type(name) is not str or not name:
+        raise BadRequest(f"input #{index}: 'name' must be a non-empty string")
+    datatype = get("datatype")
     if type(datatype) is not str or datatype not in DATATYPES:
         raise _bad(name, f"unknown datatype {datatype!r}")
-    shape = raw.get("shape")
-    if type(shape) is not list or not _INT.issuperset(map(type, shape)):
+    shape = get("shape")
+    if type(shape) is not list:
         raise _bad(name, f"'shape' must be an array of integers, got {shape!r}")
-    if shape and (min(shape) < 0 or max(shape) > _MAX_DIM):
-        raise _bad(name, f"shape {shape} has a negative or too large dimension")
+    for dim in shape:
+        if type(dim) is not int or not 0 <= dim <= _MAX_DIM:
+            raise _bad_shape(name, shape)
     dims = tuple(shape)
-    parameters = _parameters(raw.get("parameters"), name)
-    size = parameters.pop("binary_data_size", None) if parameters else None
+    parameters = get("parameters")
+    size = None
+    if parameters is None:
+        parameters = {}
+    elif type(parameters) is not dict:
+        raise _bad(name, "'parameters' must be an object")
+    elif parameters:
+        if not parameters.keys().isdisjoint(_SHARED_MEMORY):
+            raise _bad(name, "shared memory is not supported, send the data in the request")
+        size = parameters.pop("binary_data_size", None)
     try:
-        if size is not None:
-            if type(size) is not int or size < 0:
-                raise _bad(name, "binary_data_size must be a non-negative integer")
-            if "data" in raw:
-                raise _bad(name, "has both 'data' and binary_data_size")
-            if cursor + size > len(body):
-                raise _bad(
-                    name,
-                    f"binary_data_size {size} exceeds the {len(body) - cursor} bytes of binary "
-                    "data left" + ("" if has_binary else " (no Inference-Header-Content-Length)"),
-                )
-            data = buffer_to_array(datatype, dims, body, cursor, size)
-            cursor += size
-        elif "data" in raw:
-            data = json_to_array(datatype, dims, raw["data"])
-        else:
-            raise _bad(name, "has neither 'data' nor parameters.binary_data_size")
+        if size is None:
+            data = get("data", _ABSENT)
+            if data is _ABSENT:
+                raise _bad(name, "has neither 'data' nor parameters.binary_data_size")
+            raw_data = json_to_raw(datatype, dims, data)
+            return _from_raw(name, datatype, dims, raw_data, parameters), cursor
+        if type(size) is not int or size < 0:
+            raise _bad(name, "binary_data_size must be a non-negative integer")
+        if "data" in raw:
+            raise _bad(name, "has both 'data' and binary_data_size")
+        if cursor + size > len(body):
+            raise _bad(
+                name,
+                f"binary_data_size {size} exceeds the {len(body) - cursor} bytes of binary "
+                "data left" + ("" if has_binary else " (no Inference-Header-Content-Length)"),
+            )
+        if size <= _COPY_AT_MOST:
+            raw_data = buffer_to_raw(datatype, dims, body, cursor, size)
+            return _from_raw(name, datatype, dims, raw_data, parameters), cursor + size
+        data = buffer_to_array(datatype, dims, body, cursor, size)
+        return Tensor(name, datatype, dims, data, parameters), cursor + size
     except (ValueError, OverflowError) as exc:
         raise _bad(name, str(exc)) from None
-    return Tensor(name, datatype, dims, data, parameters), cursor
+
+
+def _bad_shape(name: str, shape: list[Any]) -> BadRequest:
+    if not all(type(dim) is int for dim in shape):
+        return _bad(name, f"'shape' must be an array of integers, got {shape!r}")
+    return _bad(name, f"shape {shape} has a negative or too large dimension")
 
 
 def _bad(name: str, problem: str, kind: str = "input") -> BadRequest:
@@ -173,21 +210,22 @@ def _first_duplicate(names: list[str]) -> str:
 
 def validate_request(request: InferenceRequest, metadata: ModelMetadata) -> None:
     """BadRequest naming the tensor unless ``request`` fits the model's inputs and outputs."""
+    inputs, outputs = _plan(metadata)
     for tensor in request.inputs:
-        spec = _find(metadata.inputs, tensor.name)
-        if spec is None:
+        check = inputs.get(tensor.name)
+        if check is None:
             known = ", ".join(repr(s.name) for s in metadata.inputs)
             raise BadRequest(f"unknown input {tensor.name!r}; the model's inputs are {known}")
+        spec, rank, fixed, want = check
         if tensor.datatype != spec.datatype:
             raise BadRequest(
                 f"input {tensor.name!r}: datatype {tensor.datatype}, the model expects "
                 f"{spec.datatype}"
             )
-        if len(tensor.shape) != len(spec.shape) or any(
-            want not in (-1, got) for got, want in zip(tensor.shape, spec.shape, strict=True)
-        ):
+        shape = tensor.shape
+        if len(shape) != rank or (fixed is not None and fixed(shape) != want):
             raise BadRequest(
-                f"input {tensor.name!r}: shape {list(tensor.shape)} does not fit the model's "
+                f"input {tensor.name!r}: shape {list(shape)} does not fit the model's "
                 f"shape {list(spec.shape)} (-1 = any size)"
             )
     if len(request.inputs) != len(metadata.inputs):
@@ -195,13 +233,33 @@ def validate_request(request: InferenceRequest, metadata: ModelMetadata) -> None
         missing = next(spec.name for spec in metadata.inputs if spec.name not in given)
         raise BadRequest(f"missing input {missing!r}")
     for output in request.outputs:
-        if _find(metadata.outputs, output.name) is None:
+        if output.name not in outputs:
             known = ", ".join(repr(s.name) for s in metadata.outputs)
             raise BadRequest(f"unknown output {output.name!r}; the model's outputs are {known}")
 
 
-def _find(specs: tuple[TensorSpec, ...], name: str) -> TensorSpec | None:
-    for spec in specs:
-        if spec.name == name:
-            return spec
-    return None
+# Input name -> (spec, rank, getter of the dimensions that are not -1 or None, what it must get).
+_InputChecks = dict[str, tuple[TensorSpec, int, Callable[[Sequence[int]], Any] | None, Any]]
+# id(metadata) -> (metadata, its checks); the metadata is kept, so its id cannot be reused.
+_PLANS: dict[int, tuple[ModelMetadata, tuple[_InputChecks, frozenset[str]]]] = {}
+
+
+def _plan(metadata: ModelMetadata) -> tuple[_InputChecks, frozenset[str]]:
+    """What validate_request checks, looked up once per (immutable) metadata."""
+    entry = _PLANS.get(id(metadata))
+    if entry is not None and entry[0] is metadata:
+        return entry[1]
+    inputs: _InputChecks = {}
+    for spec in metadata.inputs:
+        fixed = [index for index, dim in enumerate(spec.shape) if dim != -1]
+        want = tuple(spec.shape[index] for index in fixed)
+        getter = itemgetter(*fixed) if fixed else None
+        # itemgetter of one index returns the item, of several a tuple.
+        inputs.setdefault(
+            spec.name, (spec, len(spec.shape), getter, want[0] if len(fixed) == 1 else want)
+        )
+    plan = inputs, frozenset(spec.name for spec in metadata.outputs)
+    if len(_PLANS) >= 8:
+        _PLANS.clear()
+    _PLANS[id(metadata)] = (metadata, plan)
+    return plan

@@ -7,6 +7,7 @@ tensor's name and turn it into their own error.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from itertools import chain
 from math import prod
 from typing import Any
@@ -25,6 +26,7 @@ _ACCEPTS: dict[str, frozenset[type]] = {
     "FP32": frozenset({int, float}),
     "FP64": frozenset({int, float}),
 }
+_STRINGS = frozenset({str})
 _JSON_NAMES = {
     bool: "boolean",
     int: "integer",
@@ -34,11 +36,32 @@ _JSON_NAMES = {
     dict: "object",
     type(None): "null",
 }
-# Smallest magnitude that rounds to infinity (halfway between the largest finite value and the next
-# power of two): JSON cannot carry infinities, so a value that becomes one was out of range.
-_INF_AT = {"FP16": 65520.0, "FP32": float(2**128 - 2**103)}
-# Up to this many elements, Python's min/max is cheaper than a numpy reduction.
-_SMALL = 64
+# The ``struct`` code of each fixed-size datatype ("<" makes them standard-size little-endian).
+# ``struct`` checks integer ranges, and rounds floats to nearest-even like numpy's casts; JSON
+# cannot carry infinities, so a value that rounds to one was out of range: ``struct`` raises
+# OverflowError for those (FP16 from 65520, FP32 from 2**128 - 2**103: halfway between the largest
+# finite value and the next power of two).
+_CODES = {
+    "BOOL": "?",
+    "INT8": "b",
+    "INT16": "h",
+    "INT32": "i",
+    "INT64": "q",
+    "UINT8": "B",
+    "UINT16": "H",
+    "UINT32": "I",
+    "UINT64": "Q",
+    "FP16": "e",
+    "FP32": "f",
+    "FP64": "d",
+}
+# Datatype -> (the types it accepts, count -> a Struct's pack). A Struct is small whatever its
+# count (one repeated code), and a server sees few shapes; the cap only bounds what odd clients
+# can make us keep.
+_FIXED: dict[str, tuple[frozenset[type], dict[int, Callable[..., bytes]]]] = {
+    datatype: (_ACCEPTS[datatype], {}) for datatype in _CODES
+}
+_MAX_PACKERS = 64
 
 
 def flatten(data: list[Any], shape: tuple[int, ...]) -> list[Any]:
@@ -63,43 +86,53 @@ def flatten(data: list[Any], shape: tuple[int, ...]) -> list[Any]:
     return level
 
 
-def json_to_array(datatype: str, shape: tuple[int, ...], data: Any) -> np.ndarray[Any, Any]:
-    """The array of JSON ``data`` (flat or nested lists) for ``datatype`` and ``shape``."""
+def json_to_raw(datatype: str, shape: tuple[int, ...], data: Any) -> bytes:
+    """The binary tensor data encoding of JSON ``data`` (flat or nested lists) for ``datatype``.
+
+    The exact Python types are checked first (a boolean is no number, a float no integer), then
+    ``struct`` packs the values and checks their range: an integer that does not fit its type, a
+    float that would round to infinity in FP16/FP32. The bytes are what numpy would make of the
+    values.
+    """
     if type(data) is not list:
         raise ValueError(f"data must be an array, not {_json_name(type(data))}")
-    flat = flatten(data, shape)
+    if (data and type(data[0]) is list) or len(data) != prod(shape):
+        data = flatten(data, shape)
     if datatype == "BYTES":
-        return bytes_array(_encode_strings(flat), shape)
-    accepts = _ACCEPTS[datatype]
-    if not accepts.issuperset(map(type, flat)):
-        bad = ", ".join(sorted(_json_name(kind) for kind in set(map(type, flat)) - accepts))
+        return _frame_strings(data)
+    accepts, packers = _FIXED[datatype]
+    if not accepts.issuperset(map(type, data)):
+        bad = ", ".join(sorted(_json_name(kind) for kind in set(map(type, data)) - accepts))
         raise ValueError(f"{datatype} data contains {bad} values")
-    dtype = DTYPES[datatype]
+    pack = packers.get(len(data)) or _packer(datatype, len(data))
     try:
-        limit = _INF_AT.get(datatype)
-        if limit is None or not flat:
-            array = np.array(flat, dtype)
-        elif len(flat) <= _SMALL:
-            if max(flat) >= limit or min(flat) <= -limit:
-                raise OverflowError
-            array = np.array(flat, dtype)
-        else:
-            # Widen first so that numpy never warns about an overflowing cast.
-            wide = np.array(flat, np.float64)
-            if float(np.abs(wide).max()) >= limit:
-                raise OverflowError
-            array = wide.astype(dtype)
-    except OverflowError:
+        return pack(*data)
+    except (struct.error, OverflowError):
         raise ValueError(f"data has a value out of range for {datatype}") from None
-    return array.reshape(shape) if len(shape) != 1 else array
 
 
-def _encode_strings(flat: list[Any]) -> list[bytes]:
-    kinds = set(map(type, flat)) - {str}
-    if kinds:
-        bad = ", ".join(sorted(_json_name(kind) for kind in kinds))
+def _packer(datatype: str, count: int) -> Callable[..., bytes]:
+    """A new ``struct`` packing of ``count`` values of ``datatype``, little-endian."""
+    packers = _FIXED[datatype][1]
+    if len(packers) >= _MAX_PACKERS:
+        packers.clear()
+    pack = packers[count] = struct.Struct(f"<{count}{_CODES[datatype]}").pack
+    return pack
+
+
+def _frame_strings(flat: list[Any]) -> bytes:
+    """JSON strings as BYTES elements (UTF-8), framed as the binary tensor data encoding."""
+    if not _STRINGS.issuperset(map(type, flat)):
+        bad = ", ".join(sorted(_json_name(kind) for kind in set(map(type, flat)) - _STRINGS))
         raise ValueError(f"BYTES data must be strings, found {bad} values")
-    return list(map(str.encode, flat))
+    parts: list[bytes] = []
+    add = parts.append
+    pack = _U32.pack
+    for string in flat:
+        element = string.encode()
+        add(pack(len(element)))
+        add(element)
+    return b"".join(parts)
 
 
 def _json_name(kind: type) -> str:
@@ -135,6 +168,28 @@ def buffer_to_array(
         raise ValueError("BOOL binary data has bytes other than 0 and 1")
     array: np.ndarray[Any, Any] = np.ndarray(shape, dtype, buffer, start)
     return array if array.flags.aligned else array.copy()
+
+
+def buffer_to_raw(
+    datatype: str, shape: tuple[int, ...], buffer: bytes, start: int, size: int
+) -> bytes:
+    """``buffer[start:start + size]`` once checked to hold a tensor in the binary tensor data
+    format (a copy: for small tensors, where it costs less than making an array)."""
+    count = prod(shape)
+    end = start + size
+    if datatype == "BYTES":
+        unframe(buffer, start, end, count)
+        return buffer[start:end]
+    itemsize = DTYPES[datatype].itemsize
+    if size != count * itemsize:
+        raise ValueError(
+            f"binary_data_size is {size} bytes, shape {list(shape)} of {datatype} "
+            f"needs {count * itemsize}"
+        )
+    raw = buffer[start:end]
+    if datatype == "BOOL" and raw.translate(None, b"\x00\x01"):
+        raise ValueError("BOOL binary data has bytes other than 0 and 1")
+    return raw
 
 
 def unframe(buffer: bytes, start: int, end: int, count: int) -> list[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -181,3 +182,19 @@ def test_scheduling_hints_do_not_split_the_cache() -> None:
     key = cache_key("ns/a", digest, decode_request(plain))
     assert cache_key("ns/a", digest, decode_request(hinted)) == key
     assert cache_key("ns/a", digest, decode_request(other)) != key
+
+
+def test_the_canonical_request_is_the_documented_encoding() -> None:
+    """Spelled out independently: a change of these bytes needs a new blake2b personalization."""
+    request = decode_request(orjson.dumps(base()))
+    head = orjson.dumps(
+        [
+            [["w", "BYTES", [2], {}, 11], ["x", "FP32", [1, 4], {}, 16]],
+            [["label", {}], ["probabilities", {}]],
+            {"mode": "fast", "top_k": 2},
+        ]
+    )
+    data = b"\x02\x00\x00\x00ab\x01\x00\x00\x00c" + np.array([5.1, 3.5, 1.4, 0.2], "<f4").tobytes()
+    canonical = len(head).to_bytes(8, "little") + head + data
+    want = hashlib.blake2b(canonical, digest_size=DIGEST_SIZE, person=b"memoserve-req-v2")
+    assert request_digest(request) == want.digest()

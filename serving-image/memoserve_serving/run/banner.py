@@ -1,0 +1,89 @@
+"""What ``memoserve run`` prints once it listens: what runs, and a curl that works with it.
+
+The example request is built from the loaded model's own metadata (input names, datatypes,
+shapes; a variable dimension becomes 1) with plausible values, so it is valid for any model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass
+from itertools import cycle, islice
+from typing import Any
+
+from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
+
+# Values for the example tensors, cycled: feature-like numbers (iris's first flower, as it
+# happens, so the quickstart prints the README's request).
+_FLOATS = (5.1, 3.5, 1.4, 0.2)
+_INTS = (1, 2, 3, 4)
+_BOOLS = (True, False)
+_TEXT = ("hello",)
+MAX_INLINE_CHARS = 2000  # a longer request body goes to a file: curl -d @FILE
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the banner reports."""
+
+    service: str  # namespace/name of the InferenceService
+    file: str
+    model: str  # the v2 model name
+    model_format: str
+    model_uri: str
+    digest: str
+    cache: str
+    url: str  # the server's base URL
+    cache_enabled: bool
+
+
+def example_request(metadata: ModelMetadata) -> str:
+    """A v2 infer request body (compact JSON) for ``metadata``'s inputs."""
+    body = {"inputs": [_example_input(spec) for spec in metadata.inputs]}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _example_input(spec: TensorSpec) -> dict[str, Any]:
+    shape = [1 if dim < 0 else dim for dim in spec.shape]
+    count = math.prod(shape)
+    values: tuple[Any, ...]
+    if spec.datatype.startswith("FP"):
+        values = _FLOATS
+    elif spec.datatype == "BOOL":
+        values = _BOOLS
+    elif spec.datatype == "BYTES":
+        values = _TEXT
+    else:  # INT*, UINT*
+        values = _INTS
+    data = list(islice(cycle(values), count))
+    return {"name": spec.name, "shape": shape, "datatype": spec.datatype, "data": data}
+
+
+def curl_command(infer_url: str, body: str, body_file: str | None = None) -> str:
+    """A ready-to-paste curl for ``body`` (or for ``body_file``, which holds it)."""
+    data = "@" + body_file if body_file is not None else body
+    return (
+        f"curl -si {shlex.quote(infer_url)} -H 'Content-Type: application/json' \\\n"
+        f"    -d {shlex.quote(data)}"
+    )
+
+
+def banner(summary: RunSummary, curl: str) -> str:
+    if summary.cache_enabled:
+        expect = "the first call is a miss, the second a hit: see X-Memoserve-Cache"
+    else:
+        expect = "uncached: X-Memoserve-Cache: off"
+    return "\n".join(
+        [
+            f"memoserve run: InferenceService {summary.service} from {summary.file}",
+            f"  model   {summary.model} ({summary.model_format}, {summary.model_uri})",
+            f"  digest  sha256:{summary.digest[:16]}",
+            f"  cache   {summary.cache}",
+            f"  url     {summary.url}/v2/models/{summary.model}",
+            f"try it ({expect}):",
+            "  " + curl.replace("\n", "\n  "),
+            "Ctrl-C stops it.",
+        ]
+    )

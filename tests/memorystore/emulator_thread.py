@@ -1,0 +1,55 @@
+"""The Memorystore emulator in a thread of its own (its own event loop), so that blocking
+clients (google-cloud-redis's sync REST client) and async ones (the operator's gRPC client, in
+the test's loop) can both call it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from memoserve_operator.emulator import Emulator, Faults
+from memoserve_operator.emulator.backend import Backend
+
+T = TypeVar("T")
+
+
+class EmulatorThread:
+    def __init__(self, data_dir: Path | None = None, *, delay: float = 0.2) -> None:
+        self.faults = Faults(ready_delay=delay, operation_delay=delay)
+        self.emulator = Emulator(data_dir=data_dir, faults=self.faults)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def call(self, work: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
+
+    def start(self) -> EmulatorThread:
+        self._thread.start()
+        self.call(self.emulator.start())
+        return self
+
+    def stop(self) -> None:
+        self.call(self.emulator.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    @property
+    def backend(self) -> Backend:
+        assert self.emulator.backend is not None
+        return self.emulator.backend
+
+    @property
+    def rest_url(self) -> str:
+        return self.emulator.rest_url
+
+    @property
+    def grpc_target(self) -> str:
+        return self.emulator.grpc_target
+
+    def calls(self, method: str) -> int:
+        """How many times the emulator was asked ``method`` (e.g. CreateInstance)."""
+        return self.backend.calls.get(method, 0)
