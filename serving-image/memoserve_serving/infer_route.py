@@ -11,7 +11,7 @@ import logging
 import time
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memoserve_serving.cache.base import CacheResult
 from memoserve_serving.dataplane import DataPlane
@@ -29,8 +29,10 @@ from memoserve_serving.state import ServingState
 log = logging.getLogger(__name__)
 
 CACHE_HEADER = b"x-memoserve-cache"
-_JSON = b"application/json"
-_BINARY = b"application/octet-stream"
+_CONTENT_JSON = (b"content-type", b"application/json")
+_CONTENT_BINARY = (b"content-type", b"application/octet-stream")
+_CACHE = {result: (CACHE_HEADER, result.value.encode()) for result in CacheResult}
+_INTERNAL_ERROR = b'{"error": "internal server error"}'
 
 
 def _infer_target(path: str) -> tuple[str, str | None] | None:
@@ -70,21 +72,13 @@ class InferRoute:
         target = _infer_target(scope["path"])
         if target is None:
             return await self.fallback(scope, receive, send)
+        # One coroutine for the whole request: on a hit, every extra await layer is a
+        # measurable share of the work (docs/performance.md).
         metrics = self.state.metrics
         started = time.perf_counter()
         metrics.inflight += 1
-        result = CacheResult.BYPASS
-        status = 500
-        try:
-            status, result = await self._serve(scope, receive, send, target)
-        finally:
-            metrics.inflight -= 1
-            metrics.request_done(result, status, time.perf_counter() - started)
-
-    async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, target: tuple[str, str | None]
-    ) -> tuple[int, CacheResult]:
         result = CacheResult.BYPASS  # a request that never reached the cache
+        status = 200
         try:
             dataplane = self._dataplane(*target)
             json_length: int | None = None
@@ -99,27 +93,35 @@ class InferRoute:
                     read, write = _cache_directives(value)
             if content_length > self.max_body:
                 raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
-            body = await self._read_body(receive)
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body = message.get("body", b"")
+                if len(body) > self.max_body:
+                    raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
+            else:
+                body = await self._read_more(message, receive)
             request = decode_request(body, json_length)
             response, result = await dataplane.infer(request, read=read, write=write)
             payload, binary_json_length = encode_response(response, request)
         except InferenceError as exc:
-            if exc.status >= 500:
+            status = exc.status
+            if status >= 500:
                 log.error("infer failed: %s", exc, extra={"model": target[0]})
-            await _send(send, exc.status, orjson.dumps({"error": str(exc)}), _JSON, result)
-            return exc.status, result
+            payload, binary_json_length = orjson.dumps({"error": str(exc)}), None
         except Exception:
             # A bug of ours: say so in the log with the traceback, and in JSON to the client.
             log.exception("infer failed unexpectedly", extra={"model": target[0]})
-            await _send(send, 500, b'{"error": "internal server error"}', _JSON, result)
-            return 500, result
-        extra: list[tuple[bytes, bytes]] = []
-        content_type = _JSON
-        if binary_json_length is not None:
-            content_type = _BINARY
-            extra.append((b"inference-header-content-length", str(binary_json_length).encode()))
-        await _send(send, 200, payload, content_type, result, extra)
-        return 200, result
+            status, payload, binary_json_length = 500, _INTERNAL_ERROR, None
+        try:
+            headers = [_CONTENT_JSON, (b"content-length", b"%d" % len(payload)), _CACHE[result]]
+            if binary_json_length is not None:
+                headers[0] = _CONTENT_BINARY
+                headers.append((b"inference-header-content-length", b"%d" % binary_json_length))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": payload})
+        finally:
+            metrics.inflight -= 1
+            metrics.request_done(result, status, time.perf_counter() - started)
 
     def _dataplane(self, model: str, version: str | None) -> DataPlane:
         state = self.state
@@ -132,11 +134,12 @@ class InferRoute:
             raise ModelNotReady(f"model {model!r} is not ready")
         return dataplane
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_more(self, first: Message, receive: Receive) -> bytes:
+        """The body of a request that arrives in several messages (or a disconnect)."""
         chunks: list[bytes] = []
         size = 0
+        message = first
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":
                 raise BadRequest("client disconnected before sending the whole body")
             chunk = message.get("body", b"")
@@ -145,7 +148,8 @@ class InferRoute:
                 raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return b"".join(chunks)
+            message = await receive()
 
 
 def _header_int(value: bytes, name: str) -> int:
@@ -156,22 +160,3 @@ def _header_int(value: bytes, name: str) -> int:
     if number < 0:
         raise BadRequest(f"header {name} is negative")
     return number
-
-
-async def _send(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: bytes,
-    result: CacheResult,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        (CACHE_HEADER, result.value.encode()),
-    ]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
