@@ -358,6 +358,18 @@ def test_checksum_follows_model_and_cache_only() -> None:
     )
 
 
+def test_memorystore_resize_does_not_roll_the_pods() -> None:
+    small = make_isvc(cache={"memorystore": {"memorySizeGb": 1}})
+    large = make_isvc(cache={"memorystore": {"memorySizeGb": 5, "redisConfigs": {"a": "b"}}})
+    endpoint = RedisEndpoint("10.0.0.3", 6379)
+    assert config_checksum(small, endpoint) == config_checksum(large, endpoint)
+    # ...but a new endpoint (another instance, a new AUTH string) does.
+    assert config_checksum(small, endpoint) != config_checksum(
+        small, RedisEndpoint("10.0.0.4", 6379)
+    )
+    assert config_checksum(small, endpoint) != config_checksum(make_isvc(cache=EXTERNAL), endpoint)
+
+
 def test_builders_do_not_mutate_their_input() -> None:
     isvc = make_isvc(cache=EXTERNAL, ingress={**INGRESS, "managedCertificate": True}, **HPA)
     settings = SETTINGS.model_copy(update={"pod_monitoring": True})

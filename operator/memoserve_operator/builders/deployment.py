@@ -19,9 +19,16 @@ def config_checksum(isvc: InferenceService, redis: RedisEndpoint | None) -> str:
     AUTH string, CA), which the pod template does not show, so a changed Secret rolls the pods.
     """
     spec = isvc.spec
+    # The Memorystore instance's own settings (size, replicas, configs...) reach the pods only
+    # through the endpoint below: a resize must not restart every serving pod.
     material = {
         "model": spec.model.model_dump(mode="json", by_alias=True),
-        "cache": spec.cache.model_dump(mode="json", by_alias=True) if spec.cache else None,
+        "cache": (
+            spec.cache.model_dump(mode="json", by_alias=True, exclude={"memorystore"})
+            if spec.cache
+            else None
+        ),
+        "cacheSource": spec.cache.source if spec.cache else None,
         "redis": (
             [redis.url, redis.password or "", redis.ca_cert or ""] if redis is not None else None
         ),
