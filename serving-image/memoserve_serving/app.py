@@ -19,6 +19,7 @@ from memoserve_serving import __version__
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.infer_route import InferRoute
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.protocol.errors import InferenceError
 from memoserve_serving.settings import ServingSettings
 from memoserve_serving.state import CacheFactory, ServingState, running_dataplane
 
@@ -47,16 +48,12 @@ class Routes:
         return JSONResponse({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
 
     def _served(self, request: Request) -> ServedModel | JSONResponse:
-        name = request.path_params["model"]
-        version = request.path_params.get("version")
-        settings = self.state.settings
-        if name != settings.model_name:
-            return _error(404, f"unknown model {name!r}")
-        if version is not None and version != settings.model_version:
-            return _error(404, f"model {name!r} has no version {version!r}")
-        dataplane = self.state.dataplane
-        if dataplane is None:
-            return _error(503, f"model {name!r} is not ready")
+        try:
+            dataplane = self.state.dataplane_for(
+                request.path_params["model"], request.path_params.get("version")
+            )
+        except InferenceError as exc:
+            return _error(exc.status, str(exc))
         return dataplane.served
 
     async def model_metadata(self, request: Request) -> Response:

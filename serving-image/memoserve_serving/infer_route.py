@@ -14,12 +14,9 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memoserve_serving.cache.base import CacheResult
-from memoserve_serving.dataplane import DataPlane
 from memoserve_serving.protocol.errors import (
     BadRequest,
     InferenceError,
-    ModelNotFound,
-    ModelNotReady,
     PayloadTooLarge,
 )
 from memoserve_serving.protocol.request import decode_request
@@ -80,7 +77,7 @@ class InferRoute:
         result = CacheResult.BYPASS  # a request that never reached the cache
         status = 200
         try:
-            dataplane = self._dataplane(*target)
+            dataplane = self.state.dataplane_for(*target)
             json_length: int | None = None
             content_length = -1
             read = write = True
@@ -122,17 +119,6 @@ class InferRoute:
         finally:
             metrics.inflight -= 1
             metrics.request_done(result, status, time.perf_counter() - started)
-
-    def _dataplane(self, model: str, version: str | None) -> DataPlane:
-        state = self.state
-        dataplane = state.dataplane
-        if model != state.settings.model_name:
-            raise ModelNotFound(f"unknown model {model!r}")
-        if version is not None and version != state.settings.model_version:
-            raise ModelNotFound(f"model {model!r} has no version {version!r}")
-        if dataplane is None:
-            raise ModelNotReady(f"model {model!r} is not ready")
-        return dataplane
 
     async def _read_more(self, first: Message, receive: Receive) -> bytes:
         """The body of a request that arrives in several messages (or a disconnect)."""

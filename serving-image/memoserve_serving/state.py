@@ -14,6 +14,7 @@ from memoserve_serving.batching import Batcher
 from memoserve_serving.cache.base import AnswerCache
 from memoserve_serving.dataplane import DataPlane, ServedModel
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.protocol.errors import ModelNotFound, ModelNotReady
 from memoserve_serving.settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -38,6 +39,17 @@ class ServingState:
     def ready(self) -> bool:
         return self.dataplane is not None and not self.draining
 
+    def dataplane_for(self, model: str, version: str | None) -> DataPlane:
+        """The data plane serving ``model`` (at ``version``, if given): 404 or 503 otherwise."""
+        settings = self.settings
+        if model != settings.model_name:
+            raise ModelNotFound(f"unknown model {model!r}")
+        if version is not None and version != settings.model_version:
+            raise ModelNotFound(f"model {model!r} has no version {version!r}")
+        if self.dataplane is None:
+            raise ModelNotReady(f"model {model!r} is not ready")
+        return self.dataplane
+
 
 def load_served_model(settings: ServingSettings, progress: Progress | None = None) -> ServedModel:
     """Fetch and load the model (blocking: run it in a thread); ``progress`` sees the bytes."""
@@ -59,14 +71,6 @@ def open_cache(settings: ServingSettings, metrics: ServingMetrics) -> AnswerCach
     from memoserve_serving.cache.store import open_answer_cache
 
     return open_answer_cache(settings, metrics)
-
-
-async def warm_up(cache: AnswerCache | None) -> None:
-    """Connect to Redis before the first request (never fails: Redis may come up later)."""
-    from memoserve_serving.cache.store import RedisAnswerCache
-
-    if isinstance(cache, RedisAnswerCache):
-        await cache.warm_up()
 
 
 @contextlib.asynccontextmanager
@@ -91,7 +95,8 @@ async def running_dataplane(
     # the model to run one batch at a time so that the queue fills while it is busy.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memoserve-model")
     cache = (cache_factory or open_cache)(settings, state.metrics)
-    await warm_up(cache)
+    if cache is not None:
+        await cache.warm_up()  # never fails: Redis may come up later
     batcher = None
     if settings.batch_max_size > 1 and served.model.batchable:
         batcher = Batcher(

@@ -45,5 +45,8 @@ class LocalAnswerCache:
         self._values.put(key, value)
         return value
 
+    async def warm_up(self) -> bool:
+        return True  # in-process: nothing to connect to
+
     async def close(self) -> None:
         self._values.clear()

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from memoserve_serving.protocol.errors import BadRequest
+
 
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
@@ -24,6 +26,13 @@ class ModelMetadata:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     platform: str  # v2 "platform", e.g. "onnxruntime_onnx", "sklearn", "xgboost"
+
+
+def only_input(inputs: Mapping[str, np.ndarray[Any, Any]], name: str) -> np.ndarray[Any, Any]:
+    """The one input of a single-input model; BadRequest if the request has others."""
+    if inputs.keys() != {name}:
+        raise BadRequest(f"the model takes one input, {name!r}; got {sorted(inputs)}")
+    return inputs[name]
 
 
 class Model(abc.ABC):

@@ -20,7 +20,7 @@ import numpy as np
 
 from memoserve_serving.protocol.datatypes import datatype_of, dtype_of
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec
+from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec, only_input
 from memoserve_serving.storage import ModelLoadError
 
 INPUT = "input-0"
@@ -62,15 +62,14 @@ class SklearnModel(Model):
     def predict(
         self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> dict[str, np.ndarray[Any, Any]]:
-        if set(inputs) != {INPUT}:
-            raise BadRequest(f"the model takes one input, {INPUT!r}; got {sorted(inputs)}")
+        features = only_input(inputs, INPUT)
         known = [spec.name for spec in self.metadata.outputs]
         wanted = list(outputs) or known
         unknown = sorted(set(wanted) - set(known))
         if unknown:
             raise BadRequest(f"unknown outputs {unknown}")
         try:
-            x = np.asarray(inputs[INPUT], dtype=np.float64)
+            x = np.asarray(features, dtype=np.float64)
             if x.ndim != 2:
                 raise ValueError(f"{INPUT} must be 2-D [rows, features], got shape {list(x.shape)}")
             # Only what was asked for: predict_proba can cost as much as predict.

@@ -18,7 +18,7 @@ import numpy as np
 import xgboost
 
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec
+from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec, only_input
 from memoserve_serving.storage import ModelLoadError
 
 INPUT = "input-0"
@@ -49,12 +49,11 @@ class XGBoostModel(Model):
     def predict(
         self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> dict[str, np.ndarray[Any, Any]]:
-        if set(inputs) != {INPUT}:
-            raise BadRequest(f"the model takes one input, {INPUT!r}; got {sorted(inputs)}")
+        features = only_input(inputs, INPUT)
         if set(outputs) - {OUTPUT}:
             raise BadRequest(f"unknown outputs {sorted(set(outputs) - {OUTPUT})}")
         try:
-            x = np.ascontiguousarray(inputs[INPUT], dtype=np.float32)
+            x = np.ascontiguousarray(features, dtype=np.float32)
         except ValueError as exc:
             raise BadRequest(f"{INPUT}: {exc}") from exc
         if x.ndim != 2 or x.shape[1] != self._features:
