@@ -9,13 +9,13 @@ QUICKSTART := manifests/examples/quickstart.yaml
 SAMPLE_MODELS := /tmp/memoserve-models
 PORT ?= 8080
 
-.PHONY: run test install system-deps lint typecheck pytest bench clean
+.PHONY: run test install system-deps control-plane bench-operator lint typecheck pytest bench clean
 
 run: install
 	test -f $(SAMPLE_MODELS)/iris.onnx || $(VENV)/bin/memoserve dev sample-model --out $(SAMPLE_MODELS)
 	$(VENV)/bin/memoserve run -f $(QUICKSTART) --port $(PORT)
 
-test: system-deps install lint typecheck pytest
+test: system-deps install control-plane lint typecheck pytest
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ $(VENV)/.installed: pyproject.toml
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+# The e2e tier's Kubernetes control plane, built from Go modules once per machine (cached).
+control-plane:
+	bash scripts/build-control-plane.sh
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -40,6 +44,10 @@ pytest: install
 
 bench: system-deps install
 	bash bench/serving/run.sh
+
+# The operator at scale on the local control plane (N = 100, 500, 1000; ~15 min).
+bench-operator: install control-plane
+	$(PY) bench/operator-scale/bench.py
 
 clean:
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache $(SAMPLE_MODELS)

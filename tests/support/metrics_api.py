@@ -1,0 +1,217 @@
+"""The metrics APIs a GKE cluster serves to the HPA controller, for the e2e control plane.
+
+GKE runs metrics-server (``metrics.k8s.io``: pod CPU and memory) and, with Managed Service for
+Prometheus, a custom metrics adapter (``custom.metrics.k8s.io``: our in-flight requests per
+pod). kwok's pods have no kubelet to measure, so this small HTTPS server answers both APIs
+through the API server's aggregation layer (APIService -> Service -> Endpoints), with values
+the tests set per pod: annotations ``e2e.memoserve.dev/cpu`` (a quantity, default ``0``) and
+``e2e.memoserve.dev/<metric name>`` (default ``0``). The HPA controller then computes and scales
+exactly as it would on GKE.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ANNOTATION_PREFIX = "e2e.memoserve.dev/"
+RESOURCE_GV = "metrics.k8s.io/v1beta1"
+CUSTOM_GV = "custom.metrics.k8s.io/v1beta2"
+
+
+def node_address() -> str:
+    """This machine's first non-loopback IPv4 address: Endpoints may not point at 127.0.0.0/8."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route's source
+        address: str = probe.getsockname()[0]
+    if address.startswith("127."):
+        raise RuntimeError("the metrics API needs a non-loopback IPv4 address on this machine")
+    return address
+
+
+class MetricsApi:
+    """Serves both metrics APIs on ``address``; pod lists come from the API server."""
+
+    def __init__(self, api_server: str, token: str, ca: Path, cert: Path, key: Path) -> None:
+        self.api_server, self.token = api_server, token
+        self._client_context = ssl.create_default_context(cafile=str(ca))
+        self._server = ThreadingHTTPServer(("0.0.0.0", 0), _handler(self))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert), str(key))
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def registration(self, namespace: str = "kube-system") -> list[dict[str, Any]]:
+        """The objects that route both APIs through the aggregation layer to this server."""
+        name = "memoserve-e2e-metrics"
+        service = {"namespace": namespace, "name": name, "port": 443}
+        objects: list[dict[str, Any]] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"ports": [{"port": 443, "targetPort": self.port, "protocol": "TCP"}]},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": name, "namespace": namespace},
+                "subsets": [
+                    {
+                        "addresses": [{"ip": node_address()}],
+                        "ports": [{"port": self.port, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        ]
+        for group_version in (RESOURCE_GV, CUSTOM_GV):
+            group, version = group_version.split("/")
+            objects.append(
+                {
+                    "apiVersion": "apiregistration.k8s.io/v1",
+                    "kind": "APIService",
+                    "metadata": {"name": f"{version}.{group}"},
+                    "spec": {
+                        "group": group,
+                        "version": version,
+                        "service": service,
+                        "insecureSkipTLSVerify": True,  # a throwaway certificate on loopback
+                        "groupPriorityMinimum": 100,
+                        "versionPriority": 100,
+                    },
+                }
+            )
+        return objects
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def answer(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        parts = [p for p in path.split("/") if p]
+        if parts == ["apis", *RESOURCE_GV.split("/")]:
+            return 200, _resource_list(RESOURCE_GV, [("pods", "PodMetrics", True)])
+        if parts == ["apis", *CUSTOM_GV.split("/")]:
+            return 200, _resource_list(CUSTOM_GV, [("pods/*", "MetricValueList", True)])
+        selector = query.get("labelSelector", "")
+        # /apis/metrics.k8s.io/v1beta1/namespaces/NS/pods
+        if (
+            len(parts) == 6
+            and parts[:3] == ["apis", *RESOURCE_GV.split("/")]
+            and parts[5] == "pods"
+        ):
+            return 200, self._pod_metrics(parts[4], selector)
+        # /apis/custom.metrics.k8s.io/v1beta2/namespaces/NS/pods/*/METRIC
+        if len(parts) == 8 and parts[:3] == ["apis", *CUSTOM_GV.split("/")] and parts[5] == "pods":
+            return 200, self._custom_metrics(parts[4], selector, parts[7])
+        return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
+
+    def _pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode({"labelSelector": selector})
+        request = urllib.request.Request(
+            f"{self.api_server}/api/v1/namespaces/{namespace}/pods?{query}",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        with urllib.request.urlopen(request, context=self._client_context, timeout=10) as response:
+            items: list[dict[str, Any]] = json.load(response)["items"]
+        return [p for p in items if p.get("status", {}).get("phase") == "Running"]
+
+    def _pod_metrics(self, namespace: str, selector: str) -> dict[str, Any]:
+        items = []
+        for pod in self._pods(namespace, selector):
+            cpu = _annotation(pod, "cpu")
+            items.append(
+                {
+                    "metadata": {"name": pod["metadata"]["name"], "namespace": namespace},
+                    "timestamp": _now(),
+                    "window": "30s",
+                    "containers": [
+                        {"name": c["name"], "usage": {"cpu": cpu, "memory": "64Mi"}}
+                        for c in pod["spec"]["containers"]
+                    ],
+                }
+            )
+        return {"kind": "PodMetricsList", "apiVersion": RESOURCE_GV, "metadata": {}, "items": items}
+
+    def _custom_metrics(self, namespace: str, selector: str, metric: str) -> dict[str, Any]:
+        items = [
+            {
+                "describedObject": {
+                    "kind": "Pod",
+                    "namespace": namespace,
+                    "name": pod["metadata"]["name"],
+                    "apiVersion": "/v1",
+                },
+                "metric": {"name": metric},
+                "timestamp": _now(),
+                "windowSeconds": 60,
+                "value": _annotation(pod, metric),
+            }
+            for pod in self._pods(namespace, selector)
+        ]
+        return {"kind": "MetricValueList", "apiVersion": CUSTOM_GV, "metadata": {}, "items": items}
+
+
+def _annotation(pod: dict[str, Any], name: str) -> str:
+    return str(pod["metadata"].get("annotations", {}).get(ANNOTATION_PREFIX + name, "0"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _resource_list(group_version: str, resources: list[tuple[str, str, bool]]) -> dict[str, Any]:
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": [
+            {
+                "name": name,
+                "singularName": "",
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": ["get", "list"],
+            }
+            for name, kind, namespaced in resources
+        ],
+    }
+
+
+def _handler(api: MetricsApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # http.server's naming
+            url = urllib.parse.urlsplit(self.path)
+            query = dict(urllib.parse.parse_qsl(url.query))
+            try:
+                code, body = api.answer(url.path, query)
+            except OSError as exc:  # the API server did not answer the pod list
+                code, body = 503, {"kind": "Status", "message": str(exc), "code": 503}
+            payload = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the HPA controller asks every few seconds
+
+    return Handler
