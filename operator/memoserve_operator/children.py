@@ -1,10 +1,12 @@
 """Make the children match: apply what differs, prune what is no longer wanted.
 
-- Each desired object (stamped by ``compare.stamp``) is read, and applied with server-side apply
-  (one field manager, force) only when ``compare.needs_apply`` says the live one differs.
+- Each desired object (stamped by ``compare.stamp``) is looked up (in the ``ChildIndex`` the
+  watches keep, else read from the API server), and applied with server-side apply (one field
+  manager, force) only when ``compare.needs_apply`` says the live one differs.
   An object of the same name that this InferenceService does not control is never taken over.
-- Kinds of ``OWNED_KINDS`` that are no longer desired are listed by the instance and managed-by
-  labels and deleted when this InferenceService is their controller (with a uid precondition).
+- Kinds of ``OWNED_KINDS`` that are no longer desired are found by the instance and managed-by
+  labels (in the index, else listed) and deleted when this InferenceService is their controller
+  (with a uid precondition).
   Secrets are read by name instead: the operator may not list Secrets (rbac.yaml), and only the
   ``<name>-redis`` Secret is ever ours.
 
@@ -19,6 +21,7 @@ from typing import Any
 
 from memoserve_operator.builders import OWNED_KINDS, redis_secret_name
 from memoserve_operator.builders.meta import MANAGED_BY
+from memoserve_operator.child_index import ChildIndex
 from memoserve_operator.compare import needs_apply
 from memoserve_operator.kube import Conflict, KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
@@ -60,13 +63,15 @@ async def sync_children(
     *,
     field_manager: str,
     keep: frozenset[str] = frozenset(),
+    index: ChildIndex | None = None,
 ) -> Children:
     """Apply ``desired`` (in order), then prune owned kinds neither desired nor in ``keep``."""
     children = Children()
+    index = index if index is not None else ChildIndex(frozenset())
     for obj in desired:
         kind = obj["kind"]
         try:
-            children.live[kind] = await _apply(kube, metrics, isvc, obj, field_manager)
+            children.live[kind] = await _apply(kube, metrics, isvc, obj, field_manager, index)
         except KubeError as exc:
             if exc.transient:
                 raise
@@ -76,7 +81,7 @@ async def sync_children(
     for api_version, kind in OWNED_KINDS:
         if kind not in wanted:
             try:
-                await _prune(kube, metrics, isvc, api_version, kind)
+                await _prune(kube, metrics, isvc, api_version, kind, index)
             except KubeError as exc:
                 if exc.transient:
                     raise
@@ -85,10 +90,17 @@ async def sync_children(
 
 
 async def _apply(
-    kube: KubeClient, metrics: Metrics, isvc: InferenceService, obj: Object, field_manager: str
+    kube: KubeClient,
+    metrics: Metrics,
+    isvc: InferenceService,
+    obj: Object,
+    field_manager: str,
+    index: ChildIndex,
 ) -> Object:
     kind, name = obj["kind"], obj["metadata"]["name"]
-    current = await kube.get(resource_of(obj["apiVersion"], kind), isvc.namespace, name)
+    current = index.get(kind, isvc.namespace, name)
+    if current is None:
+        current = await kube.get(resource_of(obj["apiVersion"], kind), isvc.namespace, name)
     if current is not None and not controlled_by(current, isvc.metadata.uid):
         where = f"{isvc.namespace}/{name}"
         message = "exists and is not controlled by this InferenceService (delete or rename it)"
@@ -96,15 +108,23 @@ async def _apply(
     if needs_apply(obj, current):
         current = await kube.apply(obj, field_manager)
         metrics.writes.labels("apply", kind).inc()
+        index.remember(current)
     assert current is not None
     return current
 
 
 async def _prune(
-    kube: KubeClient, metrics: Metrics, isvc: InferenceService, api_version: str, kind: str
+    kube: KubeClient,
+    metrics: Metrics,
+    isvc: InferenceService,
+    api_version: str,
+    kind: str,
+    index: ChildIndex,
 ) -> None:
     resource, namespace = resource_of(api_version, kind), isvc.namespace
-    if kind == "Secret":
+    if kind in index.watched_kinds:
+        stale = index.owned(kind, namespace, isvc.name)
+    elif kind == "Secret":
         found = await kube.get(resource, namespace, redis_secret_name(isvc))
         stale = [found] if found is not None else []
     else:
@@ -115,3 +135,4 @@ async def _prune(
             meta = obj["metadata"]
             await kube.delete(resource, namespace, meta["name"], meta["uid"])
             metrics.writes.labels("delete", kind).inc()
+            index.forget(obj)

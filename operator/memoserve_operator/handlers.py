@@ -5,8 +5,9 @@
   forever); the Kubernetes client and the reconciler go into kopf's memo; cleanup closes them.
 - create / update / resume -> one reconcile, which reads the InferenceService afresh.
 - children (every owned kind but Secrets, which the operator may not watch), filtered by the
-  managed-by label: an event reconciles the owner, so status follows the Deployment's ready
-  replicas and the Ingress's address, and a deleted or hand-edited child is restored at once.
+  managed-by label: an event goes into the ``ChildIndex`` (so reconciles need not read the
+  children again) and reconciles the owner, so status follows the Deployment's ready replicas
+  and the Ingress's address, and a deleted or hand-edited child is restored at once.
 - a timer ticks every few seconds per InferenceService but costs nothing unless a check is due
   (``Reconciler.due``): every ``recheck_seconds`` while not Ready (crash loops, metrics, a
   refused child), every ``resync_seconds`` when settled (e.g. a deleted ``<name>-redis``).
@@ -32,6 +33,7 @@ import kopf
 
 from memoserve_operator.builders import OWNED_KINDS
 from memoserve_operator.builders.meta import MANAGED_BY
+from memoserve_operator.child_index import ChildIndex
 from memoserve_operator.kube import KubeClient, KubeError, resource_of
 from memoserve_operator.memorystore import MemorystoreConnector
 from memoserve_operator.memorystore_record import KopfEvents
@@ -63,7 +65,10 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.memorystore = MemorystoreConnector(operator_settings)
     step = MemorystoreStep(memo.memorystore, memo.kube, KopfEvents())
     metrics = memo.get("metrics") or Metrics()
-    memo.reconciler = Reconciler(memo.kube, operator_settings, metrics, memorystore=step)
+    memo.children = ChildIndex(WATCHED_KINDS)
+    memo.reconciler = Reconciler(
+        memo.kube, operator_settings, metrics, memorystore=step, index=memo.children
+    )
 
 
 @kopf.on.cleanup()
@@ -103,12 +108,15 @@ async def resync(body: kopf.Body, namespace: str | None, name: str, memo: Any, *
 
 
 async def child_changed(body: kopf.Body, type: str | None, memo: Any, **_: Any) -> None:
+    memo.children.observe(type, body)
     if type is not None:  # None: kopf's initial listing; resume handlers cover start-up
         await memo.reconciler.reconcile_owner(body)
 
 
+# No list/watch on Secrets (rbac.yaml): reconciles read the one Secret, the resync timer too.
+WATCHED_KINDS = frozenset(kind for _, kind in OWNED_KINDS if kind != "Secret")
 for _api_version, _kind in OWNED_KINDS:
-    if _kind != "Secret":  # no list/watch on Secrets (rbac.yaml): the resync timer checks it
+    if _kind in WATCHED_KINDS:
         _child = resource_of(_api_version, _kind)
         kopf.on.event(
             group=_child.group, version=_child.version, plural=_child.plural, labels=MANAGED

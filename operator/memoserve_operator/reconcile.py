@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from memoserve_operator.builders import build_all, selector
 from memoserve_operator.cache_step import resolve_cache
+from memoserve_operator.child_index import ChildIndex
 from memoserve_operator.children import owner_of, sync_children
 from memoserve_operator.compare import stamp
 from memoserve_operator.conditions import Verdict, comparable, set_condition, timestamp
@@ -75,9 +76,11 @@ class Reconciler:
         *,
         clock: Callable[[], datetime.datetime] = _utcnow,
         memorystore: MemorystoreStep | None = None,
+        index: ChildIndex | None = None,
     ) -> None:
         self.kube, self.settings, self.metrics, self._clock = kube, settings, metrics, clock
         self.memorystore = memorystore
+        self.index = index
         self._locks: dict[str, asyncio.Lock] = {}
         self._queued: set[str] = set()
         self._last_run: dict[str, float] = {}
@@ -166,6 +169,7 @@ class Reconciler:
             desired,
             field_manager=self.settings.field_manager,
             keep=HELD_KINDS if cache.hold else frozenset(),
+            index=self.index,
         )
         deployment = children.live.get("Deployment")
         pods = (

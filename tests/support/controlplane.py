@@ -14,11 +14,13 @@ to an audit log, which is how tests count the operator's writes.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -275,6 +277,7 @@ class ControlPlane:
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def _wait_ready(self, timeout: float = 90.0) -> None:
@@ -329,6 +332,12 @@ class ControlPlane:
             self.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
 
 
+def die_with_parent() -> None:
+    """In the child, before exec: SIGKILL it when the process that started it dies, so that a
+    killed test run or benchmark leaves no control plane behind (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
 def _read_audit(path: Path, user: str | None) -> Iterator[AuditEvent]:
     if not path.exists():
         return
@@ -356,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Start a control plane in a temporary directory and keep it up until Ctrl-C."""
     import tempfile
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # clean up as on Ctrl-C
     with (
         tempfile.TemporaryDirectory(prefix="memoserve-e2e-") as tmp,
         ControlPlane(Path(tmp), control_plane_binaries()) as plane,

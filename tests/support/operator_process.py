@@ -13,6 +13,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from tests.support.controlplane import die_with_parent
+
 MEMOSERVE = Path(sys.executable).parent / "memoserve"
 
 
@@ -38,6 +40,7 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             env=environ,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         return self
 
