@@ -168,7 +168,15 @@ class ControlPlane:
         self.metrics_api.start()
         registration = "\n".join(json.dumps(obj) for obj in self.metrics_api.registration())
         self.kubectl("apply", "--server-side", "-f", "-", stdin=registration)
-        common = (f"--kubeconfig={self.kubeconfig}", "--leader-elect=false")
+        common = (
+            f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            # No client-side rate limits (as kwokctl --disable-qps-limits): at the default 20
+            # requests/s per controller, the Deployment controller alone would set the pace of
+            # the scale benchmark. GKE's control plane is not that slow either.
+            "--kube-api-qps=5000",
+            "--kube-api-burst=10000",
+        )
         self._spawn(
             "kube-controller-manager",
             *common,
