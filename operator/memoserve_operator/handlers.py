@@ -45,6 +45,7 @@ from memoserve_operator.settings import OperatorSettings
 
 ANNOTATION_PREFIX = "serving.memoserve.dev"
 TICK_SECONDS = 5.0
+WORKER_LIMIT = 64
 TRANSIENT_RETRY_SECONDS = 10.0  # the API server did not answer
 REFUSED_RETRY_SECONDS = 60.0  # it refused to read the InferenceService or write its status
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
@@ -60,6 +61,11 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     )
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     settings.posting.level = logging.WARNING  # Kubernetes Events for problems only
+    # At most this many objects in processing at once. kopf's default is no limit: a burst
+    # (a thousand services applied at once, and their children's events) then held every
+    # event body, patch and handler frame at the same time, and the heap never shrank back.
+    # Beyond the limit, events wait in the watch stream, not in memory.
+    settings.queueing.worker_limit = WORKER_LIMIT
     operator_settings = memo.get("settings") or OperatorSettings.from_env(os.environ)
     memo.kube = await KubeClient.open()  # the same sources as kopf's own login
     memo.memorystore = MemorystoreConnector(operator_settings)

@@ -21,6 +21,11 @@ from kubernetes_asyncio.config import ConfigException, load_incluster_config, lo
 Object = dict[str, Any]
 Verb = Literal["get", "list", "patch", "delete"]
 TIMEOUT_SECONDS = 30.0
+# Connections to the API server (HTTP/1.1: one request each at a time). kubernetes_asyncio's
+# default of 100 let a burst of reconciles open ~200 TLS connections, each holding a 256 KiB
+# read buffer and OpenSSL state for as long as it lives; the API server is the bottleneck
+# anyway, so more requests in flight than this only wait there instead of here.
+CONNECTIONS = 16
 USER_AGENT = "memoserve-operator"
 
 
@@ -146,6 +151,7 @@ async def load_configuration() -> Configuration:
         load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except ConfigException:
         await load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = CONNECTIONS
     return configuration
 
 
