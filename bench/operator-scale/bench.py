@@ -114,8 +114,6 @@ def _ready_count(plane: ControlPlane) -> int:
 
 def run_one(count: int, workdir: Path, bin_dir: Path, steady_seconds: int) -> Result:
     with ControlPlane(workdir, bin_dir) as plane:
-        plane.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "inferenceservice.yaml"))
-        plane.kubectl("wait", "--for=condition=Established", f"crd/{ISVC}")
         for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
             plane.kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "base" / name))
         plane.kubectl("create", "namespace", NAMESPACE)

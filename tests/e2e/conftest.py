@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """The control plane with our CRD, the operator's namespace, ServiceAccount and RBAC."""
+    """The control plane (with our CRD) and the operator's namespace, ServiceAccount and RBAC."""
     try:
         plane = ControlPlane(
             tmp_path_factory.mktemp("control-plane"), control_plane_binaries(False)
@@ -40,10 +40,6 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     except ControlPlaneError as exc:
         pytest.fail(f"the e2e control plane did not start: {exc}", pytrace=False)
     try:
-        plane.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "inferenceservice.yaml"))
-        plane.kubectl(
-            "wait", "--for=condition=Established", "crd/inferenceservices.serving.memoserve.dev"
-        )
         for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
             plane.kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "base" / name))
         yield plane

@@ -8,7 +8,8 @@ authenticate with static tokens (the admin is in ``system:masters``) or, for the
 a ServiceAccount token so that RBAC applies exactly as in a cluster. Every request is written
 to an audit log, which is how tests count the operator's writes.
 
-``python -m tests.support.controlplane`` starts one and keeps it up until Ctrl-C.
+``python -m tests.support.controlplane`` starts one (with memoserve's CRD and the GKE CRDs
+installed) and keeps it up until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ BINARIES = (
     "kubectl",
     "kwok",
 )
+ISVC_CRD = "inferenceservices.serving.memoserve.dev"
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
@@ -206,6 +208,9 @@ class ControlPlane:
         )
         self.kubectl("apply", "--server-side", "-f", str(CLUSTER_DATA / "nodes.yaml"))
         self._install_gke_crds()
+        # memoserve's own CRD, as `kubectl apply -f crds/` installs it on a cluster.
+        self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "inferenceservice.yaml"))
+        self.kubectl("wait", "--for=condition=Established", f"crd/{ISVC_CRD}")
 
     def stop(self) -> None:
         if self.metrics_api is not None:
