@@ -28,13 +28,24 @@ CUSTOM_GV = "custom.metrics.k8s.io/v1beta2"
 
 
 def node_address() -> str:
-    """This machine's first non-loopback IPv4 address: Endpoints may not point at 127.0.0.0/8."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route's source
-        address: str = probe.getsockname()[0]
-    if address.startswith("127."):
-        raise RuntimeError("the metrics API needs a non-loopback IPv4 address on this machine")
-    return address
+    """This machine's non-loopback IPv4 address: Endpoints may not point at 127.0.0.0/8."""
+    candidates: list[str] = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # sends nothing: only picks the route's source
+            candidates.append(probe.getsockname()[0])
+    except OSError:  # no route out of this machine: ask what its host name resolves to
+        candidates += [
+            str(info[4][0])
+            for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        ]
+    for address in candidates:
+        if not address.startswith("127."):
+            return address
+    raise RuntimeError(
+        "the e2e metrics API needs a non-loopback IPv4 address on this machine "
+        "(none found by route or by host name)"
+    )
 
 
 class MetricsApi:
