@@ -99,19 +99,3 @@ def wait_ready(plane: ControlPlane, namespace: str, name: str, timeout: float = 
     if waited.returncode != 0:
         status = plane.get(ISVC, name, "-n", namespace).get("status", {})
         raise AssertionError(f"{namespace}/{name} not Ready: {waited.stderr.strip()}\n{status}")
-
-
-def contains(live: Any, wanted: Any) -> bool:
-    """Whether ``live`` holds everything ``wanted`` says (the API server adds defaults)."""
-    if isinstance(wanted, dict):
-        return isinstance(live, dict) and all(
-            key in live and contains(live[key], value) for key, value in wanted.items()
-        )
-    if isinstance(wanted, list):
-        return (
-            isinstance(live, list)
-            and len(live) == len(wanted)
-            and all(contains(a, b) for a, b in zip(live, wanted, strict=True))
-        )
-    # Quantities and ports: the API server keeps "1" where a builder wrote 1.
-    return bool(live == wanted or str(live) == str(wanted))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from memoserve_operator.compare import contains
 from memoserve_operator.render import render_objects
 from memoserve_operator.settings import OperatorSettings
 from tests.e2e.helpers import (
@@ -13,7 +14,6 @@ from tests.e2e.helpers import (
     ISVC,
     apply_example,
     children,
-    contains,
     kubectl_type,
     wait_for,
     wait_ready,
@@ -49,7 +49,8 @@ def test_gpu_example_converges_into_every_child(
     assert {kind: len(items) for kind, items in found.items()} == dict.fromkeys(CHILD_KINDS, 1)
     assert control_plane.get("secret", f"{name}-redis", "-n", namespace)["type"] == "Opaque"
 
-    # Each live child holds every field the pure builders produce (plus API server defaults).
+    # Each live child holds every field the pure builders produce (plus API server defaults),
+    # by the operator's own drift rule (compare.contains: quantities, list-map keys).
     rendered = render_objects(
         (EXAMPLES / GPU_EXAMPLE).read_text(), OperatorSettings(), namespace=namespace
     )
