@@ -19,7 +19,12 @@ from memoserve_serving.protocol.datatypes import datatype_of
 from memoserve_serving.protocol.errors import InferenceError
 from memoserve_serving.protocol.request import validate_request
 from memoserve_serving.protocol.response import encode_outputs_json, wants_binary
-from memoserve_serving.protocol.types import InferenceRequest, InferenceResponse, Tensor
+from memoserve_serving.protocol.types import (
+    NO_PARAMETERS,
+    InferenceRequest,
+    InferenceResponse,
+    Tensor,
+)
 from memoserve_serving.runtimes.base import Model
 
 
@@ -106,9 +111,10 @@ class DataPlane:
                 self._metrics.cache_error("corrupt_value")
                 tensors = await self._validated_execute(request)
                 answer, result = Answer.of(tensors), CacheResult.ERROR
-        if tensors is None and (answer.outputs_json is None or wants_binary(request)):
+        outputs_json = answer.outputs_json
+        if tensors is None and (outputs_json is None or wants_binary(request)):
             tensors = answer.tensors()
-        return self._response(request, tensors or (), answer.outputs_json), result
+        return self._response(request, tensors or (), outputs_json), result
 
     async def _validated_execute(self, request: InferenceRequest) -> tuple[Tensor, ...]:
         # Validation runs only where the model is about to run: an answer is cached only for a
@@ -146,10 +152,7 @@ class DataPlane:
     def _response(
         self, request: InferenceRequest, outputs: tuple[Tensor, ...], outputs_json: bytes | None
     ) -> InferenceResponse:
+        served = self.served
         return InferenceResponse(
-            model_name=self.served.name,
-            model_version=self.served.version,
-            id=request.id,
-            outputs=outputs,
-            outputs_json=outputs_json,
+            served.name, served.version, request.id, outputs, NO_PARAMETERS, outputs_json
         )

@@ -118,7 +118,7 @@ class InferRoute:
             await send({"type": "http.response.body", "body": payload})
         finally:
             metrics.inflight -= 1
-            metrics.request_done(result, status, time.perf_counter() - started)
+            metrics.requests.observe(result, status, time.perf_counter() - started)
 
     async def _read_more(self, first: Message, receive: Receive) -> bytes:
         """The body of a request that arrives in several messages (or a disconnect)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Final
 
 from memoserve_serving.protocol.blob import pack_outputs, unpack_outputs
 from memoserve_serving.protocol.response import encode_outputs_json
@@ -21,10 +21,16 @@ MAGIC = b"MSA1"
 _HEAD = struct.Struct("<4sI")
 
 
-@dataclass(frozen=True, slots=True)
 class Answer:
-    outputs_json: bytes | None  # the JSON "outputs" array; None if some output cannot be JSON
-    packed: bytes  # protocol.blob of the output tensors
+    """One is built on every cache hit, so a plain slotted class: a frozen dataclass costs twice
+    as much to construct. Fields are ``Final``: mypy refuses assignments."""
+
+    __slots__ = ("outputs_json", "packed")
+
+    def __init__(self, outputs_json: bytes | None, packed: bytes) -> None:
+        # The JSON "outputs" array; None if some output cannot be JSON.
+        self.outputs_json: Final = outputs_json
+        self.packed: Final = packed  # protocol.blob of the output tensors
 
     @classmethod
     def of(cls, outputs: Sequence[Tensor]) -> Answer:

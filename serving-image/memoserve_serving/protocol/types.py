@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from math import prod
+from types import MappingProxyType
 from typing import Any, Final
 
 import numpy as np
@@ -17,6 +18,8 @@ from memoserve_serving.protocol.datatypes import DTYPES
 from memoserve_serving.protocol.tensors import bytes_array, fixed_array, frame, unframe
 
 Parameters = Mapping[str, Any]
+# Shared by responses without parameters, so it must not be mutable.
+NO_PARAMETERS: Parameters = MappingProxyType({})
 _new = object.__new__
 
 
