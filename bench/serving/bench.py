@@ -213,6 +213,12 @@ def main() -> int:
     parser.add_argument("--measure", type=int, default=10, help="measured seconds per row")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per row")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every row this many times, interleaved; report medians (VM noise is ±10 %%)",
+    )
+    parser.add_argument(
         "--quiet-wait",
         type=float,
         default=90,
@@ -226,7 +232,7 @@ def main() -> int:
 
     stamp = datetime.now().astimezone()
     shape = LoadShape(warmup_s=args.warmup, measure_s=args.measure, cpu=LOAD_CPU)
-    results: list[RowResult] = []
+    rounds: list[list[RowResult]] = []
     with tempfile.TemporaryDirectory(prefix="memoserve-bench-") as tmp:
         workdir = Path(tmp)
         with Procs(workdir, args.pidfile) as procs:
@@ -241,8 +247,11 @@ def main() -> int:
             setup = environment(models.source)
             redis = Redis(procs, LOAD_CPU)
             ctx = Context(procs, redis, shape, workdir, itertools.count(1), args.quiet_wait)
-            results = [run_row_quietly(row, ctx) for row in rows]
-    markdown = render(results, stamp=stamp, shape=shape, setup=setup)
+            for number in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    print(f"=== round {number} of {args.rounds}", file=sys.stderr)
+                rounds.append([run_row_quietly(row, ctx) for row in rows])
+    markdown = render(rounds, stamp=stamp, shape=shape, setup=setup)
     print(markdown)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"serving-{stamp:%Y%m%d-%H%M%S}.md"

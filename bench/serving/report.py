@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import statistics
 import subprocess
 from collections import Counter
 from collections.abc import Sequence
@@ -102,43 +103,85 @@ def _row_line(i: int, rr: RowResult) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _ratio_lines(results: Sequence[RowResult]) -> list[str]:
+def _ratio_lines(rounds: Sequence[Sequence[RowResult]]) -> list[str]:
     """Throughput ratios (the verdict), with the same ratio from server CPU per request beside
-    them: equal on a quiet machine, and the steadier of the two when it is not."""
-    by_key = {rr.row.key: rr for rr in results}
+    them: equal on a quiet machine, and the steadier of the two when it is not. With several
+    rounds, each ratio is taken within a round (its two rows ran minutes apart at most) and the
+    verdict goes by the median of the rounds."""
+    several = len(rounds) > 1
     lines = [
-        "| ratio | req/s ratio | by server CPU/req | target | verdict |",
-        "|---|---:|---:|---:|---|",
+        "| ratio | req/s ratio | by server CPU/req | target | verdict |"
+        + (" per round (req/s) |" if several else ""),
+        "|---|---:|---:|---:|---|" + ("---|" if several else ""),
     ]
     for ratio in RATIOS:
-        num, den = by_key.get(ratio.num), by_key.get(ratio.den)
-        if num is None or den is None:
-            continue  # a row left out with --only
-        target = "-" if ratio.target is None else f"≥ {ratio.target:g}x"
-        trouble = [f"`{x.row.key}` {x.problem}" for x in (num, den) if x.problem]
-        a, b = num.result, den.result
-        if trouble or a is None or b is None or not b.rps or not a.server_us_per_request:
-            lines.append(f"| {ratio.title} | - | - | {target} | n/a: {'; '.join(trouble)} |")
+        by_rps: list[float] = []
+        by_cpu: list[float] = []
+        trouble: list[str] = []
+        disturbed = False
+        present = False
+        for results in rounds:
+            by_key = {rr.row.key: rr for rr in results}
+            num, den = by_key.get(ratio.num), by_key.get(ratio.den)
+            if num is None or den is None:
+                continue  # a row left out with --only
+            present = True
+            bad = [f"`{x.row.key}` {x.problem}" for x in (num, den) if x.problem]
+            a, b = num.result, den.result
+            if bad or a is None or b is None or not b.rps or not a.server_us_per_request:
+                trouble += bad or ["no numbers"]
+                continue
+            by_rps.append(a.rps / b.rps)
+            by_cpu.append(b.server_us_per_request / a.server_us_per_request)
+            disturbed = disturbed or max(a.other_cpu, b.other_cpu) > QUIET_CPU
+        if not present:
             continue
-        value = a.rps / b.rps
-        by_cpu = b.server_us_per_request / a.server_us_per_request
+        target = "-" if ratio.target is None else f"≥ {ratio.target:g}x"
+        per_round = (" " + ", ".join(f"{v:.2f}" for v in by_rps) + " |") if several else ""
+        if not by_rps:
+            lines.append(
+                f"| {ratio.title} | - | - | {target} | n/a: {'; '.join(trouble)} |{per_round}"
+            )
+            continue
+        value, cpu = statistics.median(by_rps), statistics.median(by_cpu)
         verdict = "-" if ratio.target is None else "ok" if value >= ratio.target else "BELOW"
-        if max(a.other_cpu, b.other_cpu) > QUIET_CPU:
+        if disturbed:
             verdict += " (disturbed: trust the CPU/req ratio more)"
-        lines.append(f"| {ratio.title} | {value:.2f}x | {by_cpu:.2f}x | {target} | {verdict} |")
-    hit = by_key.get(HIT_P99_KEY)
-    if hit is not None:
+        if trouble:
+            verdict += f" ({len(trouble)} round(s) left out: {'; '.join(trouble)})"
+        lines.append(
+            f"| {ratio.title} | {value:.2f}x | {cpu:.2f}x | {target} | {verdict} |{per_round}"
+        )
+    p99s = [
+        rr.result.p99_us / 1000
+        for results in rounds
+        for rr in results
+        if rr.row.key == HIT_P99_KEY and rr.result is not None and not rr.problem
+    ]
+    if any(rr.row.key == HIT_P99_KEY for results in rounds for rr in results):
         title = "memoserve hit (Redis) p99"
         target = f"≤ {HIT_P99_MAX_MS:g} ms"
-        if hit.problem or hit.result is None:
-            lines.append(f"| {title} | - | - | {target} | n/a: `{hit.row.key}` {hit.problem} |")
+        per_round = (" " + ", ".join(f"{v:.2f}" for v in p99s) + " |") if several else ""
+        if not p99s:
+            lines.append(f"| {title} | - | - | {target} | n/a: `{HIT_P99_KEY}` not measured |")
         else:
-            p99 = hit.result.p99_us / 1000
+            p99 = statistics.median(p99s)
             verdict = "ok" if p99 <= HIT_P99_MAX_MS else "ABOVE"
-            if hit.result.other_cpu > QUIET_CPU:
-                verdict += " (disturbed)"
-            lines.append(f"| {title} | {p99:.2f} ms | - | {target} | {verdict} |")
+            lines.append(f"| {title} | {p99:.2f} ms | - | {target} | {verdict} |{per_round}")
     return lines
+
+
+def median_rows(rounds: Sequence[Sequence[RowResult]]) -> list[RowResult]:
+    """For each row, the round whose req/s is the median one (rows in their first order)."""
+    by_key: dict[str, list[RowResult]] = {}
+    for results in rounds:
+        for rr in results:
+            by_key.setdefault(rr.row.key, []).append(rr)
+    chosen = []
+    for runs in by_key.values():
+        measured = sorted((rr.result.rps, i) for i, rr in enumerate(runs) if rr.result is not None)
+        chosen.append(runs[measured[(len(measured) - 1) // 2][1]] if measured else runs[0])
+    return chosen
 
 
 def _version(dist: str) -> str:
@@ -207,7 +250,7 @@ def _disturbed(results: Sequence[RowResult]) -> list[str]:
 
 
 def render(
-    results: Sequence[RowResult],
+    rounds: Sequence[Sequence[RowResult]],
     *,
     stamp: datetime,
     shape: LoadShape,
@@ -220,11 +263,17 @@ def render(
         f" pinned to CPU 1; {shape.warmup_s} s warm-up + {shape.measure_s} s measured per row;"
         " loopback. p50/p99 at 32 connections mostly show queueing (≈ 32 / req/s).",
         "",
-        *_disturbed(results),
-        *HEADER,
     ]
+    results = median_rows(rounds)
+    if len(rounds) > 1:
+        lines += [
+            f"{len(rounds)} rounds, every row once per round in this order; each row below is"
+            " its median round by req/s, each ratio the median of its per-round ratios.",
+            "",
+        ]
+    lines += [*_disturbed(results), *HEADER]
     lines += [_row_line(i, rr) for i, rr in enumerate(results, 1)]
-    lines += ["", "## Ratios", "", *_ratio_lines(results), "", "## Setup", ""]
+    lines += ["", "## Ratios", "", *_ratio_lines(rounds), "", "## Setup", ""]
     lines += setup
     lines += ["- run-to-run noise on this VM is ±10-15 %: read a ratio near its target as a tie"]
     return "\n".join(lines) + "\n"

@@ -12,7 +12,7 @@ import numpy as np
 
 from memoserve_serving.batching import Batcher, run_unbatched
 from memoserve_serving.cache.base import AnswerCache, CacheResult
-from memoserve_serving.cache.keys import cache_key
+from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.answer import Answer
 from memoserve_serving.protocol.datatypes import datatype_of
@@ -74,7 +74,7 @@ class DataPlane:
     ) -> None:
         self.served = served
         self._cache = cache
-        self._namespace = key_namespace
+        self._keys = RequestKeys(key_namespace, served.digest)
         self._metrics = metrics
         self._executor = executor
         self._batcher = batcher
@@ -98,7 +98,7 @@ class DataPlane:
             computed.append((answer, outputs))  # spares unpacking what we just packed
             return answer.pack()
 
-        key = cache_key(self._namespace, self.served.digest, request)
+        key = self._keys(request)
         value, result = await cache.get_or_compute(key, compute, read=read, write=write)
         tensors: tuple[Tensor, ...] | None = None
         if computed:

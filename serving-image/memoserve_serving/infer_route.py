@@ -62,11 +62,20 @@ class InferRoute:
         self.state = state
         self.fallback = fallback
         self.max_body = state.settings.max_body_bytes
+        # The served model's own infer paths, looked up before any parsing: nearly every
+        # request asks for one of them.
+        name, version = state.settings.model_name, state.settings.model_version
+        self._own_paths: dict[str, tuple[str, str | None]] = {
+            f"/v2/models/{name}/infer": (name, None)
+        }
+        if version is not None:
+            self._own_paths[f"/v2/models/{name}/versions/{version}/infer"] = (name, version)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.fallback(scope, receive, send)
-        target = _infer_target(scope["path"])
+        path = scope["path"]
+        target = self._own_paths.get(path) or _infer_target(path)
         if target is None:
             return await self.fallback(scope, receive, send)
         # One coroutine for the whole request: on a hit, every extra await layer is a

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import struct
 from binascii import b2a_hex
-from functools import lru_cache
 from operator import attrgetter
+from typing import Final
 
 import orjson
 
@@ -73,18 +73,26 @@ def _hasher(request: InferenceRequest) -> hashlib.blake2b:
     return hasher
 
 
-def cache_key(namespace: str, model_digest: str, request: InferenceRequest) -> bytes:
-    """``memoserve:v2:<namespace>:<model_digest[:16]>:<hex request digest>``.
+class RequestKeys:
+    """The cache keys of one model's requests:
+    ``memoserve:v2:<namespace>:<model_digest[:16]>:<hex request digest>``.
 
     The model digest part has a fixed width and no ':', so a namespace with ':' in it cannot
     make two keys collide; ValueError for a model digest shorter than 16 characters.
     """
-    return _key_prefix(namespace, model_digest) + b2a_hex(_hasher(request).digest())
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, namespace: str, model_digest: str) -> None:
+        model = model_digest[:_MODEL_DIGEST_CHARS]
+        if len(model) != _MODEL_DIGEST_CHARS or ":" in model:
+            raise ValueError(f"model digest {model_digest!r}: need 16+ characters without ':'")
+        self.prefix: Final = b"".join((PREFIX, namespace.encode(), b":", model.encode(), b":"))
+
+    def __call__(self, request: InferenceRequest) -> bytes:
+        return self.prefix + b2a_hex(_hasher(request).digest())
 
 
-@lru_cache(maxsize=64)
-def _key_prefix(namespace: str, model_digest: str) -> bytes:
-    model = model_digest[:_MODEL_DIGEST_CHARS]
-    if len(model) != _MODEL_DIGEST_CHARS or ":" in model:
-        raise ValueError(f"model digest {model_digest!r}: need 16+ characters without ':'")
-    return b"".join((PREFIX, namespace.encode(), b":", model.encode(), b":"))
+def cache_key(namespace: str, model_digest: str, request: InferenceRequest) -> bytes:
+    """The key of ``request`` to ``model_digest``'s model (see :class:`RequestKeys`)."""
+    return RequestKeys(namespace, model_digest)(request)
