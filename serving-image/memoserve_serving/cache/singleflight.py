@@ -1,9 +1,13 @@
 """In-process single-flight: identical concurrent misses share one computation.
 
-The shared work runs in a task of its own, not in the first caller's task, so a client that
-disconnects (its request task is cancelled) does not cancel the answer the others wait for.
-When the *last* waiter goes away the task is cancelled too (no model time for nobody) and the
-entry is removed at once, so nothing is left behind and a newcomer starts afresh.
+The first caller of a key (the leader) runs the work in its own task, and callers that arrive
+while it runs wait for its result. Most misses have no company, so this costs them a dict entry
+and a future; a task of its own per flight cost ~7 µs per miss (docs/performance.md).
+
+A leader that is cancelled (its request task went away: server shutdown, a caller's timeout)
+takes its work with it, so nothing runs for nobody; callers waiting on it then start over, and
+one of them leads the next flight. Nothing is left behind either way: the entry is removed as
+the leader finishes, so a newcomer never joins a flight that is over.
 """
 
 from __future__ import annotations
@@ -15,17 +19,13 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
-class _Flight(Generic[T]):
-    __slots__ = ("task", "waiters")
-
-    def __init__(self, task: asyncio.Task[T]) -> None:
-        self.task = task
-        self.waiters = 0
+class _LeaderLeft(Exception):
+    """The leader was cancelled before it had a result: waiters start over."""
 
 
 class SingleFlight(Generic[T]):
     def __init__(self) -> None:
-        self._flights: dict[bytes, _Flight[T]] = {}
+        self._flights: dict[bytes, asyncio.Future[T]] = {}
 
     def __contains__(self, key: bytes) -> bool:
         return key in self._flights
@@ -40,23 +40,24 @@ class SingleFlight(Generic[T]):
         (this caller's ``work`` was not called). Exceptions from ``work`` reach every waiter.
         """
         flight = self._flights.get(key)
-        joined = flight is not None
-        if flight is None:
-            new = flight = _Flight(asyncio.get_running_loop().create_task(work()))
-            self._flights[key] = new
-            new.task.add_done_callback(lambda _: self._forget(key, new))
-        flight.waiters += 1
+        while flight is not None:
+            try:
+                # Shielded: a waiter that is cancelled must not cancel the leader's future.
+                return await asyncio.shield(flight), True
+            except _LeaderLeft:
+                flight = self._flights.get(key)
+        flight = self._flights[key] = asyncio.get_running_loop().create_future()
         try:
-            return await asyncio.shield(flight.task), joined
+            result = await work()
+        except asyncio.CancelledError:
+            flight.set_exception(_LeaderLeft())
+            raise
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(result)
+            return result, False
         finally:
-            flight.waiters -= 1
-            if flight.waiters == 0 and not flight.task.done():
-                # Only a cancelled waiter leaves before the task is done. Forget the flight
-                # now, not when the cancellation lands: a caller arriving in between must not
-                # join a task that is about to raise CancelledError at it.
-                self._forget(key, flight)
-                flight.task.cancel()
-
-    def _forget(self, key: bytes, flight: _Flight[T]) -> None:
-        if self._flights.get(key) is flight:  # a newer flight for the key may have started
             del self._flights[key]
+            flight.exception()  # seen: with no waiters, asyncio would log it as never retrieved

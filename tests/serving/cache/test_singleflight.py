@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -54,21 +55,54 @@ async def test_an_exception_reaches_every_waiter_and_nothing_stays() -> None:
     assert len(flights) == 0
 
 
-async def test_the_first_caller_leaving_does_not_cancel_the_others() -> None:
+async def test_when_the_first_caller_leaves_a_waiter_runs_the_work_afresh() -> None:
+    flights: SingleFlight[str] = SingleFlight()
+    work = Work()
+    leader = asyncio.ensure_future(flights.do(b"k", work))
+    await asyncio.sleep(0)
+    joiners = [asyncio.ensure_future(flights.do(b"k", work)) for _ in range(3)]
+    await asyncio.sleep(0)
+    leader.cancel()
+    await asyncio.sleep(0.01)
+    assert work.cancelled == 1  # the leader's work went with it
+    assert work.runs == 2  # and one waiter leads the next flight
+    work.release.set()
+    results = await asyncio.gather(*joiners)
+    assert sorted(results) == [("answer", False), ("answer", True), ("answer", True)]
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert len(flights) == 0
+
+
+async def test_a_waiter_leaving_does_not_disturb_the_flight() -> None:
     flights: SingleFlight[str] = SingleFlight()
     work = Work()
     leader = asyncio.ensure_future(flights.do(b"k", work))
     await asyncio.sleep(0)
     joiner = asyncio.ensure_future(flights.do(b"k", work))
     await asyncio.sleep(0)
-    leader.cancel()
+    joiner.cancel()
     await asyncio.sleep(0)
     work.release.set()
-    assert await joiner == ("answer", True)
+    assert await leader == ("answer", False)
     assert work.runs == 1
     assert work.cancelled == 0
     with pytest.raises(asyncio.CancelledError):
-        await leader
+        await joiner
+
+
+async def test_an_exception_with_nobody_waiting_is_not_logged_as_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flights: SingleFlight[str] = SingleFlight()
+
+    async def boom() -> str:
+        raise ValueError("model failed")
+
+    with pytest.raises(ValueError, match="model failed"):
+        await flights.do(b"k", boom)
+    gc.collect()  # a lost exception is logged when its future is collected
+    assert "never retrieved" not in caplog.text
 
 
 async def test_when_every_waiter_leaves_the_work_is_cancelled_and_forgotten() -> None:
