@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -41,7 +42,12 @@ def _signature(
 
 
 class Batcher:
-    """Queue misses for ``model`` and run them in batches of at most ``max_size`` rows."""
+    """Queue misses for ``model`` and run them in batches of at most ``max_size`` rows.
+
+    The queue is a deque and one future the batch loop sleeps on: ``submit`` wakes it only for
+    the first item of a batch and when a batch is full, so queueing a request costs a few list
+    operations (asyncio.Queue with wait_for cost a task per wait).
+    """
 
     def __init__(
         self,
@@ -57,8 +63,10 @@ class Batcher:
         self._metrics = metrics
         self._max_size = max_size
         self._max_wait = max_wait_ms / 1000.0
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._held: _Item | None = None  # an item that did not fit the previous batch
+        self._queue: deque[_Item] = deque()
+        self._queued_rows = 0
+        self._wakeup: asyncio.Future[None] | None = None  # set while the loop sleeps
+        self._wake_at_rows = 1  # rows queued that wake the loop: 1 when idle, max when filling
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -75,33 +83,46 @@ class Batcher:
         self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> Arrays:
         """Run ``inputs`` (each with the batch dimension first) as part of a batch."""
-        names = tuple(sorted(outputs))
+        names = tuple(sorted(outputs)) if len(outputs) > 1 else tuple(outputs)
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Item(inputs, names, rows, _signature(inputs, names), future))
+        self._queue.append(_Item(inputs, names, rows, _signature(inputs, names), future))
+        self._queued_rows += rows
+        wakeup = self._wakeup
+        if wakeup is not None and self._queued_rows >= self._wake_at_rows and not wakeup.done():
+            wakeup.set_result(None)
         return await future
 
+    async def _sleep(self, wake_at_rows: int, seconds: float | None) -> None:
+        """Until ``wake_at_rows`` rows are queued, or ``seconds`` have passed (if given)."""
+        loop = asyncio.get_running_loop()
+        wakeup = self._wakeup = loop.create_future()
+        self._wake_at_rows = wake_at_rows
+        timer = None if seconds is None else loop.call_later(seconds, _wake, wakeup)
+        try:
+            await wakeup
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+
     async def _next_batch(self) -> list[_Item]:
-        first = self._held if self._held is not None else await self._queue.get()
-        self._held = None
+        queue = self._queue
+        while not queue:
+            await self._sleep(1, None)
+        if self._queued_rows < self._max_size and self._max_wait > 0:
+            await self._sleep(self._max_size, self._max_wait)
+        first = queue.popleft()
         batch, rows = [first], first.rows
-        deadline = time.monotonic() + self._max_wait
-        while rows < self._max_size:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
+        # Take the items that match the first, in order, up to max_size rows; an item that
+        # does not match or fit stops the batch and leads the next one.
+        while queue and rows < self._max_size:
+            item = queue[0]
             if item.signature != first.signature or rows + item.rows > self._max_size:
-                self._held = item
                 break
-            batch.append(item)
+            batch.append(queue.popleft())
             rows += item.rows
+        self._queued_rows -= rows
         return batch
 
     async def _run(self) -> None:
@@ -141,6 +162,11 @@ class Batcher:
             name: np.split(array, offsets) for name, array in produced.items()
         }
         return [{name: parts[i] for name, parts in split.items()} for i in range(len(batch))]
+
+
+def _wake(wakeup: asyncio.Future[None]) -> None:
+    if not wakeup.done():
+        wakeup.set_result(None)
 
 
 def run_unbatched(

@@ -1,0 +1,107 @@
+"""The Batcher on its own: what goes into one model call, and what each caller gets back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memoserve_serving.batching import Batcher
+from memoserve_serving.metrics import ServingMetrics
+from tests.support.models import AffineModel
+
+MakeBatcher = Callable[..., Batcher]
+
+
+@pytest.fixture
+async def make_batcher() -> AsyncIterator[MakeBatcher]:
+    batchers: list[Batcher] = []
+    executor = ThreadPoolExecutor(max_workers=1)
+
+    def make(model: AffineModel, *, max_size: int = 8, max_wait_ms: float = 50) -> Batcher:
+        batcher = Batcher(
+            model, executor, ServingMetrics("m"), max_size=max_size, max_wait_ms=max_wait_ms
+        )
+        batcher.start()
+        batchers.append(batcher)
+        return batcher
+
+    yield make
+    for batcher in batchers:
+        await batcher.stop()
+    executor.shutdown(wait=True)
+
+
+def rows(first: float, count: int = 1) -> dict[str, np.ndarray[Any, Any]]:
+    return {"x": np.full((count, 4), first, dtype=np.float32)}
+
+
+async def test_concurrent_requests_share_a_call_and_get_their_own_rows(
+    make_batcher: MakeBatcher,
+) -> None:
+    model = AffineModel()
+    batcher = make_batcher(model, max_size=8)
+    results = await asyncio.gather(*(batcher.submit(rows(i), []) for i in range(8)))
+    assert model.rows_seen == [8]  # a full batch goes at once, without waiting out max_wait
+    for i, result in enumerate(results):
+        assert result["y"].tolist() == [[2.0 * i + 1] * 4]
+
+
+async def test_a_batch_never_exceeds_max_size_rows(make_batcher: MakeBatcher) -> None:
+    model = AffineModel()
+    batcher = make_batcher(model, max_size=4)
+    await asyncio.gather(*(batcher.submit(rows(i, 3 if i % 2 else 1), []) for i in range(10)))
+    assert sum(model.rows_seen) == 20
+    assert max(model.rows_seen) <= 4
+
+
+async def test_a_lone_request_waits_at_most_max_wait(make_batcher: MakeBatcher) -> None:
+    model = AffineModel()
+    batcher = make_batcher(model, max_size=32, max_wait_ms=20)
+    result = await asyncio.wait_for(batcher.submit(rows(1.0), []), timeout=5)
+    assert result["sum"].tolist() == [12.0]
+    assert model.rows_seen == [1]
+
+
+async def test_requests_that_cannot_share_a_call_go_in_separate_batches(
+    make_batcher: MakeBatcher,
+) -> None:
+    model = AffineModel()
+    batcher = make_batcher(model, max_size=8)
+    both, only_sum = await asyncio.gather(
+        batcher.submit(rows(1.0), []), batcher.submit(rows(2.0), ["sum"])
+    )
+    assert set(both) == {"y", "sum"}
+    assert set(only_sum) == {"sum"}
+    assert only_sum["sum"].tolist() == [20.0]
+    assert model.calls == 2
+
+
+async def test_a_model_failure_reaches_every_caller_of_the_batch_and_the_next_batch_runs(
+    make_batcher: MakeBatcher,
+) -> None:
+    model = AffineModel(fail_on=7.0)
+    batcher = make_batcher(model, max_size=2)
+    failed = await asyncio.gather(
+        batcher.submit(rows(7.0), []), batcher.submit(rows(1.0), []), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in failed)
+    assert (await batcher.submit(rows(1.0), []))["sum"].tolist() == [12.0]
+
+
+async def test_a_cancelled_caller_is_left_out_of_the_model_call(make_batcher: MakeBatcher) -> None:
+    model = AffineModel(delay=0.05)
+    batcher = make_batcher(model, max_size=8, max_wait_ms=0)
+    busy = asyncio.ensure_future(batcher.submit(rows(0.0), []))  # keeps the model busy
+    await asyncio.sleep(0.01)
+    gone = asyncio.ensure_future(batcher.submit(rows(1.0), []))
+    stays = asyncio.ensure_future(batcher.submit(rows(2.0), []))
+    await asyncio.sleep(0)
+    gone.cancel()
+    assert (await stays)["sum"].tolist() == [20.0]
+    await busy
+    assert model.rows_seen == [1, 1]
