@@ -34,6 +34,28 @@ class _Item:
     future: asyncio.Future[Arrays] = field(repr=False)
 
 
+class ModelCost:
+    """What one request costs the model: seconds per row, a moving average over its runs.
+
+    Written by the model thread after each run, read on the event loop (one float: no lock).
+    """
+
+    WEIGHT = 0.1  # of the newest run
+
+    def __init__(self) -> None:
+        self.seconds_per_row: float | None = None  # None: the model has not run yet
+
+    def observe(self, seconds: float, rows: int) -> None:
+        per_row = seconds / max(rows, 1)
+        mean = self.seconds_per_row
+        self.seconds_per_row = per_row if mean is None else mean + self.WEIGHT * (per_row - mean)
+
+    def at_least(self, seconds: float) -> bool:
+        """Whether a request costs ``seconds`` or more (True while unknown)."""
+        mean = self.seconds_per_row
+        return mean is None or mean >= seconds
+
+
 def _signature(
     inputs: Mapping[str, np.ndarray[Any, Any]], outputs: tuple[str, ...]
 ) -> tuple[Any, ...]:
@@ -57,10 +79,12 @@ class Batcher:
         *,
         max_size: int,
         max_wait_ms: float,
+        cost: ModelCost | None = None,
     ) -> None:
         self._model = model
         self._executor = executor
         self._metrics = metrics
+        self._cost = cost if cost is not None else ModelCost()
         self._max_size = max_size
         self._max_wait = max_wait_ms / 1000.0
         self._queue: deque[_Item] = deque()
@@ -153,8 +177,10 @@ class Batcher:
             }
         started = time.perf_counter()
         produced = self._model.predict(merged, first.outputs)
-        self._metrics.model_seconds.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._metrics.model_seconds.observe(seconds)
         self._metrics.batch_size.observe(len(batch))
+        self._cost.observe(seconds, sum(item.rows for item in batch))
         if len(batch) == 1:
             return [produced]
         offsets = np.cumsum([item.rows for item in batch])[:-1]
@@ -170,15 +196,17 @@ def _wake(wakeup: asyncio.Future[None]) -> None:
 
 
 def run_unbatched(
-    model: Model, metrics: ServingMetrics
+    model: Model, metrics: ServingMetrics, cost: ModelCost
 ) -> Callable[[Mapping[str, np.ndarray[Any, Any]], Sequence[str]], Arrays]:
     """The same bookkeeping for one request at a time (non-batchable models, batching off)."""
 
     def run(inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]) -> Arrays:
         started = time.perf_counter()
         produced = model.predict(inputs, outputs)
-        metrics.model_seconds.observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics.model_seconds.observe(seconds)
         metrics.batch_size.observe(1)
+        cost.observe(seconds, 1)  # a request, whatever its rows: as a duplicate would cost
         return produced
 
     return run

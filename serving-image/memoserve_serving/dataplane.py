@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from memoserve_serving.batching import Batcher, run_unbatched
+from memoserve_serving.batching import Batcher, ModelCost, run_unbatched
 from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.metrics import ServingMetrics
@@ -71,6 +71,8 @@ class DataPlane:
         metrics: ServingMetrics,
         executor: Executor,
         batcher: Batcher | None = None,
+        cost: ModelCost | None = None,
+        lock_min_model_seconds: float = 0.0,
     ) -> None:
         self.served = served
         self._cache = cache
@@ -78,7 +80,9 @@ class DataPlane:
         self._metrics = metrics
         self._executor = executor
         self._batcher = batcher
-        self._run_one = run_unbatched(served.model, metrics)
+        self._cost = cost if cost is not None else ModelCost()
+        self._lock_min_model_seconds = lock_min_model_seconds
+        self._run_one = run_unbatched(served.model, metrics, self._cost)
         self._metadata = served.model.metadata
         self._output_types = {t.name: t.datatype for t in served.model.metadata.outputs}
 
@@ -99,7 +103,12 @@ class DataPlane:
             return answer.pack()
 
         key = self._keys(request)
-        value, result = await cache.get_or_compute(key, compute, read=read, write=write)
+        # Coordinating a miss with other replicas costs a Redis round trip: worth it only
+        # when running the model again would cost more.
+        share = self._cost.at_least(self._lock_min_model_seconds)
+        value, result = await cache.get_or_compute(
+            key, compute, read=read, write=write, share=share
+        )
         tensors: tuple[Tensor, ...] | None = None
         if computed:
             answer, tensors = computed[0]

@@ -72,6 +72,11 @@ class ServingSettings(BaseModel):
     cache_ttl_seconds: int = Field(default=3600, ge=1)
     cache_lock_enabled: bool = Field(default=True, description="single-flight across replicas")
     cache_lock_ttl_ms: int = Field(default=2000, ge=1)
+    cache_lock_min_model_ms: float = Field(
+        default=1.0,
+        ge=0,
+        description="take the lock only for models slower than this per request; 0 = always",
+    )
     l1_max_bytes: int = Field(default=0, ge=0, description="in-process L1 size; 0 = off")
     l1_ttl_seconds: float = Field(default=1.0, gt=0)
 

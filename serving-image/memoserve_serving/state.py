@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from memoserve_serving.batching import Batcher
+from memoserve_serving.batching import Batcher, ModelCost
 from memoserve_serving.cache.base import AnswerCache
 from memoserve_serving.dataplane import DataPlane, ServedModel
 from memoserve_serving.metrics import ServingMetrics
@@ -97,6 +97,7 @@ async def running_dataplane(
     cache = (cache_factory or open_cache)(settings, state.metrics)
     if cache is not None:
         await cache.warm_up()  # never fails: Redis may come up later
+    cost = ModelCost()
     batcher = None
     if settings.batch_max_size > 1 and served.model.batchable:
         batcher = Batcher(
@@ -105,6 +106,7 @@ async def running_dataplane(
             state.metrics,
             max_size=settings.batch_max_size,
             max_wait_ms=settings.batch_max_wait_ms,
+            cost=cost,
         )
         batcher.start()
     dataplane = DataPlane(
@@ -114,6 +116,8 @@ async def running_dataplane(
         metrics=state.metrics,
         executor=executor,
         batcher=batcher,
+        cost=cost,
+        lock_min_model_seconds=settings.cache_lock_min_model_ms / 1000,
     )
     state.dataplane = dataplane
     try:

@@ -208,6 +208,45 @@ async def test_concurrent_different_misses_are_batched(redis_url: str) -> None:
     assert max(slow.rows_seen) > 1
 
 
+@pytest.mark.parametrize("batch_max_size", [1, 8])
+@pytest.mark.parametrize(
+    ("delay", "locked_misses"),
+    [
+        (0.0, 1),  # only the first, while the model's cost is unknown
+        (0.005, 4),  # 5 ms per request: above the 1 ms threshold, every miss coordinates
+    ],
+)
+def test_misses_take_the_cross_replica_lock_only_for_a_model_worth_it(
+    redis_url: str,
+    redis_server: RedisServer,
+    delay: float,
+    locked_misses: int,
+    batch_max_size: int,
+) -> None:
+    settings = serving_settings(
+        redis_url=redis_url, cache_lock_min_model_ms=1.0, batch_max_size=batch_max_size
+    )
+    redis_server.cli("CONFIG", "RESETSTAT")
+    with (
+        ServerThread(settings, AffineModel(delay=delay)) as running,
+        httpx.Client(base_url=running.url) as http,
+    ):
+        for i in range(4):
+            response = http.post("/v2/models/affine/infer", json=infer_body([float(i), 0, 0, 0]))
+            assert response.headers["x-memoserve-cache"] == "miss"
+    stats = redis_server.cli("INFO", "commandstats")
+    # Each lock taken is released with one EVAL (compare-and-delete).
+    evals = next(
+        (
+            int(line.split("calls=")[1].split(",")[0])
+            for line in stats.splitlines()
+            if line.startswith("cmdstat_eval:")
+        ),
+        0,
+    )
+    assert evals == locked_misses
+
+
 def test_metrics_count_every_request_by_cache_result(client: httpx.Client) -> None:
     url = "/v2/models/affine/infer"
     client.post(url, json=infer_body())  # miss

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from memoserve_serving.batching import Batcher
+from memoserve_serving.batching import Batcher, ModelCost
 from memoserve_serving.metrics import ServingMetrics
 from tests.support.models import AffineModel
 
@@ -22,9 +22,20 @@ async def make_batcher() -> AsyncIterator[MakeBatcher]:
     batchers: list[Batcher] = []
     executor = ThreadPoolExecutor(max_workers=1)
 
-    def make(model: AffineModel, *, max_size: int = 8, max_wait_ms: float = 50) -> Batcher:
+    def make(
+        model: AffineModel,
+        *,
+        max_size: int = 8,
+        max_wait_ms: float = 50,
+        cost: ModelCost | None = None,
+    ) -> Batcher:
         batcher = Batcher(
-            model, executor, ServingMetrics("m"), max_size=max_size, max_wait_ms=max_wait_ms
+            model,
+            executor,
+            ServingMetrics("m"),
+            max_size=max_size,
+            max_wait_ms=max_wait_ms,
+            cost=cost,
         )
         batcher.start()
         batchers.append(batcher)
@@ -105,3 +116,24 @@ async def test_a_cancelled_caller_is_left_out_of_the_model_call(make_batcher: Ma
     assert (await stays)["sum"].tolist() == [20.0]
     await busy
     assert model.rows_seen == [1, 1]
+
+
+def test_model_cost_is_unknown_until_the_first_run_then_a_moving_average() -> None:
+    cost = ModelCost()
+    assert cost.seconds_per_row is None
+    assert cost.at_least(10.0)  # unknown counts as expensive
+    cost.observe(0.032, 32)
+    assert cost.seconds_per_row == pytest.approx(0.001)
+    assert cost.at_least(0.001)
+    assert not cost.at_least(0.002)
+    for _ in range(100):
+        cost.observe(0.005, 1)
+    assert cost.seconds_per_row == pytest.approx(0.005, rel=1e-3)
+
+
+async def test_the_batcher_reports_the_cost_per_row(make_batcher: MakeBatcher) -> None:
+    cost = ModelCost()
+    batcher = make_batcher(AffineModel(delay=0.02), max_size=4, cost=cost)
+    await asyncio.gather(*(batcher.submit(rows(i), []) for i in range(4)))
+    assert cost.seconds_per_row is not None
+    assert 0.004 <= cost.seconds_per_row < 0.02  # one 20 ms call shared by 4 rows

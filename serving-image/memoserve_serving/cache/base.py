@@ -25,12 +25,15 @@ class AnswerCache(Protocol):
         *,
         read: bool = True,
         write: bool = True,
+        share: bool = True,
     ) -> tuple[bytes, CacheResult]:
         """Cache-aside: the cached value for ``key``, or ``compute()``'s result, stored.
 
         Never raises for a cache failure (that is ``CacheResult.ERROR``); exceptions from
         ``compute`` propagate and nothing is stored. Identical concurrent misses run
-        ``compute`` once.
+        ``compute`` once in this process, and once across replicas when ``share`` (and the
+        cache can coordinate replicas); ``share=False`` when running ``compute`` again costs
+        less than coordinating.
         """
         ...
 

@@ -21,7 +21,13 @@ class LocalAnswerCache:
         self._flights: SingleFlight[bytes] = SingleFlight()
 
     async def get_or_compute(
-        self, key: bytes, compute: Compute, *, read: bool = True, write: bool = True
+        self,
+        key: bytes,
+        compute: Compute,
+        *,
+        read: bool = True,
+        write: bool = True,
+        share: bool = True,  # one process: nothing to coordinate
     ) -> tuple[bytes, CacheResult]:
         if not read:
             value = await compute()

@@ -71,7 +71,13 @@ class RedisAnswerCache:
         self._flights: SingleFlight[tuple[bytes, CacheResult]] = SingleFlight()
 
     async def get_or_compute(
-        self, key: bytes, compute: Compute, *, read: bool = True, write: bool = True
+        self,
+        key: bytes,
+        compute: Compute,
+        *,
+        read: bool = True,
+        write: bool = True,
+        share: bool = True,
     ) -> tuple[bytes, CacheResult]:
         if not read:
             return await self._bypass(key, compute, write)
@@ -100,7 +106,7 @@ class RedisAnswerCache:
         # A Redis outage must not multiply model runs either, so misses share a flight even
         # when Redis failed; such a flight only computes.
         (value, result), joined = await self._flights.do(
-            key, lambda: self._fill(key, compute, redis_ok)
+            key, lambda: self._fill(key, compute, redis_ok, share)
         )
         if joined:
             self._metrics.singleflight_join("local")
@@ -108,11 +114,11 @@ class RedisAnswerCache:
         return value, result
 
     async def _fill(
-        self, key: bytes, compute: Compute, redis_ok: bool
+        self, key: bytes, compute: Compute, redis_ok: bool, share: bool = True
     ) -> tuple[bytes, CacheResult]:
-        """The shared miss: lock (or wait for the holder), compute, store, release."""
+        """The shared miss: lock (or wait for the holder) if ``share``, compute, store, release."""
         token = None
-        if redis_ok and self._lock_ttl_ms is not None:
+        if share and redis_ok and self._lock_ttl_ms is not None:
             try:
                 token, value = await self._lock_or_wait(key, self._lock_ttl_ms)
             except CacheDown:

@@ -146,6 +146,19 @@ async def test_lock_disabled_runs_each_replica(redis_url: str, make_cache: Cache
     assert model.calls == 2
 
 
+async def test_a_miss_not_worth_sharing_takes_no_lock(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+) -> None:
+    replicas = [make_cache(redis_url), make_cache(redis_url)]
+    model = Model(delay=0.1)
+    redis_server.cli("CONFIG", "RESETSTAT")
+    results = await asyncio.gather(*(r.get_or_compute(KEY, model, share=False) for r in replicas))
+    assert model.calls == 2  # each replica ran it: cheaper than waiting, by the caller's word
+    assert [r for _, r in results] == [CacheResult.MISS, CacheResult.MISS]
+    stats = redis_server.cli("INFO", "commandstats")
+    assert "cmdstat_eval" not in stats  # no lock was released, so none was taken
+
+
 async def test_l1_answers_repeat_hits_without_redis(
     own_redis: RedisServer, make_cache: CacheFactory, counter: Counter
 ) -> None:
