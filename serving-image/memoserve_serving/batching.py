@@ -35,25 +35,26 @@ class _Item:
 
 
 class ModelCost:
-    """What one request costs the model: seconds per row, a moving average over its runs.
+    """What one request costs the model: seconds per row, a moving average over its runs, and
+    whether that is at least ``expensive_at`` seconds (True until the model has run).
 
-    Written by the model thread after each run, read on the event loop (one float: no lock).
+    Written by the model thread after each run, read on the event loop (plain attributes: no
+    lock); ``expensive`` is kept up to date so that reading it costs nothing on a cache hit.
     """
 
     WEIGHT = 0.1  # of the newest run
 
-    def __init__(self) -> None:
+    def __init__(self, expensive_at: float = 0.0) -> None:
+        self.expensive_at = expensive_at
         self.seconds_per_row: float | None = None  # None: the model has not run yet
+        self.expensive = True
 
     def observe(self, seconds: float, rows: int) -> None:
         per_row = seconds / max(rows, 1)
         mean = self.seconds_per_row
-        self.seconds_per_row = per_row if mean is None else mean + self.WEIGHT * (per_row - mean)
-
-    def at_least(self, seconds: float) -> bool:
-        """Whether a request costs ``seconds`` or more (True while unknown)."""
-        mean = self.seconds_per_row
-        return mean is None or mean >= seconds
+        mean = per_row if mean is None else mean + self.WEIGHT * (per_row - mean)
+        self.seconds_per_row = mean
+        self.expensive = mean >= self.expensive_at
 
 
 def _signature(

@@ -72,7 +72,6 @@ class DataPlane:
         executor: Executor,
         batcher: Batcher | None = None,
         cost: ModelCost | None = None,
-        lock_min_model_seconds: float = 0.0,
     ) -> None:
         self.served = served
         self._cache = cache
@@ -80,8 +79,8 @@ class DataPlane:
         self._metrics = metrics
         self._executor = executor
         self._batcher = batcher
+        # expensive: worth coordinating misses with other replicas (the cross-replica lock)
         self._cost = cost if cost is not None else ModelCost()
-        self._lock_min_model_seconds = lock_min_model_seconds
         self._run_one = run_unbatched(served.model, metrics, self._cost)
         self._metadata = served.model.metadata
         self._output_types = {t.name: t.datatype for t in served.model.metadata.outputs}
@@ -105,9 +104,8 @@ class DataPlane:
         key = self._keys(request)
         # Coordinating a miss with other replicas costs a Redis round trip: worth it only
         # when running the model again would cost more.
-        share = self._cost.at_least(self._lock_min_model_seconds)
         value, result = await cache.get_or_compute(
-            key, compute, read=read, write=write, share=share
+            key, compute, read=read, write=write, share=self._cost.expensive
         )
         tensors: tuple[Tensor, ...] | None = None
         if computed:

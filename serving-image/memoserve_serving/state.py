@@ -97,7 +97,8 @@ async def running_dataplane(
     cache = (cache_factory or open_cache)(settings, state.metrics)
     if cache is not None:
         await cache.warm_up()  # never fails: Redis may come up later
-    cost = ModelCost()
+    # Whether a miss is worth the cross-replica lock (see MEMOSERVE_CACHE_LOCK_MIN_MODEL_MS).
+    cost = ModelCost(expensive_at=settings.cache_lock_min_model_ms / 1000)
     batcher = None
     if settings.batch_max_size > 1 and served.model.batchable:
         batcher = Batcher(
@@ -117,7 +118,6 @@ async def running_dataplane(
         executor=executor,
         batcher=batcher,
         cost=cost,
-        lock_min_model_seconds=settings.cache_lock_min_model_ms / 1000,
     )
     state.dataplane = dataplane
     try:

@@ -119,16 +119,21 @@ async def test_a_cancelled_caller_is_left_out_of_the_model_call(make_batcher: Ma
 
 
 def test_model_cost_is_unknown_until_the_first_run_then_a_moving_average() -> None:
-    cost = ModelCost()
+    cost = ModelCost(expensive_at=0.002)
     assert cost.seconds_per_row is None
-    assert cost.at_least(10.0)  # unknown counts as expensive
+    assert cost.expensive  # unknown counts as expensive
     cost.observe(0.032, 32)
     assert cost.seconds_per_row == pytest.approx(0.001)
-    assert cost.at_least(0.001)
-    assert not cost.at_least(0.002)
+    assert not cost.expensive
+
+
+def test_model_cost_follows_a_model_that_got_slower() -> None:
+    cost = ModelCost(expensive_at=0.002)
+    cost.observe(0.001, 1)
     for _ in range(100):
         cost.observe(0.005, 1)
     assert cost.seconds_per_row == pytest.approx(0.005, rel=1e-3)
+    assert cost.expensive
 
 
 async def test_the_batcher_reports_the_cost_per_row(make_batcher: MakeBatcher) -> None:
