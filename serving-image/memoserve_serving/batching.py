@@ -60,8 +60,12 @@ class ModelCost:
 def _signature(
     inputs: Mapping[str, np.ndarray[Any, Any]], outputs: tuple[str, ...]
 ) -> tuple[Any, ...]:
-    parts = tuple(sorted((name, arr.dtype.str, arr.shape[1:]) for name, arr in inputs.items()))
-    return (parts, outputs)
+    """What requests must share to run in one batch: input names, dtypes, trailing shapes."""
+    if len(inputs) == 1:  # the common case, without sorting
+        for name, array in inputs.items():
+            return ((name, array.dtype, array.shape[1:]),), outputs
+    parts = sorted((name, arr.dtype, arr.shape[1:]) for name, arr in inputs.items())  # names differ
+    return tuple(parts), outputs
 
 
 class Batcher:

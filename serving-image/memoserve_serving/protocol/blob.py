@@ -37,6 +37,8 @@ _CODES = {datatype: code for code, datatype in enumerate(_DATATYPES)}
 _BLOB_HEAD = struct.Struct("<4sB3xI")
 _TENSOR_HEAD = struct.Struct("<HBBIQ")
 _ZEROS = bytes(8)
+# The dims of a tensor of each rank (ranks above 8 are made as needed; they are rare).
+_DIMS = [struct.Struct(f"<{rank}Q") for rank in range(9)]
 
 
 def pack_outputs(outputs: Sequence[Tensor]) -> bytes:
@@ -47,16 +49,18 @@ def pack_outputs(outputs: Sequence[Tensor]) -> bytes:
         code = _CODES.get(tensor.datatype)
         if code is None:
             raise ValueError(f"output {tensor.name!r}: unknown datatype {tensor.datatype!r}")
-        if np.size(tensor.data) != prod(tensor.shape):
-            raise ValueError(f"output {tensor.name!r}: data does not have shape {tensor.shape}")
+        array, shape = tensor.data, tensor.shape
+        if np.asarray(array).size != prod(shape):
+            raise ValueError(f"output {tensor.name!r}: data does not have shape {shape}")
         name = tensor.name.encode()
         params = orjson.dumps(tensor.parameters) if tensor.parameters else b""
-        data = tensor_bytes(tensor.datatype, tensor.data)
-        rank = len(tensor.shape)
+        data = tensor_bytes(tensor.datatype, array)
+        rank = len(shape)
         head = _TENSOR_HEAD.pack(len(name), code, rank, len(params), len(data))
         size += len(head) + len(name) + 8 * rank + len(params)
         padding = -size % 8
-        parts += (head, name, struct.pack(f"<{rank}Q", *tensor.shape), params, _ZEROS[:padding])
+        dims = _DIMS[rank] if rank < len(_DIMS) else struct.Struct(f"<{rank}Q")
+        parts += (head, name, dims.pack(*shape), params, _ZEROS[:padding])
         parts.append(data)
         size += padding + len(data)
     return b"".join(parts)
