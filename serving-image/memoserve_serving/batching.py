@@ -95,7 +95,8 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._queued_rows = 0
         self._wakeup: asyncio.Future[None] | None = None  # set while the loop sleeps
-        self._wake_at_rows = 1  # rows queued that wake the loop: 1 when idle, max when filling
+        # Rows queued that wake the loop: 0 (any item) when idle, max_size when filling a batch.
+        self._wake_at_rows = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -138,7 +139,7 @@ class Batcher:
     async def _next_batch(self) -> list[_Item]:
         queue = self._queue
         while not queue:
-            await self._sleep(1, None)
+            await self._sleep(0, None)  # any item wakes it, even one of zero rows
         if self._queued_rows < self._max_size and self._max_wait > 0:
             await self._sleep(self._max_size, self._max_wait)
         first = queue.popleft()

@@ -142,3 +142,9 @@ async def test_the_batcher_reports_the_cost_per_row(make_batcher: MakeBatcher) -
     await asyncio.gather(*(batcher.submit(rows(i), []) for i in range(4)))
     assert cost.seconds_per_row is not None
     assert 0.004 <= cost.seconds_per_row < 0.02  # one 20 ms call shared by 4 rows
+
+
+async def test_a_request_of_zero_rows_is_answered(make_batcher: MakeBatcher) -> None:
+    batcher = make_batcher(AffineModel(), max_size=8, max_wait_ms=1)
+    result = await asyncio.wait_for(batcher.submit(rows(1.0, count=0), []), timeout=5)
+    assert result["y"].shape == (0, 4)
