@@ -177,3 +177,11 @@ class RedisServer:
             args += ["--tls", "--cacert", str(self.tls.ca_cert)]
         done = subprocess.run([*args, *command], check=True, capture_output=True, text=True)
         return done.stdout.strip()
+
+    def command_calls(self, command: str) -> int:
+        """How often ``command`` ran since the start or the last ``CONFIG RESETSTAT``."""
+        prefix = f"cmdstat_{command.lower()}:calls="
+        for line in self.cli("INFO", "commandstats").splitlines():
+            if line.startswith(prefix):
+                return int(line.removeprefix(prefix).split(",")[0])
+        return 0
