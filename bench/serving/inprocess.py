@@ -32,7 +32,7 @@ from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.runtimes.loader import load_model
 from memoserve_serving.sample import write_mlp_onnx, write_sample_models
-from memoserve_serving.settings import ModelFormat, ServingSettings
+from memoserve_serving.settings import LogFormat, ModelFormat, ServingSettings
 from memoserve_serving.state import running_dataplane
 
 CONCURRENCY = 32
@@ -114,7 +114,7 @@ def main() -> int:
                 model_uri=str(path),
                 model_format=ModelFormat.ONNX,
                 redis_url=redis.url,
-                log_format="text",
+                log_format=LogFormat.TEXT,
                 batch_max_size=args.batch,
             )
             model = load_model(ModelFormat.ONNX, path)

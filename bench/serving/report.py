@@ -145,6 +145,8 @@ def _ratio_lines(rounds: Sequence[Sequence[RowResult]]) -> list[str]:
             continue
         value, cpu = statistics.median(by_rps), statistics.median(by_cpu)
         verdict = "-" if ratio.target is None else "ok" if value >= ratio.target else "BELOW"
+        if verdict == "BELOW" and f"{value:.2f}" == f"{ratio.target:.2f}":
+            verdict += f" ({value:.3f})"  # a ratio printed as the target itself
         if disturbed:
             verdict += " (disturbed: trust the CPU/req ratio more)"
         if trouble:
