@@ -17,16 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import itertools
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvloop
 from procs import Procs, Redis
+from rows import Workload
 
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
@@ -36,20 +36,7 @@ from memoserve_serving.settings import LogFormat, ModelFormat, ServingSettings
 from memoserve_serving.state import running_dataplane
 
 CONCURRENCY = 32
-IRIS_BODY = (
-    b'{"inputs":[{"name":"float_input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
-)
-
-
-MLP_BODY = (
-    b'{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[%d.5,%d.25,0.5,0.5]}]}'
-)
-
-
-def mlp_bodies() -> Iterator[bytes]:
-    """A new question every time (exact in FP32: both numbers stay small)."""
-    for i in itertools.count(1):
-        yield MLP_BODY % (i // 4096, i % 4096)
+WARM_UP = 100  # requests before measuring
 
 
 async def measure(app: Any, bodies: Callable[[], bytes], requests: int, passes: int) -> float:
@@ -79,7 +66,7 @@ async def measure(app: Any, bodies: Callable[[], bytes], requests: int, passes: 
         for _ in range(count):
             await one()
 
-    await worker(100)  # warm: the first miss fills the cache for the hit mode
+    await worker(WARM_UP)  # warm: the first miss fills the cache for the hit mode
     best = float("inf")
     for _ in range(passes):
         started = time.process_time()
@@ -97,6 +84,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, help="per pass (hit: 32000, miss: 8000)")
     parser.add_argument("--passes", type=int, default=7)
     args = parser.parse_args()
+    requests = args.requests or (32_000 if args.mode == "hit" else 8_000)
     with tempfile.TemporaryDirectory(prefix="memoserve-inprocess-") as tmp:
         workdir = Path(tmp)
         with Procs(workdir, None) as procs:
@@ -104,11 +92,15 @@ def main() -> int:
             if args.mode == "hit":
                 write_sample_models(workdir)
                 path, name = workdir / "iris.onnx", "iris"
-                next_body: Callable[[], bytes] = lambda: IRIS_BODY  # noqa: E731
+                iris = Workload("float_input", "FP32").body()  # the bench's hit request
+                next_body: Callable[[], bytes] = lambda: iris  # noqa: E731
             else:
                 sizes = tuple(int(size) for size in args.mlp.split(","))
                 path, name = write_mlp_onnx(workdir / "mlp.onnx", sizes=sizes), "mlp"
-                next_body = mlp_bodies().__next__
+                # The bench's distinct requests, made before measuring: none repeats.
+                distinct = Workload("input", "FP32", distinct=True)
+                total = WARM_UP + requests * args.passes
+                next_body = iter([distinct.body(1, i) for i in range(1, total + 1)]).__next__
             settings = ServingSettings(
                 model_name=name,
                 model_uri=str(path),
@@ -123,7 +115,6 @@ def main() -> int:
 
             async def run() -> float:
                 async with running_dataplane(app.state, served):
-                    requests = args.requests or (32_000 if args.mode == "hit" else 8_000)
                     return await measure(app, next_body, requests, args.passes)
 
             micros = uvloop.run(run())

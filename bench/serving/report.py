@@ -137,7 +137,7 @@ def _ratio_lines(rounds: Sequence[Sequence[RowResult]]) -> list[str]:
         if not present:
             continue
         target = "-" if ratio.target is None else f"≥ {ratio.target:g}x"
-        per_round = (" " + ", ".join(f"{v:.2f}" for v in by_rps) + " |") if several else ""
+        per_round = _per_round(by_rps) if several else ""
         if not by_rps:
             lines.append(
                 f"| {ratio.title} | - | - | {target} | n/a: {'; '.join(trouble)} |{per_round}"
@@ -154,23 +154,27 @@ def _ratio_lines(rounds: Sequence[Sequence[RowResult]]) -> list[str]:
         lines.append(
             f"| {ratio.title} | {value:.2f}x | {cpu:.2f}x | {target} | {verdict} |{per_round}"
         )
-    p99s = [
-        rr.result.p99_us / 1000
-        for results in rounds
-        for rr in results
-        if rr.row.key == HIT_P99_KEY and rr.result is not None and not rr.problem
-    ]
-    if any(rr.row.key == HIT_P99_KEY for results in rounds for rr in results):
+    hits = [rr for results in rounds for rr in results if rr.row.key == HIT_P99_KEY]
+    if hits:
         title = "memoserve hit (Redis) p99"
         target = f"≤ {HIT_P99_MAX_MS:g} ms"
-        per_round = (" " + ", ".join(f"{v:.2f}" for v in p99s) + " |") if several else ""
+        measured = [rr.result for rr in hits if rr.result is not None and not rr.problem]
+        p99s = [result.p99_us / 1000 for result in measured]
+        per_round = _per_round(p99s) if several else ""
         if not p99s:
             lines.append(f"| {title} | - | - | {target} | n/a: `{HIT_P99_KEY}` not measured |")
         else:
             p99 = statistics.median(p99s)
             verdict = "ok" if p99 <= HIT_P99_MAX_MS else "ABOVE"
+            if any(result.other_cpu > QUIET_CPU for result in measured):
+                verdict += " (disturbed)"
             lines.append(f"| {title} | {p99:.2f} ms | - | {target} | {verdict} |{per_round}")
     return lines
+
+
+def _per_round(values: Sequence[float]) -> str:
+    """The last cell of a ratio line with several rounds: each round's value."""
+    return " " + ", ".join(f"{value:.2f}" for value in values) + " |"
 
 
 def median_rows(rounds: Sequence[Sequence[RowResult]]) -> list[RowResult]:

@@ -61,10 +61,9 @@ def _signature(
     inputs: Mapping[str, np.ndarray[Any, Any]], outputs: tuple[str, ...]
 ) -> tuple[Any, ...]:
     """What requests must share to run in one batch: input names, dtypes, trailing shapes."""
-    if len(inputs) == 1:  # the common case, without sorting
-        for name, array in inputs.items():
-            return ((name, array.dtype, array.shape[1:]),), outputs
-    parts = sorted((name, arr.dtype, arr.shape[1:]) for name, arr in inputs.items())  # names differ
+    parts = [(name, array.dtype, array.shape[1:]) for name, array in inputs.items()]
+    if len(parts) > 1:
+        parts.sort()  # names differ, so dtypes are never compared
     return tuple(parts), outputs
 
 
@@ -113,7 +112,7 @@ class Batcher:
         self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> Arrays:
         """Run ``inputs`` (each with the batch dimension first) as part of a batch."""
-        names = tuple(sorted(outputs)) if len(outputs) > 1 else tuple(outputs)
+        names = tuple(sorted(outputs))
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(inputs, names, rows, _signature(inputs, names), future))
@@ -181,12 +180,15 @@ class Batcher:
             merged = {
                 name: np.concatenate([item.inputs[name] for item in batch]) for name in first.inputs
             }
-        started = time.perf_counter()
-        produced = self._model.predict(merged, first.outputs)
-        seconds = time.perf_counter() - started
-        self._metrics.model_seconds.observe(seconds)
-        self._metrics.batch_size.observe(len(batch))
-        self._cost.observe(seconds, sum(item.rows for item in batch))
+        produced = _predict(
+            self._model,
+            merged,
+            first.outputs,
+            self._metrics,
+            self._cost,
+            requests=len(batch),
+            rows=sum(item.rows for item in batch),
+        )
         if len(batch) == 1:
             return [produced]
         offsets = np.cumsum([item.rows for item in batch])[:-1]
@@ -207,12 +209,27 @@ def run_unbatched(
     """The same bookkeeping for one request at a time (non-batchable models, batching off)."""
 
     def run(inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]) -> Arrays:
-        started = time.perf_counter()
-        produced = model.predict(inputs, outputs)
-        seconds = time.perf_counter() - started
-        metrics.model_seconds.observe(seconds)
-        metrics.batch_size.observe(1)
-        cost.observe(seconds, 1)  # a request, whatever its rows: as a duplicate would cost
-        return produced
+        # One request, whatever its rows: that is what a duplicate run would cost.
+        return _predict(model, inputs, outputs, metrics, cost, requests=1, rows=1)
 
     return run
+
+
+def _predict(
+    model: Model,
+    inputs: Mapping[str, np.ndarray[Any, Any]],
+    outputs: Sequence[str],
+    metrics: ServingMetrics,
+    cost: ModelCost,
+    *,
+    requests: int,
+    rows: int,
+) -> Arrays:
+    """Run the model (worker thread) and record what it took: metrics and the cost per row."""
+    started = time.perf_counter()
+    produced = model.predict(inputs, outputs)
+    seconds = time.perf_counter() - started
+    metrics.model_seconds.observe(seconds)
+    metrics.batch_size.observe(requests)
+    cost.observe(seconds, rows)
+    return produced
