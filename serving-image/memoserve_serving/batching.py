@@ -191,11 +191,14 @@ class Batcher:
         )
         if len(batch) == 1:
             return [produced]
-        offsets = np.cumsum([item.rows for item in batch])[:-1]
-        split: dict[str, list[np.ndarray[Any, Any]]] = {
-            name: np.split(array, offsets) for name, array in produced.items()
-        }
-        return [{name: parts[i] for name, parts in split.items()} for i in range(len(batch))]
+        # Each caller's rows as a view (basic slicing: np.split costs ~1 µs per part).
+        results = []
+        start = 0
+        for item in batch:
+            stop = start + item.rows
+            results.append({name: array[start:stop] for name, array in produced.items()})
+            start = stop
+        return results
 
 
 def _wake(wakeup: asyncio.Future[None]) -> None:

@@ -65,9 +65,12 @@ async def test_concurrent_requests_share_a_call_and_get_their_own_rows(
 async def test_a_batch_never_exceeds_max_size_rows(make_batcher: MakeBatcher) -> None:
     model = AffineModel()
     batcher = make_batcher(model, max_size=4)
-    await asyncio.gather(*(batcher.submit(rows(i, 3 if i % 2 else 1), []) for i in range(10)))
+    counts = [3 if i % 2 else 1 for i in range(10)]
+    results = await asyncio.gather(*(batcher.submit(rows(i, n), []) for i, n in enumerate(counts)))
     assert sum(model.rows_seen) == 20
     assert max(model.rows_seen) <= 4
+    for i, (count, result) in enumerate(zip(counts, results, strict=True)):
+        assert result["y"].tolist() == [[2.0 * i + 1] * 4] * count  # its own rows, all of them
 
 
 async def test_a_lone_request_waits_at_most_max_wait(make_batcher: MakeBatcher) -> None:

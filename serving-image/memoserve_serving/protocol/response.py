@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -24,6 +25,15 @@ def encode_response(
     losslessly, and clients read each output by its own ``binary_data_size``. NaN and infinities
     of JSON float outputs become ``null`` (JSON has no such numbers); ask for binary to keep them.
     """
+    outputs_json = response.outputs_json
+    if outputs_json is not None and not response.parameters and not wants_binary(request):
+        # The common case on a cache hit: splice the pre-encoded outputs in, after the model's
+        # own head (encoded once) and the id.
+        head = _head(response.model_name, response.model_version)
+        if response.id is None:
+            return b"".join((head, b',"outputs":', outputs_json, b"}")), None
+        request_id = orjson.dumps(response.id)
+        return b"".join((head, b',"id":', request_id, b',"outputs":', outputs_json, b"}")), None
     document: dict[str, Any] = {"model_name": response.model_name}
     if response.model_version is not None:
         document["model_version"] = response.model_version
@@ -31,10 +41,9 @@ def encode_response(
         document["id"] = response.id
     if response.parameters:
         document["parameters"] = response.parameters
-    if response.outputs_json is not None and not wants_binary(request):
-        # The common case on a cache hit: splice the pre-encoded outputs in.
+    if outputs_json is not None and not wants_binary(request):
         head = orjson.dumps(document)
-        return b"".join((head[:-1], b',"outputs":', response.outputs_json, b"}")), None
+        return b"".join((head[:-1], b',"outputs":', outputs_json, b"}")), None
     binary = _binary_choices(request)
     chunks: list[bytes] = []
     outputs = []
@@ -55,6 +64,15 @@ def encode_response(
     if not chunks:
         return header, None
     return b"".join((header, *chunks)), len(header)
+
+
+@lru_cache(maxsize=64)
+def _head(model_name: str, model_version: str | None) -> bytes:
+    """The start of every response of one model: ``{"model_name":...[,"model_version":...]``."""
+    document = {"model_name": model_name}
+    if model_version is not None:
+        document["model_version"] = model_version
+    return orjson.dumps(document)[:-1]
 
 
 def wants_binary(request: InferenceRequest) -> bool:

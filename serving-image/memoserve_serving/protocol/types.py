@@ -117,13 +117,32 @@ class InferenceRequest:
     binary_outputs: Final[bool] = False  # request parameter binary_data_output
 
 
-@dataclass(slots=True)
 class InferenceResponse:
-    model_name: Final[str]
-    model_version: Final[str | None]
-    id: Final[str | None]
-    outputs: Final[tuple[Tensor, ...]]
-    parameters: Final[Parameters] = field(default_factory=dict)
-    # The outputs already encoded as a JSON array (a cache hit); then ``outputs`` may be empty
-    # unless the request asked for binary outputs.
-    outputs_json: Final[bytes | None] = None
+    """Built on every request, so a plain slotted class like :class:`Tensor`."""
+
+    __slots__ = ("id", "model_name", "model_version", "outputs", "outputs_json", "parameters")
+
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str | None,
+        id: str | None,  # the v2 field's name
+        outputs: tuple[Tensor, ...],
+        parameters: Parameters = NO_PARAMETERS,
+        # The outputs already encoded as a JSON array (a cache hit); then ``outputs`` may be
+        # empty unless the request asked for binary outputs.
+        outputs_json: bytes | None = None,
+    ) -> None:
+        self.model_name: Final = model_name
+        self.model_version: Final = model_version
+        self.id: Final = id
+        self.outputs: Final = outputs
+        self.parameters: Final = parameters
+        self.outputs_json: Final = outputs_json
+
+    def __repr__(self) -> str:
+        return (
+            f"InferenceResponse(model_name={self.model_name!r}, "
+            f"model_version={self.model_version!r}, id={self.id!r}, outputs={self.outputs!r}, "
+            f"parameters={self.parameters!r}, outputs_json={self.outputs_json!r})"
+        )

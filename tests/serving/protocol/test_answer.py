@@ -31,15 +31,29 @@ def test_round_trip_keeps_json_and_tensors() -> None:
         np.testing.assert_array_equal(got.data, want.data)
 
 
-def test_spliced_response_equals_the_fully_encoded_one() -> None:
+@pytest.mark.parametrize(
+    ("version", "request_id", "parameters"),
+    [
+        ("1", "r1", {}),
+        (None, None, {}),
+        (None, 'quote " backslash \\ é \u2028', {}),
+        ('v"2', "r1", {"cached": True}),
+    ],
+)
+def test_spliced_response_equals_the_fully_encoded_one(
+    version: str | None, request_id: str | None, parameters: dict[str, object]
+) -> None:
     request = decode_request(REQUEST)
     answer = Answer.of(OUTPUTS)
-    full, _ = encode_response(InferenceResponse("iris", "1", "r1", OUTPUTS), request)
+    full, _ = encode_response(
+        InferenceResponse("iris", version, request_id, OUTPUTS, parameters), request
+    )
     spliced, length = encode_response(
-        InferenceResponse("iris", "1", "r1", (), outputs_json=answer.outputs_json), request
+        InferenceResponse("iris", version, request_id, (), parameters, answer.outputs_json),
+        request,
     )
     assert length is None
-    assert orjson.loads(spliced) == orjson.loads(full)
+    assert spliced == full  # byte for byte: same keys, same order
 
 
 def test_binary_requests_are_encoded_from_the_tensors() -> None:
