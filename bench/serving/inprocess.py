@@ -6,7 +6,7 @@ with a fixed scope from 32 concurrent loops on one core, against a real redis-se
 prints the CPU time per request (best of several passes): steady to ~0.2 µs, so an A/B of one
 change is quick. The server's cost is about this plus uvicorn's ~28 µs (the raw ceiling).
 
-    taskset -c 0 .venv/bin/python bench/serving/inprocess.py hit
+    taskset -c 0 .venv/bin/python bench/serving/inprocess.py hit [--l1-bytes 67108864]
     taskset -c 0 .venv/bin/python bench/serving/inprocess.py miss --mlp 4,1024,1024,1024,10
 
 Run it pinned (taskset), with nothing else busy; redis-server runs on CPU 1.
@@ -81,6 +81,9 @@ def main() -> int:
     parser.add_argument("mode", choices=["hit", "miss"])
     parser.add_argument("--mlp", default="4,256,256,3", help="miss: MLP layer sizes")
     parser.add_argument("--batch", type=int, default=32, help="miss: MEMOSERVE_BATCH_MAX_SIZE")
+    parser.add_argument(
+        "--l1-bytes", type=int, default=0, help="MEMOSERVE_L1_MAX_BYTES (default 0: L1 off)"
+    )
     parser.add_argument("--requests", type=int, help="per pass (hit: 32000, miss: 8000)")
     parser.add_argument("--passes", type=int, default=7)
     args = parser.parse_args()
@@ -108,6 +111,7 @@ def main() -> int:
                 redis_url=redis.url,
                 log_format=LogFormat.TEXT,
                 batch_max_size=args.batch,
+                l1_max_bytes=args.l1_bytes,
             )
             model = load_model(ModelFormat.ONNX, path)
             served = ServedModel(name, None, hashlib.sha256(path.read_bytes()).hexdigest(), model)

@@ -45,6 +45,9 @@ class WrkResult:
     process_cpu: float  # in cores, all cores: user + nice + system time
     server_cpu: float  # in cores: the server process and its children
     bench_cpu: float  # in cores: wrk and the other helpers (redis-server)
+    # wrk's voluntary context switches: each time it waited for a response and had to be woken.
+    # On loopback the server's write pays for that wake-up (docs/performance.md).
+    client_sleeps: int = 0
 
     @property
     def rps(self) -> float:
@@ -54,6 +57,10 @@ class WrkResult:
     def other_cpu(self) -> float:
         """CPU (in cores) used by processes that are not part of the bench."""
         return max(0.0, self.process_cpu - self.server_cpu - self.bench_cpu)
+
+    @property
+    def client_sleeps_per_request(self) -> float:
+        return self.client_sleeps / self.requests if self.requests else 0.0
 
     @property
     def server_us_per_request(self) -> float:
@@ -197,4 +204,6 @@ def measure(
         / elapsed,
         server_cpu=(server1 - server0) / CLK_TCK / elapsed,
         bench_cpu=((helpers1 - helpers0) / CLK_TCK + wrk_s) / elapsed,
+        # wrk (and the `timeout` around it, a couple of switches) once both are reaped
+        client_sleeps=children1.ru_nvcsw - children0.ru_nvcsw,
     )

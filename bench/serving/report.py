@@ -71,9 +71,9 @@ def _ms(us: int) -> str:
 
 HEADER = (
     "| # | row | what | req/s | p50 ms | p99 ms | non-2xx / sock err | server CPU µs/req"
-    " | CPU0 / CPU1 / other % | cache answers | mean batch | redis hits / misses per req"
-    " | check |",
-    "|---:|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
+    " | wrk sleeps / req | CPU0 / CPU1 / other % | cache answers | mean batch"
+    " | redis hits / misses per req | check |",
+    "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
 )
 
 
@@ -88,7 +88,7 @@ def _row_line(i: int, rr: RowResult) -> str:
     r = rr.result
     cells = [str(i), f"`{rr.row.key}`", rr.row.title]
     if r is None:
-        cells += ["-"] * 9 + [rr.note]
+        cells += ["-"] * 10 + [rr.note]
     else:
         redis = "-"
         if rr.redis_per_req is not None:
@@ -98,7 +98,8 @@ def _row_line(i: int, rr: RowResult) -> str:
         batch = "-"
         if rr.batches and rr.batches["count"]:
             batch = f"{rr.batches['sum'] / rr.batches['count']:.1f}"
-        cells += [f"{r.server_us_per_request:.0f}", cpu, _answers(rr.answers), batch, redis]
+        cells += [f"{r.server_us_per_request:.0f}", f"{r.client_sleeps_per_request:.2f}", cpu]
+        cells += [_answers(rr.answers), batch, redis]
         cells.append(rr.note)
     return "| " + " | ".join(cells) + " |"
 
