@@ -91,8 +91,3 @@ class RequestKeys:
 
     def __call__(self, request: InferenceRequest) -> bytes:
         return self.prefix + b2a_hex(_hasher(request).digest())
-
-
-def cache_key(namespace: str, model_digest: str, request: InferenceRequest) -> bytes:
-    """The key of ``request`` to ``model_digest``'s model (see :class:`RequestKeys`)."""
-    return RequestKeys(namespace, model_digest)(request)

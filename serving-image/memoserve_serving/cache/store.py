@@ -114,7 +114,7 @@ class RedisAnswerCache:
         return value, result
 
     async def _fill(
-        self, key: bytes, compute: Compute, redis_ok: bool, share: bool = True
+        self, key: bytes, compute: Compute, redis_ok: bool, share: bool
     ) -> tuple[bytes, CacheResult]:
         """The shared miss: lock (or wait for the holder) if ``share``, compute, store, release."""
         token = None

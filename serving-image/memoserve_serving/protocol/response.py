@@ -26,14 +26,16 @@ def encode_response(
     of JSON float outputs become ``null`` (JSON has no such numbers); ask for binary to keep them.
     """
     outputs_json = response.outputs_json
-    if outputs_json is not None and not response.parameters and not wants_binary(request):
+    if outputs_json is not None and not wants_binary(request):
         # The common case on a cache hit: splice the pre-encoded outputs in, after the model's
-        # own head (encoded once) and the id.
-        head = _head(response.model_name, response.model_version)
-        if response.id is None:
-            return b"".join((head, b',"outputs":', outputs_json, b"}")), None
-        request_id = orjson.dumps(response.id)
-        return b"".join((head, b',"id":', request_id, b',"outputs":', outputs_json, b"}")), None
+        # own head (encoded once), the id and any parameters.
+        parts = [_head(response.model_name, response.model_version)]
+        if response.id is not None:
+            parts += (b',"id":', orjson.dumps(response.id))
+        if response.parameters:
+            parts += (b',"parameters":', orjson.dumps(response.parameters))
+        parts += (b',"outputs":', outputs_json, b"}")
+        return b"".join(parts), None
     document: dict[str, Any] = {"model_name": response.model_name}
     if response.model_version is not None:
         document["model_version"] = response.model_version
@@ -41,9 +43,6 @@ def encode_response(
         document["id"] = response.id
     if response.parameters:
         document["parameters"] = response.parameters
-    if outputs_json is not None and not wants_binary(request):
-        head = orjson.dumps(document)
-        return b"".join((head[:-1], b',"outputs":', outputs_json, b"}")), None
     binary = _binary_choices(request)
     chunks: list[bytes] = []
     outputs = []

@@ -246,7 +246,10 @@ async def test_a_value_stored_after_our_get_is_found_when_taking_the_lock(
     cache = make_cache(redis_url)
     redis_server.cli("SET", KEY.decode(), "stored meanwhile")
     model = Model()
-    assert await cache._fill(KEY, model, True) == (b"stored meanwhile", CacheResult.HIT)
+    assert await cache._fill(KEY, model, redis_ok=True, share=True) == (
+        b"stored meanwhile",
+        CacheResult.HIT,
+    )
     assert model.calls == 0
     await cache.client.ping()
     assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # not left taken

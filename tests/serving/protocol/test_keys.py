@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from memoserve_serving.cache.keys import DIGEST_SIZE, cache_key, request_digest
+from memoserve_serving.cache.keys import DIGEST_SIZE, RequestKeys, request_digest
 from memoserve_serving.protocol.request import decode_request
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from tests.serving.protocol.test_request import VALUES, binary_request, raw_bytes
@@ -20,7 +20,7 @@ DIGEST = "0123456789abcdef" * 4
 
 def key_of(body: bytes | dict[str, Any], json_length: int | None = None) -> bytes:
     raw = orjson.dumps(body) if isinstance(body, dict) else body
-    return cache_key("default/iris", DIGEST, decode_request(raw, json_length))
+    return RequestKeys("default/iris", DIGEST)(decode_request(raw, json_length))
 
 
 def base(**changes: Any) -> dict[str, Any]:
@@ -154,18 +154,18 @@ def test_key_layout_and_what_it_depends_on() -> None:
     request = decode_request(orjson.dumps(base()))
     digest = request_digest(request)
     assert len(digest) == DIGEST_SIZE
-    key = cache_key("default/iris", DIGEST, request)
+    key = RequestKeys("default/iris", DIGEST)(request)
     assert key == b"memoserve:v2:default/iris:0123456789abcdef:" + digest.hex().encode()
-    assert cache_key("default/other", DIGEST, request) != key
-    assert cache_key("default/iris", "f" + DIGEST[1:], request) != key
+    assert RequestKeys("default/other", DIGEST)(request) != key
+    assert RequestKeys("default/iris", "f" + DIGEST[1:])(request) != key
 
 
 def test_model_digest_must_be_long_enough_to_keep_keys_apart() -> None:
     request = decode_request(orjson.dumps(base()))
     with pytest.raises(ValueError, match="16"):
-        cache_key("ns", "abc", request)
+        RequestKeys("ns", "abc")(request)
     with pytest.raises(ValueError, match="16"):
-        cache_key("ns", "sha256:0123456789abcdef", request)
+        RequestKeys("ns", "sha256:0123456789abcdef")(request)
 
 
 def test_scheduling_hints_do_not_split_the_cache() -> None:
@@ -179,9 +179,9 @@ def test_scheduling_hints_do_not_split_the_cache() -> None:
         b'"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}'
     )
     digest = "0" * 64
-    key = cache_key("ns/a", digest, decode_request(plain))
-    assert cache_key("ns/a", digest, decode_request(hinted)) == key
-    assert cache_key("ns/a", digest, decode_request(other)) != key
+    key = RequestKeys("ns/a", digest)(decode_request(plain))
+    assert RequestKeys("ns/a", digest)(decode_request(hinted)) == key
+    assert RequestKeys("ns/a", digest)(decode_request(other)) != key
 
 
 def test_the_canonical_request_is_the_documented_encoding() -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays, from_dtype
 from tritonclient.http import InferResult
 
-from memoserve_serving.cache.keys import cache_key
+from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.protocol.blob import pack_outputs, unpack_outputs
 from memoserve_serving.protocol.datatypes import DTYPES
 from memoserve_serving.protocol.errors import BadRequest
@@ -106,7 +106,7 @@ def test_json_and_binary_requests_decode_alike_and_share_a_key(pair: Any) -> Non
         for name, datatype, shape, array in specs:
             assert (by_name[name].datatype, by_name[name].shape) == (datatype, shape)
             assert same_data(by_name[name].data, array)
-    assert cache_key("ns", DIGEST, from_json) == cache_key("ns", DIGEST, from_binary)
+    assert RequestKeys("ns", DIGEST)(from_json) == RequestKeys("ns", DIGEST)(from_binary)
 
 
 @FAST
@@ -132,7 +132,7 @@ def must_be_bad_request_or_sound(body: bytes, json_length: int | None) -> None:
         request = decode_request(body, json_length)
     except BadRequest:
         return
-    cache_key("ns", DIGEST, request)
+    RequestKeys("ns", DIGEST)(request)
     for tensor in request.inputs:
         assert tensor.data.shape == tensor.shape
     encode_response(

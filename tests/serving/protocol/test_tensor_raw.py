@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memoserve_serving.cache.keys import cache_key, request_digest
+from memoserve_serving.cache.keys import RequestKeys, request_digest
 from memoserve_serving.protocol.datatypes import DTYPES
 from memoserve_serving.protocol.request import _COPY_AT_MOST, decode_request
 from memoserve_serving.protocol.tensors import json_to_raw
@@ -95,7 +95,7 @@ def test_binary_inputs_either_side_of_the_copy_limit_decode_and_hash_like_json(
         for request in (as_json, as_binary):
             assert_data(request.inputs[0].data, array)
             assert bytes(request.inputs[0].raw_bytes()) == raw
-        assert cache_key("ns", DIGEST, as_json) == cache_key("ns", DIGEST, as_binary)
+        assert RequestKeys("ns", DIGEST)(as_json) == RequestKeys("ns", DIGEST)(as_binary)
         if datatype != "BYTES" and len(raw) > _COPY_AT_MOST:
             # Large binary inputs stay views of the body: no copy of a large tensor.
             assert np.shares_memory(as_binary.inputs[0].data, np.frombuffer(body, np.uint8))
