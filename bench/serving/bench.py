@@ -45,7 +45,7 @@ class Context:
 def start(row: Row, ctx: Context, port: int) -> Proc | str:
     """The started server, or why it was not run."""
     if row.server == "raw":
-        return start_raw(ctx.procs, SERVER_CPU, port)
+        return start_raw(ctx.procs, SERVER_CPU, port, row.http)
     if row.server == "mlserver":
         missing = mlserver_available()
         if missing is not None:

@@ -57,6 +57,13 @@ class Ratio:
 RATIOS = (
     Ratio("memoserve hit (Redis) / raw ASGI ceiling", "hit-onnx", "raw", 0.6),
     Ratio("memoserve hit (L1) / raw ASGI ceiling", "hit-onnx-l1", "raw", None),
+    # The same comparison with both on memoserve's HTTP protocol: the data plane's own cost.
+    Ratio(
+        "memoserve hit (Redis) / raw app, both one write per response",
+        "hit-onnx",
+        "raw-one-write",
+        None,
+    ),
     Ratio("memoserve hit / MLServer, same sklearn model and request", "hit-sklearn", "mlserver", 8),
     Ratio("miss: batching / no batching, small MLP", "miss-small-batch", "miss-small-b1", 2),
     Ratio("miss: batching / no batching, large MLP", "miss-large-batch", "miss-large-b1", 2),

@@ -11,6 +11,7 @@ from models import LARGE_MLP, SMALL_MLP, BenchModels
 IRIS_ROW = (5.1, 3.5, 1.4, 0.2)
 BATCH_SIZE = 32
 BATCH_WAIT_MS = 2
+RAW_ONE_WRITE_HTTP = "memoserve_serving.http_protocol:HttpProtocol"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Row:
     model: Path | None = None
     model_format: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    # Raw rows: uvicorn's --http (memoserve's own protocol shows what one write per response
+    # is worth to any app, apart from memoserve's data plane).
+    http: str = "httptools"
     # X-Memoserve-Cache of every request under load: "hit" or "miss". The two check requests
     # before the load must answer miss then hit. None: not memoserve, only check for a 200.
     expect: Literal["hit", "miss"] | None = None
@@ -69,6 +73,13 @@ def all_rows(models: BenchModels) -> list[Row]:
     b = f"batch ≤{BATCH_SIZE}, wait {BATCH_WAIT_MS} ms"
     return [
         Row("raw", "raw ASGI ceiling (uvicorn, fixed JSON reply)", "raw", iris_fp32),
+        Row(
+            "raw-one-write",
+            "raw ASGI app on memoserve's HTTP protocol (one write per response)",
+            "raw",
+            iris_fp32,
+            http=RAW_ONE_WRITE_HTTP,
+        ),
         Row(
             "hit-onnx",
             "memoserve hit, iris ONNX, Redis (L1 off)",

@@ -29,9 +29,9 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("MEMOSERVE_", "MLSERVER_"))}
 
 
-def start_raw(procs: Procs, cpu: int, port: int) -> Proc:
+def start_raw(procs: Procs, cpu: int, port: int, http: str = "httptools") -> Proc:
     argv = [str(VENV / "bin/uvicorn"), "--app-dir", str(HERE), "raw_asgi:app"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", http]
     argv += ["--no-access-log", "--log-level", "warning"]
     return procs.start("raw-asgi", cpu, argv, env=clean_env())
 

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
+from memoserve_serving.http_protocol import HttpProtocol
 from memoserve_serving.logs import configure_logging
 from memoserve_serving.settings import ServingSettings
 from memoserve_serving.state import CacheFactory, ServingState, load_served_model
@@ -85,19 +87,24 @@ def build_server(
     """The server for ``settings``; see :func:`create_app` for ``served`` and ``cache_factory``,
     and :class:`DrainingServer` for ``on_started``."""
     app = create_app(settings, served=served, cache_factory=cache_factory)
-    config = uvicorn.Config(
+    return DrainingServer(uvicorn_config(app, settings), app.state, on_started)
+
+
+def uvicorn_config(app: ASGIApp, settings: ServingSettings) -> uvicorn.Config:
+    """How memoserve runs uvicorn (tests that start a server in a thread use it too)."""
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,  # uvicorn's httptools protocol, one write per response
+        ws="none",  # nothing here speaks WebSocket
         lifespan="on",
         access_log=False,  # per-request logs would cost more than a cache hit
         log_config=None,  # ours (configure_logging)
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    return DrainingServer(config, app.state, on_started)
 
 
 def run_server(settings: ServingSettings) -> None:

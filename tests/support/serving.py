@@ -6,15 +6,15 @@ import asyncio
 import hashlib
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
-import uvicorn
+import uvloop
 
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.infer_route import InferRoute
 from memoserve_serving.runtimes.base import Model
-from memoserve_serving.server import DrainingServer
+from memoserve_serving.server import DrainingServer, uvicorn_config
 from memoserve_serving.settings import ModelFormat, ServingSettings
 from tests.support.ports import free_port
 
@@ -37,28 +37,32 @@ def serving_settings(**overrides: Any) -> ServingSettings:
 class ServerThread:
     """``with ServerThread(settings, model) as server:`` serves on ``server.url``."""
 
-    def __init__(self, settings: ServingSettings, model: Model | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServingSettings,
+        model: Model | None = None,
+        *,
+        loop: Literal["asyncio", "uvloop"] = "asyncio",
+    ) -> None:
         served = None
         if model is not None:
             digest = hashlib.sha256(type(model).__name__.encode()).hexdigest()
             served = ServedModel(settings.model_name, settings.model_version, digest, model)
         self.app: InferRoute = create_app(settings, served=served)
         self.settings = settings
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=settings.port,
-            loop="asyncio",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-        )
+        # The production configuration; serve() runs on this thread's own event loop, asyncio's
+        # unless the test asks for uvloop (which production runs on).
+        self.loop = loop
+        config = uvicorn_config(self.app, settings)
         # The production server class, so tests can drive its drain (handle_exit) directly.
         self.server = DrainingServer(config, self.app.state)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        asyncio.run(self.server.serve())
+        if self.loop == "uvloop":
+            uvloop.run(self.server.serve())
+        else:
+            asyncio.run(self.server.serve())
 
     @property
     def url(self) -> str:
