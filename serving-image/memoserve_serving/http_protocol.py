@@ -14,6 +14,7 @@ Everything else is uvicorn's: this only wraps the transport the protocol writes 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -22,6 +23,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 # response streamed without pause still meets the transport's flow control (which pauses the
 # app when the socket's buffer is full) and is not copied into one large buffer first.
 FLUSH_AT_BYTES = 64 * 1024
+
+Data = bytes | bytearray | memoryview
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -34,10 +37,10 @@ class CoalescingTransport(asyncio.Transport):
         super().__init__()
         self._transport = transport
         self._loop = loop
-        self._held: list[bytes | bytearray | memoryview] = []
+        self._held: list[Data] = []
         self._held_bytes = 0
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def write(self, data: Data) -> None:
         if not data:
             return
         if not self._held:
@@ -47,7 +50,7 @@ class CoalescingTransport(asyncio.Transport):
         if self._held_bytes >= FLUSH_AT_BYTES:
             self._flush()
 
-    def writelines(self, list_of_data: Any) -> None:
+    def writelines(self, list_of_data: Iterable[Data]) -> None:
         for data in list_of_data:
             self.write(data)
 
