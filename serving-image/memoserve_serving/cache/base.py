@@ -11,10 +11,12 @@ class CacheResult(enum.StrEnum):
     """How the cache answered one request (the ``X-Memoserve-Cache`` header and metric label)."""
 
     HIT = "hit"  # answered from the cache (L1 or Redis, or joined an in-flight identical miss)
-    MISS = "miss"  # the model ran and the answer was stored
+    MISS = "miss"  # the model ran and the answer was sent to the cache (not waited for)
     BYPASS = "bypass"  # the request asked not to read the cache (Cache-Control), or was invalid
     OFF = "off"  # no cache configured
-    ERROR = "error"  # the cache failed or was skipped by the breaker; served uncached
+    # the cache failed or was skipped by the breaker; served uncached. A store that fails after
+    # the response went out is counted in the metrics instead.
+    ERROR = "error"
 
 
 class AnswerCache(Protocol):

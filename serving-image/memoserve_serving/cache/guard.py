@@ -2,14 +2,16 @@
 
 Split in two steps because the client sends a command when it is *called*: :meth:`admit` asks
 the breaker first (so an open breaker means no network at all), then the caller issues the
-command (possibly several, pipelined) and awaits each through :meth:`finish`.
+command (possibly several, pipelined) and awaits each through :meth:`finish`, or leaves a write
+to complete on its own through :meth:`finish_later`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from memoserve_serving.cache.breaker import CircuitBreaker
 from memoserve_serving.cache.resp import RedisClient, RedisError, RedisReplyError, RedisTimeout
@@ -56,6 +58,21 @@ class GuardedRedis:
             raise CacheDown from exc
         self.breaker.success()
         return result
+
+    def finish_later(self, pending: asyncio.Future[Any]) -> None:
+        """Record the outcome of a command nobody waits for (a store), when its reply comes."""
+        pending.add_done_callback(self._settled)
+
+    def _settled(self, pending: asyncio.Future[Any]) -> None:
+        if pending.cancelled():  # the client was closed first
+            return
+        exc = pending.exception()
+        if exc is None:
+            self.breaker.success()
+        elif isinstance(exc, RedisError):
+            self.failed(exc)
+        else:  # not Redis's doing: a bug of ours, say so
+            log.error("cache write failed unexpectedly", exc_info=exc)
 
     def failed(self, exc: RedisError) -> None:
         kind = error_kind(exc)

@@ -15,7 +15,8 @@ command objects); this one costs ~10 µs (performance baselines, rows 4c and 7a)
   short, growing backoff if connecting failed (a dead server is not hammered).
 
 Commands are sent when the method is *called* (so calls made one after another pipeline, in
-call order); the returned awaitable yields the reply.
+call order); the returned future yields the reply (nobody has to await it: a write whose reply
+does not matter to the caller can be left to complete on its own).
 Error replies (OOM, NOAUTH, WRONGTYPE...) raise :class:`RedisReplyError`, never come back as values.
 """
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable
 from typing import Any
 
 from memoserve_serving.cache.redis_config import RedisConfig
@@ -76,19 +76,19 @@ class RedisClient:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def execute(self, *args: Arg) -> Awaitable[Any]:
+    def execute(self, *args: Arg) -> asyncio.Future[Any]:
         """Send any command now; await the reply."""
         return self._request(_pack(args))
 
-    def get(self, key: bytes) -> Awaitable[bytes | None]:
+    def get(self, key: bytes) -> asyncio.Future[bytes | None]:
         return self._request(_pack((b"GET", key)))
 
-    def mget(self, *keys: bytes) -> Awaitable[list[bytes | None]]:
+    def mget(self, *keys: bytes) -> asyncio.Future[list[bytes | None]]:
         return self._request(_pack((b"MGET", *keys)))
 
     def set(
         self, key: bytes, value: bytes, *, px: int | None = None, nx: bool = False
-    ) -> Awaitable[bytes | None]:
+    ) -> asyncio.Future[bytes | None]:
         """SET [PX ms] [NX]: b"OK", or None when ``nx`` and the key exists."""
         if px is None:
             args: tuple[Arg, ...] = (b"SET", key, value)
@@ -96,10 +96,10 @@ class RedisClient:
             args = (b"SET", key, value, b"PX", px)
         return self._request(_pack((*args, b"NX") if nx else args))
 
-    def delete(self, *keys: bytes) -> Awaitable[int]:
+    def delete(self, *keys: bytes) -> asyncio.Future[int]:
         return self._request(_pack((b"DEL", *keys)))
 
-    def ping(self) -> Awaitable[bytes]:
+    def ping(self) -> asyncio.Future[bytes]:
         return self._request(_pack((b"PING",)))
 
     def send_nowait(self, *args: Arg) -> bool:
@@ -116,7 +116,7 @@ class RedisClient:
 
     # -- connection management --------------------------------------------------------------
 
-    def _request(self, packed: bytes) -> Awaitable[Any]:
+    def _request(self, packed: bytes) -> asyncio.Future[Any]:
         conn = self._conn
         if conn is not None and conn.open:  # the hot path: no coroutine, just a future
             return conn.send(packed, conn.loop.time() + self._timeout)
@@ -203,10 +203,14 @@ class RedisClient:
         await self._wait_connected(loop, loop.time() + self.config.effective_connect_timeout)
 
     async def close(self) -> None:
-        """Close the connection; waiting commands fail with :class:`RedisConnectionError`."""
+        """Close the connection once the replies to what was sent are in (at most the connect
+        timeout); commands still waiting then fail with :class:`RedisConnectionError`."""
         self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
         conn, self._conn = self._conn, None
         if conn is not None:
-            await conn.close_and_wait(self.config.effective_connect_timeout)
+            grace = self.config.effective_connect_timeout
+            if conn.open:
+                await conn.drain(grace)
+            await conn.close_and_wait(grace)

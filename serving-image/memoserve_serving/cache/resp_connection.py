@@ -6,6 +6,7 @@ Used through :class:`~memoserve_serving.cache.resp.RedisClient`; see there for t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import socket
@@ -197,6 +198,15 @@ class Connection(asyncio.Protocol):
                 hint = "" if password is not None else " (no password configured)"
                 raise RedisAuthError(f"{self.name} refused authentication{hint}: {message}")
             raise RedisConnectionError(f"{step} failed on {self.name}: {message}")
+
+    async def drain(self, grace: float) -> None:
+        """Wait (at most ``grace`` seconds) for the replies to everything sent so far: a store
+        that nobody awaits still lands before a clean close."""
+        if not self._slots and not self._outbox:
+            return
+        # Replies come in order: once this one is in, so are all the earlier ones.
+        with contextlib.suppress(RedisError):
+            await self.send(pack_command((b"PING",)), self.loop.time() + grace)
 
     def abort(self, reason: str, *, quiet: bool = False) -> None:
         """Drop the connection now, failing every waiting command."""

@@ -137,7 +137,7 @@ class RedisAnswerCache:
         self._l1_put(key, value)
         if not redis_ok:
             return value, CacheResult.ERROR
-        return value, await self._store(key, value, token)
+        return value, self._store(key, value, token)
 
     async def _lock_or_wait(
         self, key: bytes, lock_ttl_ms: int
@@ -180,20 +180,24 @@ class RedisAnswerCache:
                 return None, None
             delay = min(2 * delay, _POLL_MAX, max(give_up - loop.time(), 0.0))
 
-    async def _store(self, key: bytes, value: bytes, token: bytes | None) -> CacheResult:
+    def _store(self, key: bytes, value: bytes, token: bytes | None) -> CacheResult:
+        """Send the answer (and our lock's release after it), without waiting for the reply.
+
+        The response does not wait for Redis once the model has answered: a store costs the
+        client no round trip, and a slow Redis no second timeout. Commands on the connection
+        run in order, so a lookup sent after this one finds the answer. ERROR only when the
+        value cannot even be sent (breaker open); a store that fails later is counted
+        (``memoserve_cache_errors_total``) and feeds the breaker like any failure.
+        """
         try:
             self._redis.admit()
         except CacheDown:
             if token is not None:
                 self._release_nowait(key, token)
             return CacheResult.ERROR
-        stored = self.client.set(key, value, px=self._ttl_ms)
+        self._redis.finish_later(self.client.set(key, value, px=self._ttl_ms))
         if token is not None:  # same write as the SET and after it: waiters see the value first
             self._release_nowait(key, token)
-        try:
-            await self._redis.finish(stored)
-        except CacheDown:
-            return CacheResult.ERROR
         return CacheResult.MISS
 
     async def _bypass(self, key: bytes, compute: Compute, write: bool) -> tuple[bytes, CacheResult]:
@@ -201,10 +205,7 @@ class RedisAnswerCache:
         if not write:
             return value, CacheResult.BYPASS
         self._l1_put(key, value)
-        try:
-            self._redis.admit()
-            await self._redis.finish(self.client.set(key, value, px=self._ttl_ms))
-        except CacheDown:
+        if self._store(key, value, None) is CacheResult.ERROR:
             return value, CacheResult.ERROR
         return value, CacheResult.BYPASS
 

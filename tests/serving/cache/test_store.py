@@ -46,6 +46,35 @@ async def test_miss_then_hit_with_the_ttl_set(
     assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # lock released
 
 
+async def test_a_miss_answers_without_waiting_for_its_store(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory, counter: Counter
+) -> None:
+    cache = make_cache(redis_url, timeout=10.0)
+    await cache.client.ping()
+    redis_server.cli("CLIENT", "PAUSE", "20000", "WRITE")  # reads go on, writes wait
+    try:
+        # No lock (share=False): the GET is a read, the store the only write.
+        assert await cache.get_or_compute(KEY, Model(), share=False) == (
+            b"answer",
+            CacheResult.MISS,
+        )
+        assert redis_server.cli("EXISTS", KEY.decode()) == "0"  # the store still waits
+    finally:
+        redis_server.cli("CLIENT", "UNPAUSE")
+    await cache.client.ping()
+    assert redis_server.cli("EXISTS", KEY.decode()) == "1"
+    assert counter("memoserve_cache_errors", kind="timeout") == 0
+
+
+async def test_close_waits_for_a_store_in_flight(
+    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+) -> None:
+    cache = make_cache(redis_url)
+    assert await cache.get_or_compute(KEY, Model(), share=False) == (b"answer", CacheResult.MISS)
+    await cache.close()  # right away: the store has not even been written to the socket yet
+    assert redis_server.cli("GET", KEY.decode()) == "answer"
+
+
 async def test_compute_errors_propagate_and_are_never_cached(
     redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
 ) -> None:
@@ -69,6 +98,7 @@ async def test_no_cache_skips_the_read_but_stores(
     fresh = Model(b"fresh")
     assert await cache.get_or_compute(KEY, fresh, read=False) == (b"fresh", CacheResult.BYPASS)
     assert fresh.calls == 1
+    await cache.client.ping()  # the store is not awaited by the request; it has landed now
     assert redis_server.cli("GET", KEY.decode()) == "fresh"
     assert await cache.get_or_compute(KEY, Model(b"x")) == (b"fresh", CacheResult.HIT)
 

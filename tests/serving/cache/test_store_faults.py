@@ -80,6 +80,7 @@ async def test_hung_redis_answers_within_a_bound_and_opens_the_breaker(
 ) -> None:
     cache = make_cache(redis.url, timeout=0.05, breaker_failures=3, breaker_reset=0.5)
     assert (await answer(cache, 1))[1] is CacheResult.MISS
+    await cache.client.ping()  # its store (not awaited by the request) is in
     redis.pause()
 
     started = time.monotonic()
@@ -148,12 +149,22 @@ async def test_full_redis_is_an_error_not_an_exception(
         async def compute() -> bytes:
             return b"computed"
 
+        # The lock (SET NX) is refused, and a miss waits for its lock: served uncached.
         assert await cache.get_or_compute(key(1), compute) == (b"computed", CacheResult.ERROR)
         assert counter("memoserve_cache_errors", kind="error_reply") == 1
+        # A store is not waited for: the answer goes out as what the lookup found, and the
+        # refusal is counted when it comes.
         assert await cache.get_or_compute(key(2), compute, read=False) == (
             b"computed",
-            CacheResult.ERROR,
+            CacheResult.BYPASS,
         )
+        assert await cache.get_or_compute(key(3), compute, share=False) == (
+            b"computed",
+            CacheResult.MISS,
+        )
+        await cache.client.ping()
+        assert counter("memoserve_cache_errors", kind="error_reply") == 3
+        assert full.cli("EXISTS", key(2).decode(), key(3).decode()) == "0"
         # Redis answered, so the breaker stays closed and existing answers still hit.
         assert state_of(cache.breaker) == BreakerState.CLOSED
         assert await cache.get_or_compute(key(0), compute) == (b"cached", CacheResult.HIT)
