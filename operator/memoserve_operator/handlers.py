@@ -8,15 +8,18 @@
   managed-by label: an event goes into the ``ChildIndex`` (so reconciles need not read the
   children again) and reconciles the owner, so status follows the Deployment's ready replicas
   and the Ingress's address, and a deleted or hand-edited child is restored at once.
-- a timer ticks every few seconds per InferenceService but costs nothing unless a check is due
-  (``Reconciler.due``): every ``recheck_seconds`` while not Ready (crash loops, metrics, a
-  refused child), every ``resync_seconds`` when settled (e.g. a deleted ``<name>-redis``).
+- every InferenceService's watch events also go to one ``Resync`` loop (resync.py), started
+  with the operator: it checks each service when due (``Reconciler.due``): every
+  ``recheck_seconds`` while not Ready (crash loops, metrics, a refused child), every
+  ``resync_seconds`` when settled (e.g. a deleted ``<name>-redis``). One task for all, where a
+  kopf timer per service woke every few seconds for nothing.
 - delete: every child carries a controller owner reference, so Kubernetes' garbage collector
   deletes them with the InferenceService. The delete handler only lets go of an operator-created
   Memorystore instance (deleted and waited for, or retained, per deletionPolicy); services
   without one (no ``serving.memoserve.dev/memorystore`` finalizer) cost it nothing. kopf puts
   its own finalizer (``serving.memoserve.dev/finalizer``) on each InferenceService because of
-  the timer and this handler, and takes it off once they are done.
+  this handler (kopf calls delete handlers only while its own finalizer holds the object), and
+  takes it off once it is done.
 - Memorystore: the API client is kept in the memo from start-up (opened on first use, so an
   operator without Memorystore services needs no Google credentials) and closed on cleanup.
 
@@ -25,6 +28,8 @@ A reconcile that finds nothing to do makes no write: steady state costs reads on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from typing import Any
@@ -41,13 +46,15 @@ from memoserve_operator.memorystore_step import MemorystoreStep
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import Outcome, Reconciler
 from memoserve_operator.resource import GROUP, PLURAL, VERSION
+from memoserve_operator.resync import (
+    REFUSED_RETRY_SECONDS,
+    TRANSIENT_RETRY_SECONDS,
+    Resync,
+)
 from memoserve_operator.settings import OperatorSettings
 
 ANNOTATION_PREFIX = "serving.memoserve.dev"
-TICK_SECONDS = 5.0
 WORKER_LIMIT = 64
-TRANSIENT_RETRY_SECONDS = 10.0  # the API server did not answer
-REFUSED_RETRY_SECONDS = 60.0  # it refused to read the InferenceService or write its status
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 
@@ -75,10 +82,16 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.reconciler = Reconciler(
         memo.kube, operator_settings, metrics, memorystore=step, index=memo.children
     )
+    memo.resync = Resync(memo.reconciler)
+    memo.resync_task = asyncio.create_task(memo.resync.run(), name="memoserve-resync")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
+    if (task := memo.get("resync_task")) is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if (kube := memo.get("kube")) is not None:
         await kube.close()
     if (memorystore := memo.get("memorystore")) is not None:
@@ -92,7 +105,7 @@ async def reconcile_service(
     body: kopf.Body, namespace: str | None, name: str, reason: str, memo: Any, **_: Any
 ) -> None:
     outcome = await _reconcile(memo, namespace or "", name, str(reason))
-    if outcome.result == "apply_failed":  # an Event for kubectl describe; the timer retries
+    if outcome.result == "apply_failed":  # an Event for kubectl describe; the resync retries
         kopf.warn(body, reason="ApplyFailed", message=outcome.message)
 
 
@@ -107,10 +120,9 @@ async def release_cache(body: kopf.Body, memo: Any, **_: Any) -> None:
         raise kopf.TemporaryError("waiting for the Memorystore instance to go", delay=delay)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS, initial_delay=TICK_SECONDS)
-async def resync(body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    if memo.reconciler.due(namespace or "", name, body):
-        await _reconcile(memo, namespace or "", name, "resync")
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def service_seen(body: kopf.Body, type: str | None, memo: Any, **_: Any) -> None:
+    memo.resync.observe(type, body)
 
 
 async def child_changed(body: kopf.Body, type: str | None, memo: Any, **_: Any) -> None:
@@ -119,7 +131,7 @@ async def child_changed(body: kopf.Body, type: str | None, memo: Any, **_: Any) 
         await memo.reconciler.reconcile_owner(body)
 
 
-# No list/watch on Secrets (rbac.yaml): reconciles read the one Secret, the resync timer too.
+# No list/watch on Secrets (rbac.yaml): reconciles read the one Secret, the resync loop too.
 WATCHED_KINDS = frozenset(kind for _, kind in OWNED_KINDS if kind != "Secret")
 for _api_version, _kind in OWNED_KINDS:
     if _kind in WATCHED_KINDS:

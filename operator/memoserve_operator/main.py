@@ -18,13 +18,15 @@ from typing import Any
 from memoserve_operator.settings import OperatorSettings
 
 # kopf's words (f-strings: no args to match) for the routine handlers' every success.
-ROUTINE_SUCCESSES = frozenset({"Timer 'resync' succeeded.", "Handler 'child_changed' succeeded."})
+ROUTINE_SUCCESSES = frozenset(
+    {"Handler 'service_seen' succeeded.", "Handler 'child_changed' succeeded."}
+)
 
 
 class QuietRoutine(logging.Filter):
-    """Drops kopf's INFO record for every successful resync tick and child event: one per
-    InferenceService every few seconds, and one per change of any child (200 lines a second
-    at 1000 services) that say nothing. Failures are warnings and errors, which pass."""
+    """Drops kopf's INFO record for every InferenceService event handed to the resync loop and
+    every child event: one per change of any of them (hundreds a second at 1000 services),
+    saying nothing. Failures are warnings and errors, which pass."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (

@@ -10,7 +10,7 @@ guarded by the resourceVersion it read:
   region, another cache source, the cache switched off).
 
 Both go together once the instance is dealt with. Services without an operator-created instance
-never get this finalizer (kopf's own one, for its timer, is a different matter).
+never get this finalizer (kopf's own one, for its delete handler, is a different matter).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One reconcile of one InferenceService: parse -> cache -> build -> apply/prune -> status.
 
-Level-based: whatever triggered it (create, update, resume, a child's event, the resync timer),
+Level-based: whatever triggered it (create, update, resume, a child's event, the resync loop),
 a reconcile reads the InferenceService afresh and makes the world match it:
 
 1. parse once (``InferenceService.from_body``); a spec the CRD should have refused gets
@@ -52,7 +52,7 @@ class Outcome:
     """ok | waiting | invalid | apply_failed | gone.
 
     ``retry_after``: ask kopf to come back that soon. A refused child is not retried this way:
-    its part of the status says ApplyFailed and the resync timer tries again while the service
+    its part of the status says ApplyFailed and the resync loop tries again while the service
     is not Ready, so a kopf retry never holds back the handling of the next spec change.
     """
 
@@ -101,7 +101,7 @@ class Reconciler:
                 self.metrics.errors.labels(str(exc.status)).inc()
                 raise
             finally:
-                self._last_run[key] = loop.time()  # failed or not: the timer waits its turn
+                self._last_run[key] = loop.time()  # failed or not: the resync waits its turn
                 self.metrics.reconciles.labels(trigger, result).inc()
                 self.metrics.duration.observe(loop.time() - started)
         if outcome.result == "gone" and not lock.locked():
@@ -133,7 +133,7 @@ class Reconciler:
         await self.reconcile(*owner, trigger="child")
 
     def due(self, namespace: str, name: str, body: Object) -> bool:
-        """For the resync timer, without an API call: checked recently enough, or not."""
+        """For the resync loop, without an API call: checked recently enough, or not."""
         status = body.get("status") or {}
         conditions: list[Object] = status.get("conditions") or []
         ready = next((c for c in conditions if c.get("type") == "Ready"), {})

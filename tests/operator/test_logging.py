@@ -48,13 +48,13 @@ def test_routine_successes_are_quiet_and_the_rest_is_not(
     for handler in logging.getLogger().handlers:
         handler.addFilter(QuietRoutine())
     objects = logging.getLogger("kopf.objects")
-    objects.info("Timer 'resync' succeeded.")
+    objects.info("Handler 'service_seen' succeeded.")
     objects.info("Handler 'child_changed' succeeded.")
     objects.info("Handler 'reconcile_service' succeeded.")
-    objects.error("Timer 'resync' failed with an exception. Will retry.")
+    objects.error("Handler 'service_seen' failed with an exception. Will retry.")
 
     lines = [json.loads(line)["message"] for line in capsys.readouterr().err.splitlines()]
     assert lines == [
         "Handler 'reconcile_service' succeeded.",
-        "Timer 'resync' failed with an exception. Will retry.",
+        "Handler 'service_seen' failed with an exception. Will retry.",
     ]
