@@ -46,11 +46,7 @@ from memoserve_operator.memorystore_step import MemorystoreStep
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import Outcome, Reconciler
 from memoserve_operator.resource import GROUP, PLURAL, VERSION
-from memoserve_operator.resync import (
-    REFUSED_RETRY_SECONDS,
-    TRANSIENT_RETRY_SECONDS,
-    Resync,
-)
+from memoserve_operator.resync import Resync, retry_delay
 from memoserve_operator.settings import OperatorSettings
 
 ANNOTATION_PREFIX = "serving.memoserve.dev"
@@ -114,8 +110,7 @@ async def release_cache(body: kopf.Body, memo: Any, **_: Any) -> None:
     try:
         delay = await memo.reconciler.release(dict(body))
     except KubeError as exc:
-        retry = TRANSIENT_RETRY_SECONDS if exc.transient else REFUSED_RETRY_SECONDS
-        raise kopf.TemporaryError(str(exc), delay=retry) from exc
+        raise kopf.TemporaryError(str(exc), delay=retry_delay(exc)) from exc
     if delay is not None:
         raise kopf.TemporaryError("waiting for the Memorystore instance to go", delay=delay)
 
@@ -146,8 +141,7 @@ async def _reconcile(memo: Any, namespace: str, name: str, trigger: str) -> Outc
     try:
         outcome: Outcome = await memo.reconciler.reconcile(namespace, name, trigger=trigger)
     except KubeError as exc:
-        delay = TRANSIENT_RETRY_SECONDS if exc.transient else REFUSED_RETRY_SECONDS
-        raise kopf.TemporaryError(str(exc), delay=delay) from exc
+        raise kopf.TemporaryError(str(exc), delay=retry_delay(exc)) from exc
     if outcome.retry_after is not None:
         raise kopf.TemporaryError(f"reconcile: {outcome.result}", delay=outcome.retry_after)
     return outcome

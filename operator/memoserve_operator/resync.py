@@ -33,6 +33,11 @@ REFUSED_RETRY_SECONDS = 60.0  # it refused a read or a write (or a check failed 
 Key = tuple[str, str]  # (namespace, name)
 
 
+def retry_delay(exc: KubeError) -> float:
+    """How long to wait before trying again after ``exc`` (sooner when waiting helps)."""
+    return TRANSIENT_RETRY_SECONDS if exc.transient else REFUSED_RETRY_SECONDS
+
+
 class Checks(Protocol):
     """What the loop needs of ``reconcile.Reconciler``."""
 
@@ -99,7 +104,7 @@ class Resync:
             try:
                 outcome = await self.reconciler.reconcile(*key, trigger="resync")
             except KubeError as exc:
-                delay = TRANSIENT_RETRY_SECONDS if exc.transient else REFUSED_RETRY_SECONDS
+                delay = retry_delay(exc)
                 log.warning("resync of %s/%s failed, again in %.0f s: %s", *key, delay, exc)
                 self._come_back(key, delay)
                 return

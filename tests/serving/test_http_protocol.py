@@ -89,8 +89,12 @@ def _request(method: str, target: str, headers: list[tuple[str, str]], body: byt
 def _read_responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
     """(status, body) of the next ``count`` responses on ``sock`` (100 Continue included)."""
     parser = h11.Connection(h11.CLIENT)
-    parser.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
-    parser.send(h11.EndOfMessage())
+
+    def expect_a_response() -> None:  # h11 parses a response only after a request of its own
+        parser.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+        parser.send(h11.EndOfMessage())
+
+    expect_a_response()
     responses: list[tuple[int, bytes]] = []
     status, body = 0, b""
     while len(responses) < count:
@@ -108,8 +112,7 @@ def _read_responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
             status, body = 0, b""
             if len(responses) < count:  # the next response on the same connection
                 parser.start_next_cycle()
-                parser.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
-                parser.send(h11.EndOfMessage())
+                expect_a_response()
         elif isinstance(event, h11.ConnectionClosed):
             raise AssertionError(f"closed after {len(responses)} of {count} responses")
     return responses
