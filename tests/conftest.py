@@ -52,7 +52,7 @@ def tls_redis(tmp_path: Path, tls_files: TlsFiles) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def sample_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample models `make run` serves (iris: ONNX, scikit-learn, XGBoost), built once."""
-    from memoserve_serving.sample import write_sample_models
+    from memoserve_dev.sample_models import write_sample_models
 
     out = tmp_path_factory.mktemp("sample-models")
     write_sample_models(out)

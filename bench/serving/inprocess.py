@@ -28,11 +28,11 @@ import uvloop
 from procs import Procs, Redis
 from rows import Workload
 
+from memoserve_contract.settings import LogFormat, ModelFormat, ServingSettings
+from memoserve_dev.sample_models import write_mlp_onnx, write_sample_models
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.sample import write_mlp_onnx, write_sample_models
-from memoserve_serving.settings import LogFormat, ModelFormat, ServingSettings
 from memoserve_serving.state import running_dataplane
 
 CONCURRENCY = 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from memoserve_serving.sample import write_mlp_onnx, write_sample_models
+from memoserve_dev.sample_models import write_mlp_onnx, write_sample_models
 
 SMALL_MLP = (4, 256, 256, 3)
 LARGE_MLP = (4, 1024, 1024, 1024, 10)
@@ -17,7 +17,7 @@ class BenchModels:
     iris_joblib: Path  # input "input-0" FP64 [N, 4]
     mlp_small: Path  # input "input" FP32 [N, 4]
     mlp_large: Path  # input "input" FP32 [N, 4]
-    source: str = "memoserve dev sample-model (iris) and memoserve_serving.sample.write_mlp_onnx"
+    source: str = "memoserve dev sample-model (iris) and memoserve_dev.sample_models.write_mlp_onnx"
 
 
 def write_models(out: Path) -> BenchModels:

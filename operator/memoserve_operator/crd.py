@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from memoserve_operator.resource import (
+from memoserve_contract.resource.inferenceservice import (
     API_VERSION,
     GROUP,
     KIND,
@@ -31,7 +31,7 @@ from memoserve_operator.resource import (
     VERSION,
     InferenceServiceSpec,
 )
-from memoserve_operator.status import InferenceServiceStatus
+from memoserve_contract.resource.status import InferenceServiceStatus
 
 # Keys first in this order, so the YAML reads top-down like a hand-written schema.
 _KEY_ORDER = (

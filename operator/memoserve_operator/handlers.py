@@ -36,16 +36,16 @@ from typing import Any
 
 import kopf
 
+from memoserve_contract.resource.inferenceservice import GROUP, PLURAL, VERSION
 from memoserve_operator.builders import OWNED_KINDS
 from memoserve_operator.builders.meta import MANAGED_BY
-from memoserve_operator.child_index import ChildIndex
-from memoserve_operator.kube import KubeClient, KubeError, resource_of
-from memoserve_operator.memorystore import MemorystoreConnector
-from memoserve_operator.memorystore_record import KopfEvents
-from memoserve_operator.memorystore_step import MemorystoreStep
+from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
+from memoserve_operator.cache.memorystore.record import KopfEvents
+from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.children.index import ChildIndex
+from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import Outcome, Reconciler
-from memoserve_operator.resource import GROUP, PLURAL, VERSION
 from memoserve_operator.resync import Resync, retry_delay
 from memoserve_operator.settings import OperatorSettings
 

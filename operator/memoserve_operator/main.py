@@ -56,9 +56,9 @@ def run_operator(settings: OperatorSettings) -> None:
     from prometheus_client import start_http_server
 
     import memoserve_operator.handlers  # noqa: F401  # registers the handlers with kopf
-    from memoserve_operator.leader import LeadershipLost, run_with_election
+    from memoserve_contract.logs import configure_logging
+    from memoserve_operator.kube.leader import LeadershipLost, run_with_election
     from memoserve_operator.metrics import Metrics
-    from memoserve_serving.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     for handler in logging.getLogger().handlers:

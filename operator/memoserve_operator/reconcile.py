@@ -24,20 +24,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
+from memoserve_contract.resource.status import ConditionType, InferenceServiceStatus
 from memoserve_operator.builders import build_all, selector
-from memoserve_operator.cache_step import resolve_cache
-from memoserve_operator.child_index import ChildIndex
-from memoserve_operator.children import owner_of, sync_children
-from memoserve_operator.compare import stamp
-from memoserve_operator.conditions import Verdict, comparable, set_condition, timestamp
-from memoserve_operator.kube import KubeClient, KubeError, resource_of
-from memoserve_operator.memorystore_record import Ref
-from memoserve_operator.memorystore_step import MemorystoreStep
+from memoserve_operator.cache.memorystore.record import Ref
+from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.step import resolve_cache
+from memoserve_operator.children.compare import stamp
+from memoserve_operator.children.index import ChildIndex
+from memoserve_operator.children.sync import owner_of, sync_children
+from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
-from memoserve_operator.report import build_status, needs_pods, status_patch
-from memoserve_operator.resource import API_VERSION, KIND, InferenceService
 from memoserve_operator.settings import OperatorSettings
-from memoserve_operator.status import ConditionType, InferenceServiceStatus
+from memoserve_operator.status.conditions import Verdict, comparable, set_condition, timestamp
+from memoserve_operator.status.report import build_status, needs_pods, status_patch
 
 Object = dict[str, Any]
 ISVC = resource_of(API_VERSION, KIND)

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 from memoserve_operator import cel
 from memoserve_operator.builders import Object, build_all
 from memoserve_operator.crd import open_api_schema
-from memoserve_operator.resource import API_VERSION, KIND, InferenceService
 from memoserve_operator.settings import OperatorSettings
 
 

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from memoserve_operator.kube import KubeError
+from memoserve_operator.kube.client import KubeError
 from memoserve_operator.reconcile import Outcome
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from memoserve_serving.settings import LogFormat
+from memoserve_contract.settings import LogFormat
 
 ENV_PREFIX = "MEMOSERVE_OPERATOR_"
 

@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from memoserve_contract.settings import ServingSettings
 from memoserve_serving import __version__
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.infer_route import InferRoute
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import InferenceError
-from memoserve_serving.settings import ServingSettings
 from memoserve_serving.state import CacheFactory, ServingState, running_dataplane
 
 SERVER_NAME = "memoserve"

@@ -19,11 +19,11 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp
 
+from memoserve_contract.logs import configure_logging
+from memoserve_contract.settings import ServingSettings
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http_protocol import HttpProtocol
-from memoserve_serving.logs import configure_logging
-from memoserve_serving.settings import ServingSettings
 from memoserve_serving.state import CacheFactory, ServingState, load_served_model
 from memoserve_serving.storage import ModelLoadError
 

@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from memoserve_contract.settings import ServingSettings
 from memoserve_serving.batching import Batcher, ModelCost
 from memoserve_serving.cache.base import AnswerCache
 from memoserve_serving.dataplane import DataPlane, ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import ModelNotFound, ModelNotReady
-from memoserve_serving.settings import ServingSettings
 
 if TYPE_CHECKING:
     from memoserve_serving.storage import Progress

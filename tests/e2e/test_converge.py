@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from memoserve_operator.compare import contains
+from memoserve_operator.children.compare import contains
 from memoserve_operator.render import render_objects
 from memoserve_operator.settings import OperatorSettings
 from tests.e2e.helpers import (

@@ -10,8 +10,9 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from memoserve_operator.emulator import Emulator, Faults
-from memoserve_operator.emulator.backend import Backend
+from memoserve_dev.memorystore_emulator.backend import Backend
+from memoserve_dev.memorystore_emulator.faults import Faults
+from memoserve_dev.memorystore_emulator.server import Emulator
 
 T = TypeVar("T")
 

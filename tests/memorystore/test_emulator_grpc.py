@@ -13,8 +13,8 @@ from google.api_core import exceptions
 from google.cloud import redis_v1
 from google.cloud.redis_v1.services.cloud_redis.transports import CloudRedisGrpcAsyncIOTransport
 
-from memoserve_operator.memorystore import Instance, MemorystoreApi, MemorystoreError
-from memoserve_operator.memorystore_google import open_memorystore
+from memoserve_operator.cache.memorystore.api import Instance, MemorystoreApi, MemorystoreError
+from memoserve_operator.cache.memorystore.google import open_memorystore
 from tests.memorystore.emulator_thread import EmulatorThread
 
 PARENT = "projects/p/locations/europe-west4"

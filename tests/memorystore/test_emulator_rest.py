@@ -229,7 +229,7 @@ def test_the_command_serves_rest() -> None:
         [
             sys.executable,
             "-c",
-            "from memoserve_serving.cli import main; main()",
+            "from memoserve_cli.main import main; main()",
             "dev",
             "memorystore-emulator",
             "--port",

@@ -16,9 +16,9 @@ import pytest
 import redis.asyncio as aioredis
 from kubernetes_asyncio.client import Configuration
 
-from memoserve_operator.kube import KubeClient
-from memoserve_operator.memorystore import MemorystoreConnector
-from memoserve_operator.memorystore_step import MemorystoreStep
+from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
+from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import Outcome, Reconciler
 from memoserve_operator.settings import OperatorSettings
@@ -220,7 +220,7 @@ def _checksum(world: World) -> str:
 
 async def _delete(emulator: EmulatorThread) -> None:
     """(In the emulator's loop.) Delete the instance once the resize going on is done."""
-    from memoserve_operator.emulator.faults import ApiError
+    from memoserve_dev.memorystore_emulator.faults import ApiError
 
     while True:
         try:

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from memoserve_operator.cache_outcome import CacheOutcome
-from memoserve_operator.conditions import Verdict
-from memoserve_operator.memorystore import Instance
-from memoserve_operator.memorystore_pace import Pacer, Result
-from memoserve_operator.memorystore_plan import (
+from memoserve_contract.resource.status import CacheStatus
+from memoserve_operator.cache.memorystore.api import Instance
+from memoserve_operator.cache.memorystore.pace import Pacer, Result
+from memoserve_operator.cache.memorystore.plan import (
     ID_PATTERN,
     MAX_ID_LENGTH,
     Location,
@@ -26,8 +25,9 @@ from memoserve_operator.memorystore_plan import (
     owner_labels,
     update_target,
 )
+from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.settings import OperatorSettings
-from memoserve_operator.status import CacheStatus
+from memoserve_operator.status.conditions import Verdict
 from tests.operator.helpers import make_isvc
 
 WHERE = Location("proj-1", "us-central1")

@@ -33,7 +33,7 @@ from kmock._internal.k8s import KubernetesObjectConflictError
 from kubernetes_asyncio.config import kube_config
 
 import memoserve_operator.handlers  # noqa: F401  # registers the handlers with kopf
-from memoserve_operator.kube import RESOURCES, USER_AGENT, resource_of
+from memoserve_operator.kube.client import RESOURCES, USER_AGENT, resource_of
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import Reconciler
 from memoserve_operator.settings import OperatorSettings

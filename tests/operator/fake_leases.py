@@ -29,7 +29,7 @@ import aiohttp.web
 import kmock
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from memoserve_operator.leader import Elector, Leases, Timing, identity, run_elected
+from memoserve_operator.kube.leader import Elector, Leases, Timing, identity, run_elected
 from tests.operator.fake_api import FakeKube
 
 REPLICA = "X-Replica"

@@ -11,7 +11,7 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs installed
 import kubernetes_validate
 import yaml
 
-from memoserve_operator.resource import InferenceService
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.settings import OperatorSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from memoserve_operator.child_index import ChildIndex
+from memoserve_operator.children.index import ChildIndex
 
 MANAGED = {"app.kubernetes.io/managed-by": "memoserve-operator"}
 

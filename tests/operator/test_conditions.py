@@ -6,7 +6,8 @@ import datetime
 
 import pytest
 
-from memoserve_operator.conditions import (
+from memoserve_contract.resource.status import Condition, ConditionStatus, InferenceServiceStatus
+from memoserve_operator.status.conditions import (
     Verdict,
     comparable,
     merge_conditions,
@@ -14,7 +15,6 @@ from memoserve_operator.conditions import (
     summarize,
     timestamp,
 )
-from memoserve_operator.status import Condition, ConditionStatus, InferenceServiceStatus
 
 T0, T1 = "2025-01-01T00:00:00Z", "2025-01-01T00:05:00Z"
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN

@@ -11,10 +11,10 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs installed
 import pytest
 import yaml
 
+from memoserve_contract.resource.inferenceservice import InferenceServiceSpec
 from memoserve_operator import cel
 from memoserve_operator.crd import crd, crd_yaml, open_api_schema
 from memoserve_operator.render import parse
-from memoserve_operator.resource import InferenceServiceSpec
 from tests.operator.helpers import (
     CRD_FILE,
     EXAMPLES,

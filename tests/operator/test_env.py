@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.settings import ServingSettings, env_var
 from memoserve_operator.builders import RedisEndpoint, build_all
 from memoserve_operator.builders.deployment import build_deployment
 from memoserve_operator.builders.redis import SecretKey, redis_refs
-from memoserve_operator.resource import InferenceService
-from memoserve_serving.settings import ServingSettings, env_var
 from tests.operator.helpers import SETTINGS, make_isvc
 
 TLS_EXTERNAL = {

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import Configuration
 
-from memoserve_operator import kube
-from memoserve_operator.kube import KubeClient, resource_of
+from memoserve_operator.kube import client as kube
+from memoserve_operator.kube.client import KubeClient, resource_of
 from tests.operator.fake_api import (
     APPLY,
     NAMESPACE,

@@ -1,4 +1,4 @@
-"""Leader election (memoserve_operator.leader) against the fake API server's Leases.
+"""Leader election (memoserve_operator.kube.leader) against the fake API server's Leases.
 
 Replicas run ``run_elected`` with a stand-in for kopf that records when it acted; the clock is
 looptime's, so the real timings (15 s lease, renewal every 5 s, 10 s deadline, 2 s retries) take
@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from memoserve_operator.leader import (
+from memoserve_operator.kube.leader import (
     Elector,
     LeadershipLost,
     Leases,

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import kopf
 import pytest
 
+from memoserve_contract.logs import configure_logging
+from memoserve_contract.settings import LogFormat
 from memoserve_operator.main import QuietRoutine
-from memoserve_serving.logs import configure_logging
-from memoserve_serving.settings import LogFormat
 
 
 @pytest.fixture

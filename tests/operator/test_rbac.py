@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from memoserve_operator.builders import OWNED_KINDS
-from memoserve_operator.kube import USER_AGENT, resource_of
-from memoserve_operator.leader import lease_namespace
+from memoserve_operator.kube.client import USER_AGENT, resource_of
+from memoserve_operator.kube.leader import lease_namespace
 from memoserve_operator.settings import OperatorSettings
 from tests.operator.fake_api import (
     APPLY,

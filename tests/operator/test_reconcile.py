@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import Configuration
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders import build_all
 from memoserve_operator.builders.meta import MANAGED_BY
-from memoserve_operator.compare import stamp
-from memoserve_operator.kube import KubeClient
+from memoserve_operator.children.compare import stamp
+from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import Reconciler
-from memoserve_operator.resource import InferenceService
 from memoserve_operator.settings import OperatorSettings
 from tests.operator.fake_api import (
     APPLY,

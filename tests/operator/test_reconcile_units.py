@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from memoserve_operator.cache_step import resolve_cache
-from memoserve_operator.children import controlled_by, owner_of
-from memoserve_operator.compare import (
+from memoserve_contract.resource.status import CacheStatus, InferenceServiceStatus
+from memoserve_operator.cache.memorystore.step import CONFIG_ERROR
+from memoserve_operator.cache.step import resolve_cache
+from memoserve_operator.children.compare import (
     DIGEST_ANNOTATION,
     contains,
     digest,
@@ -19,10 +20,14 @@ from memoserve_operator.compare import (
     quantity,
     stamp,
 )
-from memoserve_operator.memorystore_step import CONFIG_ERROR
-from memoserve_operator.observe import autoscaling_verdict, ingress_verdict, serving_verdict, url
-from memoserve_operator.report import status_patch
-from memoserve_operator.status import CacheStatus, InferenceServiceStatus
+from memoserve_operator.children.sync import controlled_by, owner_of
+from memoserve_operator.status.observe import (
+    autoscaling_verdict,
+    ingress_verdict,
+    serving_verdict,
+    url,
+)
+from memoserve_operator.status.report import status_patch
 from tests.operator.helpers import SETTINGS, make_isvc
 
 NOW = datetime.datetime(2025, 1, 1, 12, 0, tzinfo=datetime.UTC)

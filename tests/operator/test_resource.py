@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from memoserve_operator.resource import InferenceService, InferenceServiceSpec
+from memoserve_contract.resource.inferenceservice import InferenceService, InferenceServiceSpec
+from memoserve_contract.resource.status import ConditionStatus, InferenceServiceStatus
 from memoserve_operator.settings import OperatorSettings, SettingsError
-from memoserve_operator.status import ConditionStatus, InferenceServiceStatus
 from tests.operator.helpers import make_isvc
 
 

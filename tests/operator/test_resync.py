@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from memoserve_operator.kube import Forbidden, Unavailable
+from memoserve_operator.kube.client import Forbidden, Unavailable
 from memoserve_operator.reconcile import Outcome
 from memoserve_operator.resync import (
     REFUSED_RETRY_SECONDS,

@@ -10,8 +10,8 @@ import pytest
 import tritonclient.http as httpclient
 import tritonclient.http.aio as aioclient
 
+from memoserve_contract.settings import ModelFormat
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.settings import ModelFormat
 from tests.support.serving import ServerThread, serving_settings
 
 IRIS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)

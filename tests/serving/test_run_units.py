@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
+from memoserve_cli.run import RunError
+from memoserve_cli.run.banner import curl_command, example_request
+from memoserve_cli.run.cache import CachePlan, plan_cache
+from memoserve_cli.run.spec import load_service, local_settings, spec_notices
+from memoserve_contract.settings import ServingSettings
 from memoserve_operator.builders.env import container_env
 from memoserve_operator.render import parse_file
 from memoserve_operator.settings import OperatorSettings
-from memoserve_serving.run import RunError
-from memoserve_serving.run.banner import curl_command, example_request
-from memoserve_serving.run.cache import CachePlan, plan_cache
-from memoserve_serving.run.spec import load_service, local_settings, spec_notices
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
-from memoserve_serving.settings import ServingSettings
 from tests.operator.helpers import make_isvc
 from tests.serving.test_run import QUICKSTART
 from tests.support.redis_server import RedisServer

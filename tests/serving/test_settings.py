@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from memoserve_serving.settings import ModelFormat, ServingSettings, env_var
+from memoserve_contract.settings import ModelFormat, ServingSettings, env_var
 
 
 def test_env_round_trip_keeps_every_value() -> None:

@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 import uvloop
 
+from memoserve_contract.settings import ModelFormat, ServingSettings
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.infer_route import InferRoute
 from memoserve_serving.runtimes.base import Model
 from memoserve_serving.server import DrainingServer, uvicorn_config
-from memoserve_serving.settings import ModelFormat, ServingSettings
 from tests.support.ports import free_port
 
 

@@ -6,6 +6,7 @@ JSON-ready dicts ready for server-side apply. ``build_all`` is the whole desired
 
 from __future__ import annotations
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.backend_config import build_backend_config
 from memoserve_operator.builders.deployment import build_deployment, config_checksum
 from memoserve_operator.builders.hpa import build_hpa
@@ -25,7 +26,6 @@ from memoserve_operator.builders.redis import (
 )
 from memoserve_operator.builders.service import build_service, ingress_enabled
 from memoserve_operator.builders.service_account import build_service_account
-from memoserve_operator.resource import InferenceService
 from memoserve_operator.settings import OperatorSettings
 
 __all__ = [

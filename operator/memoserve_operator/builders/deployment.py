@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import SERVING, Object, object_meta, selector_labels
 from memoserve_operator.builders.pod import pod_template
 from memoserve_operator.builders.redis import RedisEndpoint
-from memoserve_operator.resource import InferenceService
 from memoserve_operator.settings import OperatorSettings
 
 

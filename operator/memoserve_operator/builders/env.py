@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.settings import ServingSettings, env_var
 from memoserve_operator.builders.meta import Object
 from memoserve_operator.builders.redis import RedisRefs, SecretKey, redis_refs
-from memoserve_operator.resource import InferenceService
 from memoserve_operator.settings import OperatorSettings
-from memoserve_serving.settings import ServingSettings, env_var
 
 HTTP_PORT = 8080
 MODEL_DIR = Path("/models")  # an emptyDir: the root filesystem is read-only

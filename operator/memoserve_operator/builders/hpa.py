@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import AUTOSCALER, Object, object_meta
-from memoserve_operator.resource import InferenceService
 from memoserve_operator.settings import OperatorSettings
 
 # Scale up fast (a queue of misses is latency users see), down slowly (a pod that goes away

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from memoserve_contract.resource.inferenceservice import InferenceService, IngressClass
 from memoserve_operator.builders.meta import INGRESS, SERVICE_PORT, Object, object_meta
-from memoserve_operator.resource import InferenceService, IngressClass
 
 # GKE reads the class from this annotation only; spec.ingressClassName would leave the
 # Ingress to no controller (GKE's Ingress troubleshooting docs).

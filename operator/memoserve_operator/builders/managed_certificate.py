@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import INGRESS, Object, object_meta
-from memoserve_operator.resource import InferenceService
 
 
 def wants_managed_certificate(isvc: InferenceService) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memoserve_operator.resource import API_VERSION, KIND, InferenceService
+from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 
 Object = dict[str, Any]
 """A Kubernetes object as the API takes it (JSON-ready)."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import SERVING, Object, object_meta, selector_labels
-from memoserve_operator.resource import InferenceService
 
 
 def build_pdb(isvc: InferenceService) -> Object:

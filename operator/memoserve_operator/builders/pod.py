@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.env import (
     HTTP_PORT,
     MODEL_DIR,
@@ -20,7 +21,6 @@ from memoserve_operator.builders.meta import (
     selector_labels,
 )
 from memoserve_operator.builders.redis import redis_refs
-from memoserve_operator.resource import InferenceService
 from memoserve_operator.settings import OperatorSettings
 
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -3,6 +3,7 @@ serving pods' /metrics, which also feeds the HPA's in-flight-requests metric."""
 
 from __future__ import annotations
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import (
     HTTP_PORT_NAME,
     MONITORING,
@@ -10,7 +11,6 @@ from memoserve_operator.builders.meta import (
     object_meta,
     selector_labels,
 )
-from memoserve_operator.resource import InferenceService
 
 
 def build_pod_monitoring(isvc: InferenceService) -> Object:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
+from memoserve_contract.resource.cache import TransitEncryptionMode
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import CACHE, Object, object_meta, redis_secret_name
-from memoserve_operator.resource import InferenceService
-from memoserve_operator.resource_cache import TransitEncryptionMode
 
 URL_KEY = "url"
 HOST_KEY = "host"

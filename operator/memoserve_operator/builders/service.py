@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import (
     HTTP_PORT_NAME,
     SERVICE_PORT,
@@ -12,7 +13,6 @@ from memoserve_operator.builders.meta import (
     object_meta,
     selector_labels,
 )
-from memoserve_operator.resource import InferenceService
 
 NEG_ANNOTATION = "cloud.google.com/neg"
 BACKEND_CONFIG_ANNOTATION = "cloud.google.com/backend-config"

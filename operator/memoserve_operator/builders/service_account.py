@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import SERVING, Object, object_meta
-from memoserve_operator.resource import InferenceService
 
 WORKLOAD_IDENTITY_ANNOTATION = "iam.gke.io/gcp-service-account"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from memoserve_serving.settings import ServingSettings
+from memoserve_contract.settings import ServingSettings
 
 DEFAULT_PORT = 6379
 

@@ -25,6 +25,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+from memoserve_contract.settings import ServingSettings
 from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.breaker import CircuitBreaker
 from memoserve_serving.cache.guard import CacheDown, GuardedRedis
@@ -33,7 +34,6 @@ from memoserve_serving.cache.redis_config import RedisConfig
 from memoserve_serving.cache.resp import RedisClient, RedisError
 from memoserve_serving.cache.singleflight import SingleFlight
 from memoserve_serving.metrics import ServingMetrics
-from memoserve_serving.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 

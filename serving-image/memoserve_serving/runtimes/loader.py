@@ -9,8 +9,8 @@ from __future__ import annotations
 from fnmatch import fnmatch
 from pathlib import Path
 
+from memoserve_contract.settings import ModelFormat
 from memoserve_serving.runtimes.base import Model
-from memoserve_serving.settings import ModelFormat
 from memoserve_serving.storage import ModelLoadError
 
 # Where a directory holds the model: the first tier with a match wins, and it must match once.

@@ -7,8 +7,8 @@ import ssl
 import pytest
 from pydantic import SecretStr
 
+from memoserve_contract.settings import ModelFormat, ServingSettings
 from memoserve_serving.cache.redis_config import RedisConfig
-from memoserve_serving.settings import ModelFormat, ServingSettings
 from tests.support.redis_server import TlsFiles
 
 

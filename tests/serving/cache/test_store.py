@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from memoserve_contract.settings import ModelFormat, ServingSettings
 from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.store import LOCK_PREFIX, RedisAnswerCache, open_answer_cache
 from memoserve_serving.metrics import ServingMetrics
-from memoserve_serving.settings import ModelFormat, ServingSettings
 from tests.serving.cache.conftest import CacheFactory, Counter
 from tests.support.redis_server import RedisServer, TlsFiles
 

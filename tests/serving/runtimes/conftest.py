@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from memoserve_serving.sample import write_mlp_onnx, write_sample_models
+from memoserve_dev.sample_models import write_mlp_onnx, write_sample_models
 from tests.support.gcs import BUCKET, GcsEmulator
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from memoserve_contract.settings import ModelFormat
 from memoserve_serving.runtimes.loader import find_model_file, load_model
-from memoserve_serving.settings import ModelFormat
 from memoserve_serving.storage import ModelLoadError
 from tests.serving.runtimes.conftest import Samples
 

@@ -10,11 +10,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from memoserve_contract.settings import ModelFormat
 from memoserve_serving.protocol.errors import BadRequest
 from memoserve_serving.runtimes.base import TensorSpec
 from memoserve_serving.runtimes.loader import load_model
 from memoserve_serving.runtimes.onnx import OnnxModel
-from memoserve_serving.settings import ModelFormat
 from memoserve_serving.storage import ModelLoadError
 from tests.serving.runtimes.conftest import Samples
 

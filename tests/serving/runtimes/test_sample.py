@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memoserve_contract.settings import ModelFormat
+from memoserve_dev.sample_models import write_mlp_onnx, write_sample_models
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.sample import write_mlp_onnx, write_sample_models
-from memoserve_serving.settings import ModelFormat
 from memoserve_serving.storage import fetch_model
 from tests.serving.runtimes.conftest import Samples
 

@@ -13,11 +13,11 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from memoserve_contract.settings import ModelFormat
 from memoserve_serving.protocol.errors import BadRequest
 from memoserve_serving.runtimes.base import Model, TensorSpec
 from memoserve_serving.runtimes.loader import load_model
 from memoserve_serving.runtimes.sklearn import SklearnModel
-from memoserve_serving.settings import ModelFormat
 from memoserve_serving.storage import ModelLoadError
 from tests.serving.runtimes.conftest import Samples
 

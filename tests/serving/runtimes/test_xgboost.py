@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import xgboost
 
+from memoserve_contract.settings import ModelFormat
 from memoserve_serving.protocol.errors import BadRequest
 from memoserve_serving.runtimes.base import TensorSpec
 from memoserve_serving.runtimes.loader import load_model
 from memoserve_serving.runtimes.xgboost import XGBoostModel
-from memoserve_serving.settings import ModelFormat
 from memoserve_serving.storage import ModelLoadError
 from tests.serving.runtimes.conftest import Samples
 

@@ -1,0 +1,258 @@
+"""The ``memoserve`` command. Subcommands import what they need when they run, not before."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from memoserve_contract.settings import ModelFormat, env_var
+
+app = typer.Typer(
+    help="memoserve: ML models on GKE, every answer cached in Redis.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+dev_app = typer.Typer(help="Tools for local development and tests.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+
+
+def _env_help(field: str, text: str) -> str:
+    return f"{text} [env: {env_var(field)}]"
+
+
+@app.command()
+def serve(
+    model_name: Annotated[
+        str | None, typer.Option(help=_env_help("model_name", "v2 model name"))
+    ] = None,
+    model_uri: Annotated[
+        str | None, typer.Option(help=_env_help("model_uri", "gs://bucket/prefix or a local path"))
+    ] = None,
+    model_format: Annotated[
+        ModelFormat | None, typer.Option(help=_env_help("model_format", "model format"))
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help=_env_help("redis_url", "redis:// or rediss://; unset = no cache")),
+    ] = None,
+    redis_password: Annotated[
+        str | None,
+        typer.Option(help=_env_help("redis_password", "Redis AUTH string (prefer the env var)")),
+    ] = None,
+    redis_ca_file: Annotated[
+        Path | None, typer.Option(help=_env_help("redis_ca_file", "server CA for rediss://"))
+    ] = None,
+    host: Annotated[str | None, typer.Option(help=_env_help("host", "listen address"))] = None,
+    port: Annotated[int | None, typer.Option(help=_env_help("port", "listen port"))] = None,
+) -> None:
+    """Serve one model over KServe v2 REST, answers cached in Redis.
+
+    Every setting can come from its MEMOSERVE_* environment variable (see the README's
+    configuration table); flags win over the environment.
+    """
+    from pydantic import ValidationError
+
+    from memoserve_contract.settings import ServingSettings
+    from memoserve_serving.server import run_server
+
+    try:
+        settings = ServingSettings.from_env(
+            os.environ,
+            model_name=model_name,
+            model_uri=model_uri,
+            model_format=model_format,
+            redis_url=redis_url,
+            redis_password=redis_password,
+            redis_ca_file=redis_ca_file,
+            host=host,
+            port=port,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{env_var(str(err['loc'][0]))}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in exc.errors()
+        )
+        raise typer.BadParameter(problems) from None
+    run_server(settings)
+
+
+@app.command("render")
+def render_command(
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="YAML file with one or more InferenceServices")
+    ],
+    namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="namespace of resources that name none")
+    ] = "default",
+) -> None:
+    """Print every object the operator would apply for the InferenceServices in FILE, as
+    multi-document YAML, without a cluster. Invalid input: one line on stderr, exit 1.
+
+    Operator settings (e.g. the default image) come from MEMOSERVE_OPERATOR_* variables.
+    """
+    from memoserve_operator.render import RenderError, render
+    from memoserve_operator.settings import OperatorSettings, SettingsError
+
+    try:
+        output = render(file, OperatorSettings.from_env(os.environ), namespace=namespace)
+    except (RenderError, SettingsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(output, nl=False)
+
+
+@app.command("run")
+def run_command(
+    file: Annotated[
+        Path,
+        typer.Option("--file", "-f", help="InferenceService YAML, the one kubectl would apply"),
+    ],
+    port: Annotated[int, typer.Option(help="listen port; 0 = any free port")] = 8080,
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="cache in this Redis (redis:// or rediss://) instead of the spec's"),
+    ] = None,
+    redis_password: Annotated[
+        str | None,
+        typer.Option(
+            envvar=env_var("redis_password"),
+            help="Redis AUTH string: a Secret the spec names cannot be read locally",
+        ),
+    ] = None,
+    redis_ca_file: Annotated[
+        Path | None,
+        typer.Option(envvar=env_var("redis_ca_file"), help="server CA for a rediss:// Redis"),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="server log level, on stderr")] = "warning",
+) -> None:
+    """Run the InferenceService in FILE on this machine until Ctrl-C, as its pods would.
+
+    Cache: --redis-url, spec.cache.external, else a redis-server started for the run, else
+    in-process. Bad input: one line on stderr, exit 1. See the README's "Try it".
+    """
+    try:
+        from memoserve_cli.run import RunError
+        from memoserve_cli.run.runner import RunOptions, run
+        from memoserve_operator.render import RenderError
+    except ImportError as exc:
+        typer.echo(f"error: memoserve run needs the serving and operator extras: {exc}", err=True)
+        raise typer.Exit(1) from None
+    options = RunOptions(
+        file=file,
+        host=host,
+        port=port,
+        redis_url=redis_url,
+        redis_password=redis_password,
+        redis_ca_file=redis_ca_file,
+        log_level=log_level,
+    )
+    try:
+        run(options)
+    except (RunError, RenderError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM outside the server's own handling: all stopped by now
+    typer.echo("stopped")
+
+
+@app.command("operator")
+def operator_command(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="watch only this namespace (repeatable); default: "
+            "MEMOSERVE_OPERATOR_NAMESPACES, empty = every namespace",
+        ),
+    ] = None,
+) -> None:
+    """Run the memoserve operator (kopf): InferenceService -> Deployment, Service, Ingress,
+    HPA, ... and status. Settings come from MEMOSERVE_OPERATOR_* variables."""
+    from memoserve_operator.main import run_operator
+    from memoserve_operator.settings import OperatorSettings, SettingsError
+
+    try:
+        settings = OperatorSettings.from_env(
+            os.environ, namespaces=tuple(namespace) if namespace else None
+        )
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    run_operator(settings)
+
+
+@dev_app.command("sample-model")
+def sample_model(
+    out: Annotated[
+        Path,
+        typer.Option(help="where to write them (the quickstart example serves iris.onnx there)"),
+    ] = Path("/tmp/memoserve-models"),
+) -> None:
+    """Train small models on datasets scikit-learn ships (iris) and write them as ONNX,
+    scikit-learn and XGBoost files."""
+    from memoserve_dev.sample_models import write_sample_models
+
+    for path in write_sample_models(out):
+        typer.echo(str(path))
+
+
+@dev_app.command("memorystore-emulator")
+def memorystore_emulator(
+    port: Annotated[int, typer.Option(help="REST port (0: a free one)")],
+    grpc_port: Annotated[
+        int | None, typer.Option(help="gRPC port, the operator's transport; default PORT+1")
+    ] = None,
+    host: Annotated[str, typer.Option(help="address to listen on and to give instances")] = (
+        "127.0.0.1"
+    ),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="keep instances (not their data) here across restarts; default: temp"),
+    ] = None,
+    ready_delay: Annotated[float, typer.Option(help="seconds from CREATING to READY")] = 2.0,
+    operation_delay: Annotated[
+        float, typer.Option(help="seconds an update, upgrade or delete takes")
+    ] = 1.0,
+    fail_next_create: Annotated[
+        str | None,
+        typer.Option(help="gRPC code the next CreateInstance fails with, e.g. PERMISSION_DENIED"),
+    ] = None,
+    fail_next_operation: Annotated[
+        str | None,
+        typer.Option(help="VERB=CODE: the next create/update/upgrade/delete operation ends so"),
+    ] = None,
+) -> None:
+    """A local Memorystore for Redis v1 API (REST and gRPC) backed by real redis-server
+    processes. Point the operator at it with MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT."""
+    import asyncio
+
+    from memoserve_dev.memorystore_emulator.faults import Faults
+    from memoserve_dev.memorystore_emulator.server import Emulator, serve
+
+    faults = Faults(ready_delay=ready_delay, operation_delay=operation_delay)
+    try:
+        if fail_next_create:
+            faults.fail_next("CreateInstance", fail_next_create.upper())
+        if fail_next_operation:
+            verb, _, code = fail_next_operation.partition("=")
+            faults.fail_next_operation(verb.lower(), code.upper() or "INTERNAL")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    emulator = Emulator(
+        host=host, port=port, grpc_port=grpc_port or 0, data_dir=data_dir, faults=faults
+    )
+    try:
+        asyncio.run(serve(emulator, announce=typer.echo))
+    except (RuntimeError, OSError) as exc:  # redis-server missing, port taken
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,194 @@
+"""``memoserve run``: validate, pick the cache, load the model, serve until Ctrl-C or SIGTERM.
+
+Everything started here (a redis-server, a temporary directory) is stopped on the way out,
+whatever the way out is: a bad input, a failed load, a signal during a download or after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memoserve_cli.run import RunError
+
+if TYPE_CHECKING:
+    from memoserve_cli.run.cache import CachePlan
+    from memoserve_contract.resource.inferenceservice import InferenceService
+    from memoserve_contract.settings import ServingSettings
+    from memoserve_serving.dataplane import ServedModel
+    from memoserve_serving.storage import Progress
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    file: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    redis_password: str | None = None
+    redis_ca_file: Path | None = None
+    log_level: str = "WARNING"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def notice(text: str) -> None:
+    say(f"note: {text}")
+
+
+def run(options: RunOptions) -> None:
+    """Serve the InferenceService in ``options.file`` until SIGINT or SIGTERM.
+
+    Bad input raises RunError or RenderError (one-line messages); a signal outside the
+    server's own handling (before it runs, or a second one) raises KeyboardInterrupt. Either
+    way, nothing is left running.
+    """
+    from memoserve_cli.run.spec import load_service, spec_notices
+    from memoserve_contract.logs import configure_logging
+    from memoserve_contract.settings import LogFormat
+
+    try:
+        configure_logging(options.log_level.upper(), LogFormat.TEXT)
+    except ValueError as exc:  # an unknown level name
+        raise RunError(f"--log-level: {exc}") from None
+    isvc = load_service(options.file)
+    for line in spec_notices(isvc):
+        notice(line)
+    _check_port(options.host, options.port)
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in _STOP_SIGNALS}
+    stack = contextlib.ExitStack()
+    try:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="memoserve-run-")))
+        _serve(isvc, options, stack, workdir)
+    finally:
+        for sig in _STOP_SIGNALS:  # let the clean-up finish, even on a second Ctrl-C
+            signal.signal(sig, signal.SIG_IGN)
+        stack.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve(
+    isvc: InferenceService, options: RunOptions, stack: contextlib.ExitStack, workdir: Path
+) -> None:
+    from memoserve_cli.run.cache import in_process_cache, plan_cache
+    from memoserve_cli.run.spec import local_settings
+    from memoserve_serving.server import build_server
+    from memoserve_serving.state import load_served_model
+    from memoserve_serving.storage import ModelLoadError
+
+    plan = plan_cache(
+        isvc,
+        redis_url=options.redis_url,
+        redis_password=options.redis_password,
+        redis_ca_file=options.redis_ca_file,
+        stack=stack,
+        workdir=workdir,
+        notice=notice,
+    )
+    settings = local_settings(
+        isvc, plan, host=options.host, port=options.port, log_level=options.log_level
+    )
+    try:
+        with _download_progress(settings.model_uri) as progress:
+            served = load_served_model(settings, progress)
+    except ModelLoadError as exc:
+        raise RunError(f"{options.file}: {exc}") from None
+
+    def started(port: int) -> None:
+        say(_banner(isvc, options, settings, served, plan, port, workdir))
+
+    server = build_server(
+        settings,
+        served,
+        cache_factory=in_process_cache if plan.in_process else None,
+        on_started=started,
+    )
+    server.run()  # until the first SIGINT/SIGTERM (a second one raises KeyboardInterrupt)
+
+
+def _banner(
+    isvc: InferenceService,
+    options: RunOptions,
+    settings: ServingSettings,
+    served: ServedModel,
+    plan: CachePlan,
+    port: int,
+    workdir: Path,
+) -> str:
+    from memoserve_cli.run.banner import (
+        MAX_INLINE_CHARS,
+        RunSummary,
+        banner,
+        curl_command,
+        example_request,
+    )
+
+    host = "127.0.0.1" if options.host in ("0.0.0.0", "") else options.host
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    body = example_request(served.model.metadata)
+    body_file = None
+    if len(body) > MAX_INLINE_CHARS:
+        body_file = workdir / "request.json"
+        body_file.write_text(body)
+    summary = RunSummary(
+        service=f"{isvc.namespace}/{isvc.name}",
+        file=str(options.file),
+        model=served.name,
+        model_format=str(settings.model_format),
+        model_uri=settings.model_uri,
+        digest=served.digest,
+        cache=plan.description,
+        url=url,
+        cache_enabled=plan.enabled,
+    )
+    infer_url = f"{url}/v2/models/{served.name}/infer"
+    return banner(summary, curl_command(infer_url, body, str(body_file) if body_file else None))
+
+
+@contextlib.contextmanager
+def _download_progress(uri: str) -> Iterator[Progress | None]:
+    """A progress bar (on stderr) for a gs:// download; nothing for a local path."""
+    if not uri.startswith("gs://"):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, TransferSpeedColumn
+    from rich.progress import Progress as ProgressBar
+
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
+    with ProgressBar(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"downloading {uri}", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _check_port(host: str, port: int) -> None:
+    """RunError now, rather than a server that fails after the model has loaded."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise RunError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

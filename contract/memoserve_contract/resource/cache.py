@@ -1,0 +1,181 @@
+"""spec.cache: where the Redis behind an InferenceService lives.
+
+Three sources, exactly one per enabled cache: an ``external`` Redis (host, port, TLS, password
+Secret), a ``memorystore`` instance the operator creates, or an ``existingMemorystore`` instance
+shared by several services. ``cache_step`` and ``memorystore_step`` turn each into a Redis
+endpoint.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from memoserve_contract.resource.fields import SpecModel, rules
+
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+
+CacheSource = Literal["external", "memorystore", "existingMemorystore"]
+
+
+class PasswordSecretRef(SpecModel):
+    """A key of a Secret in the service's namespace holding the Redis AUTH password."""
+
+    name: str = Field(max_length=253, pattern=SECRET_NAME_PATTERN)
+    key: str = Field(default="password", max_length=253, pattern=SECRET_KEY_PATTERN)
+
+
+class CaSecretRef(SpecModel):
+    """A key of a Secret in the service's namespace holding the Redis server's CA (PEM)."""
+
+    name: str = Field(max_length=253, pattern=SECRET_NAME_PATTERN)
+    key: str = Field(default="ca.crt", max_length=253, pattern=SECRET_KEY_PATTERN)
+
+
+class ExternalRedis(SpecModel):
+    """A Redis the operator does not manage."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                "!has(self.caSecretRef) || self.tls",
+                "spec.cache.external.caSecretRef needs tls: true",
+                ".caSecretRef",
+            ),
+        )
+    )
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=6379, ge=1, le=65535)
+    tls: bool = Field(default=False, description="rediss:// (in-transit encryption)")
+    password_secret_ref: PasswordSecretRef | None = None
+    ca_secret_ref: CaSecretRef | None = Field(
+        default=None, description="server CA; default: the image's trusted CAs"
+    )
+
+
+class Tier(enum.StrEnum):
+    BASIC = "BASIC"
+    STANDARD_HA = "STANDARD_HA"
+
+
+class ConnectMode(enum.StrEnum):
+    DIRECT_PEERING = "DIRECT_PEERING"
+    PRIVATE_SERVICE_ACCESS = "PRIVATE_SERVICE_ACCESS"
+
+
+class TransitEncryptionMode(enum.StrEnum):
+    SERVER_AUTHENTICATION = "SERVER_AUTHENTICATION"
+    DISABLED = "DISABLED"
+
+
+class ReadReplicasMode(enum.StrEnum):
+    READ_REPLICAS_DISABLED = "READ_REPLICAS_DISABLED"
+    READ_REPLICAS_ENABLED = "READ_REPLICAS_ENABLED"
+
+
+class DeletionPolicy(enum.StrEnum):
+    DELETE = "Delete"
+    RETAIN = "Retain"
+
+
+class MemorystoreSpec(SpecModel):
+    """A Memorystore for Redis instance the operator creates and owns."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                "self.tier == 'STANDARD_HA' || (!has(self.replicaCount)"
+                " && !has(self.readReplicasMode))",
+                "spec.cache.memorystore.replicaCount and readReplicasMode need tier STANDARD_HA",
+                ".tier",
+            ),
+        )
+    )
+
+    tier: Tier = Tier.BASIC
+    memory_size_gb: int = Field(default=1, ge=1, le=300)
+    redis_version: str | None = Field(
+        default=None, max_length=32, pattern=r"^REDIS_[0-9]+_[0-9X]+$", description="REDIS_7_2"
+    )
+    project: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$",
+        description="Google Cloud project; default: the operator's",
+    )
+    region: str | None = Field(default=None, max_length=63, description="default: operator's")
+    zone: str | None = Field(default=None, max_length=63)
+    authorized_network: str | None = Field(
+        default=None, max_length=1024, description="VPC network; default: the project's default"
+    )
+    connect_mode: ConnectMode = ConnectMode.DIRECT_PEERING
+    auth_enabled: bool = True
+    transit_encryption_mode: TransitEncryptionMode = TransitEncryptionMode.SERVER_AUTHENTICATION
+    replica_count: int | None = Field(default=None, ge=0, le=5)
+    read_replicas_mode: ReadReplicasMode | None = None
+    # A cache, not a store: evict the least recently used keys when memory is full.
+    redis_configs: dict[str, str] = Field(
+        default={"maxmemory-policy": "allkeys-lru"}, max_length=32
+    )
+    labels: dict[str, str] | None = Field(default=None, max_length=32)
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.DELETE, description="what deleting the InferenceService does"
+    )
+
+
+class ExistingMemorystore(SpecModel):
+    """A Memorystore instance that already exists; memoserve never modifies or deletes it."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        description="instance ID (operator's project/region) or projects/P/locations/L/"
+        "instances/ID",
+    )
+
+
+# How many sources a cache names, in CEL (no let-bindings in every API server version we support).
+_SOURCES = (
+    "((has(self.external) ? 1 : 0) + (has(self.memorystore) ? 1 : 0)"
+    " + (has(self.existingMemorystore) ? 1 : 0))"
+)
+
+
+class CacheSpec(SpecModel):
+    """The answer cache."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                f"{_SOURCES} == 1 || ({_SOURCES} == 0 && !self.enabled)",
+                "spec.cache needs exactly one of external, memorystore or existingMemorystore "
+                "(none only with enabled: false)",
+                "",
+            ),
+        )
+    )
+
+    enabled: bool = True
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 24 * 3600)
+    l1_max_bytes: int | None = Field(
+        default=None, ge=0, description="in-process L1 in front of Redis; 0 = off"
+    )
+    external: ExternalRedis | None = None
+    memorystore: MemorystoreSpec | None = None
+    existing_memorystore: ExistingMemorystore | None = None
+
+    @property
+    def source(self) -> CacheSource | None:
+        """Which Redis serves this cache (None when disabled)."""
+        if not self.enabled:
+            return None
+        if self.external is not None:
+            return "external"
+        if self.memorystore is not None:
+            return "memorystore"
+        if self.existing_memorystore is not None:
+            return "existingMemorystore"
+        return None

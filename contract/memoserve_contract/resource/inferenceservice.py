@@ -1,0 +1,270 @@
+"""The InferenceService resource: pydantic models of its spec and status.
+
+camelCase on the wire, snake_case in Python. These models are the one source of truth: the CRD
+schema in ``crds/`` is generated from them (``memoserve_operator.crd``), including the CEL rules
+(``x-kubernetes-validations``) attached to each model below. An InferenceService is parsed once,
+at the boundary (``InferenceService.from_body``); everything past it works on typed objects.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from memoserve_contract.resource.cache import CacheSpec
+from memoserve_contract.resource.fields import NAME_PATTERN, Quantity, SpecModel, rules
+from memoserve_contract.resource.ingress import IngressClass, IngressSpec
+from memoserve_contract.resource.status import InferenceServiceStatus
+from memoserve_contract.settings import ModelFormat
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "NAME_PATTERN",
+    "AutoscalingSpec",
+    "BatchingSpec",
+    "CacheSpec",
+    "GpuSpec",
+    "GpuType",
+    "InferenceService",
+    "InferenceServiceSpec",
+    "InferenceServiceStatus",
+    "IngressClass",
+    "IngressSpec",
+    "ModelFormat",
+    "ModelSpec",
+    "ObjectMeta",
+    "ResourcesSpec",
+    "ServiceAccountSpec",
+]
+
+GROUP = "serving.memoserve.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "InferenceService"
+PLURAL = "inferenceservices"
+SINGULAR = "inferenceservice"
+SHORT_NAME = "misvc"  # not KServe's "isvc": both can live on one cluster
+
+NAME_MAX_LENGTH = 63
+V2_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a path segment of /v2/models/{name}
+
+
+class ModelSpec(SpecModel):
+    """The model to serve."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                r"self.uri.matches('^(gs://[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](/.*)?|/.+)$')",
+                "spec.model.uri must be gs://BUCKET[/PATH] or an absolute local path (starting "
+                "with /)",
+                ".uri",
+            ),
+        )
+    )
+
+    uri: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="gs://bucket/prefix (or a file), or an absolute path inside the image",
+    )
+    format: ModelFormat = Field(description="onnx, sklearn or xgboost")
+    name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=V2_NAME_PATTERN,
+        description="v2 model name (/v2/models/{name}); defaults to metadata.name",
+    )
+    version: str | None = Field(
+        default=None, max_length=63, pattern=V2_NAME_PATTERN, description="v2 model version"
+    )
+
+
+class GpuType(enum.StrEnum):
+    """GKE accelerator names (the node label cloud.google.com/gke-accelerator)."""
+
+    NVIDIA_L4 = "nvidia-l4"
+    NVIDIA_TESLA_T4 = "nvidia-tesla-t4"
+    NVIDIA_TESLA_P4 = "nvidia-tesla-p4"
+    NVIDIA_TESLA_P100 = "nvidia-tesla-p100"
+    NVIDIA_TESLA_V100 = "nvidia-tesla-v100"
+    NVIDIA_TESLA_A100 = "nvidia-tesla-a100"
+    NVIDIA_A100_80GB = "nvidia-a100-80gb"
+    NVIDIA_H100_80GB = "nvidia-h100-80gb"
+    NVIDIA_H100_MEGA_80GB = "nvidia-h100-mega-80gb"
+    NVIDIA_H200_141GB = "nvidia-h200-141gb"
+    NVIDIA_B200 = "nvidia-b200"
+    NVIDIA_RTX_PRO_6000 = "nvidia-rtx-pro-6000"
+
+
+class GpuSpec(SpecModel):
+    """GPUs per pod. No spec.gpu means CPU pods."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            ("has(self.type)", "spec.gpu.count needs spec.gpu.type (e.g. nvidia-l4)", ".type"),
+        )
+    )
+
+    type: GpuType | None = Field(default=None, description="GKE accelerator type")
+    count: int = Field(default=1, ge=1, le=16, description="GPUs per pod (nvidia.com/gpu)")
+
+
+class AutoscalingSpec(SpecModel):
+    """HPA targets, used when maxReplicas > minReplicas (CPU 80% when none is given)."""
+
+    target_cpu_utilization: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilization",
+        description="average CPU utilisation (% of requests) to scale at",
+    )
+    target_inflight_requests_per_pod: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="average in-flight requests per pod to scale at (Pods metric "
+        "memoserve_inflight_requests; needs a custom-metrics adapter)",
+    )
+
+
+class ResourcesSpec(SpecModel):
+    """Container resources; merged over the operator's defaults key by key."""
+
+    requests: dict[str, Quantity] | None = Field(default=None, max_length=16)
+    limits: dict[str, Quantity] | None = Field(default=None, max_length=16)
+
+
+class BatchingSpec(SpecModel):
+    """Dynamic batching of cache misses (unset = the serving image's defaults)."""
+
+    max_batch_size: int | None = Field(default=None, ge=1, le=4096, description="1 = off")
+    max_wait_ms: float | None = Field(default=None, ge=0, le=1000)
+
+
+class ServiceAccountSpec(SpecModel):
+    """The pods' Kubernetes service account (always created, named after the service)."""
+
+    gcp_service_account: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[^@\s]+@[^@\s]+\.gserviceaccount\.com$",
+        description="Google service account the pods act as (Workload Identity)",
+    )
+
+
+class InferenceServiceSpec(SpecModel):
+    """What to serve and how."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                "!has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+                "spec.minReplicas must be <= spec.maxReplicas",
+                ".maxReplicas",
+            ),
+            (
+                "!has(self.replicas) || !has(self.maxReplicas)"
+                " || self.maxReplicas == self.minReplicas",
+                "spec.replicas (what kubectl scale sets) applies only when autoscaling is off "
+                "(maxReplicas unset or equal to minReplicas)",
+                ".replicas",
+            ),
+            (
+                "!has(self.resources)"
+                " || ((!has(self.resources.limits) || !('nvidia.com/gpu' in self.resources.limits))"
+                " && (!has(self.resources.requests)"
+                " || !('nvidia.com/gpu' in self.resources.requests)))",
+                "request GPUs with spec.gpu (type and count), not spec.resources",
+                ".resources",
+            ),
+        )
+    )
+
+    model: ModelSpec
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="fixed replica count when autoscaling is off (the scale subresource)",
+    )
+    min_replicas: int = Field(default=1, ge=1, le=1000, description="fewest pods")
+    max_replicas: int | None = Field(
+        default=None, ge=1, le=1000, description="most pods; > minReplicas turns the HPA on"
+    )
+    autoscaling: AutoscalingSpec | None = None
+    gpu: GpuSpec | None = Field(default=None, description="GPUs per pod; unset: CPU pods")
+    resources: ResourcesSpec | None = None
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="serving image; default: the operator's (CUDA variant for GPU pods)",
+    )
+    batching: BatchingSpec | None = None
+    cache: CacheSpec | None = Field(default=None, description="no cache: every request runs")
+    ingress: IngressSpec | None = None
+    service_account: ServiceAccountSpec | None = None
+    drain_seconds: int | None = Field(
+        default=None, ge=0, le=600, description="after SIGTERM: not-ready this long, then stop"
+    )
+
+    @property
+    def autoscaled(self) -> bool:
+        """An HPA owns the replica count."""
+        return self.max_replicas is not None and self.max_replicas > self.min_replicas
+
+    @property
+    def fixed_replicas(self) -> int:
+        """The replica count when not autoscaled: what kubectl scale set, else minReplicas."""
+        return self.replicas if self.replicas is not None else self.min_replicas
+
+
+class ObjectMeta(BaseModel):
+    """The part of metadata the operator reads."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", frozen=True)
+
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class InferenceService(BaseModel):
+    """An InferenceService as the API server returns it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", frozen=True)
+
+    api_version: Literal["serving.memoserve.dev/v1alpha1"] = "serving.memoserve.dev/v1alpha1"
+    kind: Literal["InferenceService"] = "InferenceService"
+    metadata: ObjectMeta
+    spec: InferenceServiceSpec
+    status: InferenceServiceStatus | None = None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> InferenceService:
+        """Parse a kopf body (or any mapping) once; raises pydantic.ValidationError."""
+        return cls.model_validate(dict(body))
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def model_name(self) -> str:
+        """The v2 model name: spec.model.name, defaulting to metadata.name."""
+        return self.spec.model.name or self.metadata.name

@@ -1,0 +1,103 @@
+"""What the Memorystore lifecycle tells the reconcile (pure but for one memory): the
+CacheReady verdicts and their reasons, and the endpoint an instance offers.
+
+Reasons, as manifests/argocd/health.lua reads them:
+
+- transient (Progressing): CacheCreating, CacheUpdating, CacheDeleting and the other states an
+  instance passes through (CacheRepairing, CacheMaintenance, CacheFailingOver, ...), and API
+  errors that pass (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...);
+- needing a person (Degraded): CacheRecreateRequired, CacheNotOwned, CacheNotFound,
+  CacheConfigError, and the API's PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT,
+  FAILED_PRECONDITION, UNAUTHENTICATED.
+"""
+
+from __future__ import annotations
+
+from memoserve_contract.resource.status import CacheStatus, ConditionType
+from memoserve_operator.builders import RedisEndpoint
+from memoserve_operator.cache.memorystore.api import Instance, MemorystoreApi, State
+from memoserve_operator.cache.memorystore.pace import Result
+from memoserve_operator.cache.memorystore.plan import endpoint
+from memoserve_operator.cache.memorystore.record import Ref
+from memoserve_operator.cache.outcome import CacheOutcome
+from memoserve_operator.status.conditions import Verdict
+
+CACHE = ConditionType.CACHE_READY
+OWNED, EXISTING = "memorystore", "existingMemorystore"
+CREATING, UPDATING = "CacheCreating", "CacheUpdating"
+RECREATE_REQUIRED, NOT_OWNED = "CacheRecreateRequired", "CacheNotOwned"
+NOT_FOUND, CONFIG_ERROR = "CacheNotFound", "CacheConfigError"
+
+
+def state_reason(state: str) -> str:
+    """CacheUpdating, CacheRepairing, CacheFailingOver, ...: states that pass by themselves."""
+    return "Cache" + "".join(part.capitalize() for part in state.split("_"))
+
+
+class Judge:
+    """Verdicts on instances; remembers the endpoint that last worked for each service, so
+    that an API error never takes a working Redis away from the pods."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[str, tuple[str, RedisEndpoint]] = {}
+
+    def forget(self, key: str) -> None:
+        self._endpoints.pop(key, None)
+
+    def failed(
+        self,
+        ref: Ref,
+        source: str,
+        reason: str,
+        message: str,
+        name: str | None,
+        retryable: bool = True,
+        usable: RedisEndpoint | None = None,
+    ) -> Result:
+        """A failure; pods keep the endpoint that last worked for this instance."""
+        known = self._endpoints.get(ref.key)
+        if usable is None and known is not None and known[0] == name:
+            usable = known[1]
+        status = CacheStatus(source=source, name=name, state="ERROR", message=message)
+        if usable is not None:
+            status = status.model_copy(update={"host": usable.host, "port": usable.port})
+        outcome = CacheOutcome(Verdict.false(CACHE, reason, message), status, usable, not usable)
+        return Result("failed", outcome, retryable)
+
+    async def serving(
+        self,
+        api: MemorystoreApi,
+        ref: Ref,
+        source: str,
+        instance: Instance,
+        reason: str,
+        note: str,
+        operation: str | None = None,
+    ) -> Result:
+        """The verdict on an instance as it is; the endpoint as soon as it has one."""
+        status = CacheStatus(
+            source=source,
+            name=instance.name,
+            state=instance.state,
+            operation=operation,
+            message=instance.status_message or None,
+        )
+        if instance.state in (State.CREATING, State.DELETING) or not instance.host:
+            message = f"{instance.name} is {instance.state or 'not ready'}"
+            if instance.state == State.DELETING and source == OWNED:
+                message += "; a new one is created once it is gone"
+            verdict = Verdict.false(CACHE, state_reason(instance.state or State.CREATING), message)
+            return Result("waiting", CacheOutcome(verdict, status, hold=True))
+        auth = await api.get_auth_string(instance.name) if instance.auth_enabled else None
+        found = endpoint(instance, auth)
+        self._endpoints[ref.key] = (instance.name, found)
+        status = status.model_copy(update={"host": found.host, "port": found.port})
+        where = f"{instance.name} at {found.url}"
+        if instance.state != State.READY:
+            verdict = Verdict.false(
+                CACHE, state_reason(instance.state), f"{where} is {instance.state}"
+            )
+            return Result("waiting", CacheOutcome(verdict, status, found))
+        return Result(
+            "ready", CacheOutcome(Verdict.true(CACHE, reason, f"{where} ({note})"), status, found)
+        )

@@ -1,0 +1,106 @@
+"""The status a reconcile reports (pure): verdicts of the parts -> InferenceServiceStatus.
+
+Parts: ServingReady (the Deployment and its pods), CacheReady (the cache step), IngressReady
+(when the ingress is on), AutoscalingReady (when the HPA is on); Ready sums them up. A child the
+API server refused to take makes its part False with reason ApplyFailed (a failure for
+health.lua) and the server's words.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.status import CacheStatus, ConditionType, InferenceServiceStatus
+from memoserve_operator.builders import selector
+from memoserve_operator.builders.managed_certificate import wants_managed_certificate
+from memoserve_operator.builders.service import ingress_enabled
+from memoserve_operator.cache.step import CacheOutcome
+from memoserve_operator.kube.client import KubeError
+from memoserve_operator.status.conditions import Verdict, merge_conditions, timestamp
+from memoserve_operator.status.observe import (
+    autoscaling_verdict,
+    ingress_verdict,
+    replica_counts,
+    serving_verdict,
+    url,
+)
+
+Object = dict[str, Any]
+PART_OF_KIND = {
+    "Secret": ConditionType.CACHE_READY,
+    "HorizontalPodAutoscaler": ConditionType.AUTOSCALING_READY,
+    "BackendConfig": ConditionType.INGRESS_READY,
+    "ManagedCertificate": ConditionType.INGRESS_READY,
+    "Ingress": ConditionType.INGRESS_READY,
+}  # every other kind: ServingReady
+
+
+def needs_pods(deployment: Object | None) -> bool:
+    """Whether the pods have to be read: the Deployment exists and is not all ready."""
+    if deployment is None:
+        return False
+    _, ready, desired = replica_counts(deployment)
+    updated = int((deployment.get("status") or {}).get("updatedReplicas") or 0)
+    return min(ready, updated) < desired
+
+
+def build_status(
+    isvc: InferenceService,
+    cache: CacheOutcome,
+    live: Mapping[str, Object | None],
+    pods: Sequence[Object],
+    failures: Mapping[str, KubeError],
+    old: InferenceServiceStatus,
+    now: datetime.datetime,
+) -> InferenceServiceStatus:
+    deployment = live.get("Deployment")
+    serving = serving_verdict(deployment, pods)
+    if cache.hold and deployment is None:
+        serving = Verdict.false(serving.type, "WaitingForCache", "needs the cache endpoint")
+    parts = [serving, cache.verdict]
+    if ingress_enabled(isvc):
+        certificate = live.get("ManagedCertificate")
+        wants = wants_managed_certificate(isvc)
+        parts.append(ingress_verdict(live.get("Ingress"), certificate, wants))
+    if isvc.spec.autoscaled:
+        hpa = live.get("HorizontalPodAutoscaler")
+        parts.append(autoscaling_verdict(hpa, serving_ready=serving.ok, now=now))
+    for kind, exc in failures.items():
+        part = PART_OF_KIND.get(kind, ConditionType.SERVING_READY)
+        refused = Verdict.false(part, "ApplyFailed", str(exc))
+        parts = [refused if p.type == part and p.reason != "ApplyFailed" else p for p in parts]
+    pods_total, ready, desired = replica_counts(deployment)
+    address = url(isvc, live.get("Ingress"))
+    return InferenceServiceStatus(
+        observed_generation=isvc.metadata.generation,
+        conditions=merge_conditions(
+            old.conditions,
+            parts,
+            ready_message=f"{ready}/{desired} replicas ready at {address}",
+            generation=isvc.metadata.generation,
+            now=timestamp(now),
+        ),
+        url=address,
+        replicas=pods_total,
+        ready_replicas=ready,
+        replica_summary=f"{ready}/{desired}",
+        selector=selector(isvc),
+        cache=cache.status,
+    )
+
+
+def status_patch(status: InferenceServiceStatus) -> Object:
+    """A merge patch that makes the status exactly ``status`` (null removes stale fields)."""
+    data = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if status.cache is not None:
+        data["cache"] = dict.fromkeys(_aliases(CacheStatus)) | data["cache"]
+    return dict.fromkeys(_aliases(InferenceServiceStatus)) | data
+
+
+def _aliases(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
