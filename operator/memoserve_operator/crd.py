@@ -19,12 +19,12 @@ from typing import Any
 
 import yaml
 
+from memoserve_contract.resource.fields import NAME_PATTERN
 from memoserve_contract.resource.inferenceservice import (
     API_VERSION,
     GROUP,
     KIND,
     NAME_MAX_LENGTH,
-    NAME_PATTERN,
     PLURAL,
     SHORT_NAME,
     SINGULAR,

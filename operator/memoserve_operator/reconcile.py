@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 from memoserve_contract.resource.status import ConditionType, InferenceServiceStatus
-from memoserve_operator.builders import build_all, selector
+from memoserve_operator.builders import build_all
+from memoserve_operator.builders.meta import selector
 from memoserve_operator.cache.memorystore.record import Ref
 from memoserve_operator.cache.memorystore.step import MemorystoreStep
 from memoserve_operator.cache.step import resolve_cache

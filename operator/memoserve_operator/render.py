@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 from memoserve_operator import cel
-from memoserve_operator.builders import Object, build_all
+from memoserve_operator.builders import build_all
+from memoserve_operator.builders.meta import Object
 from memoserve_operator.crd import open_api_schema
 from memoserve_operator.settings import OperatorSettings
 

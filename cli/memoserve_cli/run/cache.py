@@ -129,7 +129,7 @@ def in_process_cache(settings: ServingSettings, metrics: ServingMetrics) -> Answ
 def check_redis(where: str, url: str, password: str | None, ca_file: Path | None) -> str:
     """PING the Redis at ``url``; its address (never the password), or RunError naming it."""
     from memoserve_serving.cache.redis_config import RedisConfig
-    from memoserve_serving.cache.resp import RedisError
+    from memoserve_serving.cache.resp_connection import RedisError
 
     try:
         config = RedisConfig.from_url(

@@ -2,7 +2,7 @@
 
 The file is checked exactly as ``memoserve render`` checks it (schema, then the CRD's CEL
 rules, same one-line messages). The settings are the ones the operator gives a serving pod:
-the plain values of ``container_env()``, the Deployment's env, read back with
+the plain values of ``pod_env()``, the Deployment's env, read back with
 ``ServingSettings.from_env()`` as ``memoserve serve`` does in the pod. Only what must differ on
 a laptop is overridden: the Redis (a Secret in the cluster), where to listen and download, no
 drain period, and log lines for a terminal.
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from memoserve_cli.run import RunError
+from memoserve_contract.pod_settings import pod_env
 from memoserve_contract.settings import LogFormat, ServingSettings, env_var
 
 if TYPE_CHECKING:
@@ -57,19 +58,13 @@ def local_settings(
     isvc: InferenceService, plan: CachePlan, *, host: str, port: int, log_level: str
 ) -> ServingSettings:
     """The pod's serving settings for ``isvc``, with the local overrides (see the module)."""
-    from memoserve_operator.builders.env import container_env
-    from memoserve_operator.settings import OperatorSettings
-
-    pod_env = {
-        entry["name"]: entry["value"]
-        for entry in container_env(isvc, OperatorSettings())
-        if "value" in entry  # the rest are Secret references: the plan stands in for them
-    }
+    # The Secret-held values (URL, password) are not in it: the plan stands in for them.
+    env = pod_env(isvc, default_drain_seconds=0)
     # A CA file mounted from a Secret in the pod; locally it is the one given, if any.
-    pod_env.pop(env_var("redis_ca_file"), None)
+    env.pop(env_var("redis_ca_file"), None)
     try:
         return ServingSettings.from_env(
-            pod_env,
+            env,
             host=host,
             port=port,
             model_dir=download_dir(),

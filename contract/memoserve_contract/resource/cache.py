@@ -179,3 +179,15 @@ class CacheSpec(SpecModel):
         if self.existing_memorystore is not None:
             return "existingMemorystore"
         return None
+
+    @property
+    def server_ca_expected(self) -> bool:
+        """Whether the pods are given a Redis server CA (TLS). An existing instance's TLS is
+        learned only when the operator reads it, so its CA is expected (and optional)."""
+        source = self.source
+        if source == "external" and self.external is not None:
+            return self.external.tls and self.external.ca_secret_ref is not None
+        if source == "memorystore" and self.memorystore is not None:
+            mode = self.memorystore.transit_encryption_mode
+            return mode == TransitEncryptionMode.SERVER_AUTHENTICATION
+        return source == "existingMemorystore"

@@ -15,33 +15,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from memoserve_contract.resource.cache import CacheSpec
+from memoserve_contract.resource.cache import CacheSource, CacheSpec
 from memoserve_contract.resource.fields import NAME_PATTERN, Quantity, SpecModel, rules
-from memoserve_contract.resource.ingress import IngressClass, IngressSpec
+from memoserve_contract.resource.ingress import IngressSpec
 from memoserve_contract.resource.status import InferenceServiceStatus
 from memoserve_contract.settings import ModelFormat
-
-__all__ = [
-    "API_VERSION",
-    "GROUP",
-    "KIND",
-    "NAME_PATTERN",
-    "AutoscalingSpec",
-    "BatchingSpec",
-    "CacheSpec",
-    "GpuSpec",
-    "GpuType",
-    "InferenceService",
-    "InferenceServiceSpec",
-    "InferenceServiceStatus",
-    "IngressClass",
-    "IngressSpec",
-    "ModelFormat",
-    "ModelSpec",
-    "ObjectMeta",
-    "ResourcesSpec",
-    "ServiceAccountSpec",
-]
 
 GROUP = "serving.memoserve.dev"
 VERSION = "v1alpha1"
@@ -225,6 +203,22 @@ class InferenceServiceSpec(SpecModel):
     def fixed_replicas(self) -> int:
         """The replica count when not autoscaled: what kubectl scale set, else minReplicas."""
         return self.replicas if self.replicas is not None else self.min_replicas
+
+    @property
+    def ingress_enabled(self) -> bool:
+        """A load balancer in front of the pods."""
+        return self.ingress is not None and self.ingress.enabled
+
+    @property
+    def wants_managed_certificate(self) -> bool:
+        """The operator creates one only when asked to (not for managedCertificateName)."""
+        ingress = self.ingress
+        return ingress is not None and ingress.enabled and ingress.managed_certificate
+
+    @property
+    def cache_source(self) -> CacheSource | None:
+        """Which Redis serves the pods' cache; None: no cache (unset or disabled)."""
+        return self.cache.source if self.cache is not None else None
 
 
 class ObjectMeta(BaseModel):

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.backend_config import build_backend_config
-from memoserve_operator.builders.deployment import build_deployment, config_checksum
+from memoserve_operator.builders.deployment import build_deployment
 from memoserve_operator.builders.hpa import build_hpa
 from memoserve_operator.builders.ingress import build_ingress
-from memoserve_operator.builders.managed_certificate import (
-    build_managed_certificate,
-    wants_managed_certificate,
-)
-from memoserve_operator.builders.meta import Object, labels, redis_secret_name, selector
+from memoserve_operator.builders.managed_certificate import build_managed_certificate
+from memoserve_operator.builders.meta import Object
 from memoserve_operator.builders.pdb import build_pdb
 from memoserve_operator.builders.pod_monitoring import build_pod_monitoring
 from memoserve_operator.builders.redis import (
@@ -24,20 +21,9 @@ from memoserve_operator.builders.redis import (
     external_endpoint,
     redis_refs,
 )
-from memoserve_operator.builders.service import build_service, ingress_enabled
+from memoserve_operator.builders.service import build_service
 from memoserve_operator.builders.service_account import build_service_account
 from memoserve_operator.settings import OperatorSettings
-
-__all__ = [
-    "OWNED_KINDS",
-    "Object",
-    "RedisEndpoint",
-    "build_all",
-    "config_checksum",
-    "labels",
-    "redis_secret_name",
-    "selector",
-]
 
 # Every (apiVersion, kind) build_all can return, in apply order. A reconcile that no longer
 # builds one of them (ingress turned off, autoscaling off, ...) deletes the stale child, found
@@ -76,9 +62,9 @@ def build_all(
     objects += [build_deployment(isvc, settings, redis), build_service(isvc), build_pdb(isvc)]
     if isvc.spec.autoscaled:
         objects.append(build_hpa(isvc, settings))
-    if ingress_enabled(isvc):
+    if isvc.spec.ingress_enabled:
         objects.append(build_backend_config(isvc, settings))
-        if wants_managed_certificate(isvc):
+        if isvc.spec.wants_managed_certificate:
             objects.append(build_managed_certificate(isvc))
         objects.append(build_ingress(isvc))
     if settings.pod_monitoring:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from memoserve_contract.pod_settings import HTTP_PORT
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_operator.builders.env import HTTP_PORT, drain_seconds
+from memoserve_operator.builders.env import drain_seconds
 from memoserve_operator.builders.meta import INGRESS, Object, object_meta
 from memoserve_operator.builders.pod import SERVER_SHUTDOWN_SECONDS
 from memoserve_operator.settings import OperatorSettings

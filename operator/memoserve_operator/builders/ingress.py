@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from memoserve_contract.resource.inferenceservice import InferenceService, IngressClass
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.ingress import IngressClass
 from memoserve_operator.builders.meta import INGRESS, SERVICE_PORT, Object, object_meta
 
 # GKE reads the class from this annotation only; spec.ingressClassName would leave the

@@ -6,12 +6,6 @@ from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import INGRESS, Object, object_meta
 
 
-def wants_managed_certificate(isvc: InferenceService) -> bool:
-    """The operator creates a certificate only when asked to (not for managedCertificateName)."""
-    ingress = isvc.spec.ingress
-    return ingress is not None and ingress.enabled and ingress.managed_certificate
-
-
 def build_managed_certificate(isvc: InferenceService) -> Object:
     ingress = isvc.spec.ingress
     # build_all asks only for an enabled ingress with managedCertificate, which needs a host.

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import math
 
+from memoserve_contract.pod_settings import HTTP_PORT, MODEL_DIR, REDIS_CA_DIR
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_operator.builders.env import (
-    HTTP_PORT,
-    MODEL_DIR,
-    REDIS_CA_DIR,
-    container_env,
-    drain_seconds,
-    redis_ca_volume,
-)
+from memoserve_operator.builders.env import container_env, drain_seconds, redis_ca_volume
 from memoserve_operator.builders.meta import (
     HTTP_PORT_NAME,
     SERVING,

@@ -18,13 +18,9 @@ NEG_ANNOTATION = "cloud.google.com/neg"
 BACKEND_CONFIG_ANNOTATION = "cloud.google.com/backend-config"
 
 
-def ingress_enabled(isvc: InferenceService) -> bool:
-    return isvc.spec.ingress is not None and isvc.spec.ingress.enabled
-
-
 def build_service(isvc: InferenceService) -> Object:
     annotations: dict[str, str] = {}
-    if ingress_enabled(isvc):
+    if isvc.spec.ingress_enabled:
         # Container-native load balancing: the load balancer sends to pod IPs (NEGs) and
         # health-checks each pod itself, with the BackendConfig of the same name.
         annotations[NEG_ANNOTATION] = json.dumps({"ingress": True})

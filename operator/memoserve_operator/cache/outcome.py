@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memoserve_contract.resource.status import CacheStatus
-from memoserve_operator.builders import RedisEndpoint
+from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.status.conditions import Verdict
 
 

@@ -26,12 +26,11 @@ from typing import Any
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import CacheStatus, ConditionType
 from memoserve_operator.builders.redis import external_endpoint
-from memoserve_operator.cache.memorystore.step import CONFIG_ERROR, MemorystoreStep
+from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.memorystore.verdicts import CONFIG_ERROR
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.settings import OperatorSettings
 from memoserve_operator.status.conditions import Verdict
-
-__all__ = ["CacheOutcome", "resolve_cache"]
 
 CACHE = ConditionType.CACHE_READY
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
-from memoserve_operator.builders import OWNED_KINDS, redis_secret_name
-from memoserve_operator.builders.meta import MANAGED_BY
+from memoserve_operator.builders import OWNED_KINDS
+from memoserve_operator.builders.meta import MANAGED_BY, redis_secret_name
 from memoserve_operator.children.compare import needs_apply
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import Conflict, KubeClient, KubeError, resource_of

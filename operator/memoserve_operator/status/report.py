@@ -16,10 +16,8 @@ from pydantic import BaseModel
 
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import CacheStatus, ConditionType, InferenceServiceStatus
-from memoserve_operator.builders import selector
-from memoserve_operator.builders.managed_certificate import wants_managed_certificate
-from memoserve_operator.builders.service import ingress_enabled
-from memoserve_operator.cache.step import CacheOutcome
+from memoserve_operator.builders.meta import selector
+from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.kube.client import KubeError
 from memoserve_operator.status.conditions import Verdict, merge_conditions, timestamp
 from memoserve_operator.status.observe import (
@@ -63,9 +61,9 @@ def build_status(
     if cache.hold and deployment is None:
         serving = Verdict.false(serving.type, "WaitingForCache", "needs the cache endpoint")
     parts = [serving, cache.verdict]
-    if ingress_enabled(isvc):
+    if isvc.spec.ingress_enabled:
         certificate = live.get("ManagedCertificate")
-        wants = wants_managed_certificate(isvc)
+        wants = isvc.spec.wants_managed_certificate
         parts.append(ingress_verdict(live.get("Ingress"), certificate, wants))
     if isvc.spec.autoscaled:
         hpa = live.get("HorizontalPodAutoscaler")

@@ -14,7 +14,8 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from memoserve_serving.cache.breaker import CircuitBreaker
-from memoserve_serving.cache.resp import RedisClient, RedisError, RedisReplyError, RedisTimeout
+from memoserve_serving.cache.resp import RedisClient
+from memoserve_serving.cache.resp_connection import RedisError, RedisReplyError, RedisTimeout
 from memoserve_serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)

@@ -31,22 +31,10 @@ from memoserve_serving.cache.redis_config import RedisConfig
 from memoserve_serving.cache.resp_connection import (
     Arg,
     Connection,
-    RedisAuthError,
     RedisConnectionError,
-    RedisError,
-    RedisReplyError,
     RedisTimeout,
     pack_command,
 )
-
-__all__ = [
-    "RedisAuthError",
-    "RedisClient",
-    "RedisConnectionError",
-    "RedisError",
-    "RedisReplyError",
-    "RedisTimeout",
-]
 
 log = logging.getLogger(__name__)
 

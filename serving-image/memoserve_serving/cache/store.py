@@ -31,7 +31,8 @@ from memoserve_serving.cache.breaker import CircuitBreaker
 from memoserve_serving.cache.guard import CacheDown, GuardedRedis
 from memoserve_serving.cache.l1 import L1Cache
 from memoserve_serving.cache.redis_config import RedisConfig
-from memoserve_serving.cache.resp import RedisClient, RedisError
+from memoserve_serving.cache.resp import RedisClient
+from memoserve_serving.cache.resp_connection import RedisError
 from memoserve_serving.cache.singleflight import SingleFlight
 from memoserve_serving.metrics import ServingMetrics
 

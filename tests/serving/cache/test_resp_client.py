@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from memoserve_serving.cache.resp import (
+from memoserve_serving.cache.resp_connection import (
     RedisAuthError,
     RedisConnectionError,
     RedisReplyError,

@@ -8,11 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from memoserve_serving.cache.resp import (
-    RedisConnectionError,
-    RedisError,
-    RedisTimeout,
-)
+from memoserve_serving.cache.resp_connection import RedisConnectionError, RedisError, RedisTimeout
 from tests.serving.cache.conftest import ClientFactory
 from tests.support.redis_server import RedisServer
 

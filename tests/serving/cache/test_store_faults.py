@@ -11,7 +11,7 @@ import pytest
 
 from memoserve_serving.cache.base import CacheResult
 from memoserve_serving.cache.breaker import BreakerState, CircuitBreaker
-from memoserve_serving.cache.resp import RedisReplyError
+from memoserve_serving.cache.resp_connection import RedisReplyError
 from memoserve_serving.cache.store import RedisAnswerCache
 from tests.serving.cache.conftest import CacheFactory, ClientFactory, Counter
 from tests.support.redis_server import RedisServer

@@ -60,8 +60,6 @@ from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.status.conditions import Verdict
 
-__all__ = ["CONFIG_ERROR", "MemorystoreStep"]
-
 # Answers to a create that mean it was not accepted (unlike a timeout, after which it may have).
 REFUSED = frozenset(
     {

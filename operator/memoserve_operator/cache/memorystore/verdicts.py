@@ -14,7 +14,7 @@ Reasons, as manifests/argocd/health.lua reads them:
 from __future__ import annotations
 
 from memoserve_contract.resource.status import CacheStatus, ConditionType
-from memoserve_operator.builders import RedisEndpoint
+from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.memorystore.api import Instance, MemorystoreApi, State
 from memoserve_operator.cache.memorystore.pace import Result
 from memoserve_operator.cache.memorystore.plan import endpoint

@@ -1,0 +1,63 @@
+"""What a serving pod of an InferenceService is configured with: the spec -> settings mapping.
+
+Pure, and shared: the operator puts ``pod_env()`` into the Deployment (``builders.env`` adds the
+values that come from Secrets), and ``memoserve run`` reads the same values back with
+``ServingSettings.from_env()`` as a pod does. Only the settings the spec decides are emitted:
+everything else keeps the image's default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.settings import ServingSettings
+
+HTTP_PORT = 8080
+MODEL_DIR = Path("/models")  # an emptyDir: the root filesystem is read-only
+REDIS_CA_DIR = Path("/etc/memoserve/redis-ca")
+REDIS_CA_FILE = REDIS_CA_DIR / "ca.crt"
+
+
+def drain_seconds(isvc: InferenceService, default: int) -> int:
+    drain = isvc.spec.drain_seconds
+    return default if drain is None else drain
+
+
+def serving_settings(isvc: InferenceService, *, default_drain_seconds: int) -> ServingSettings:
+    """The serving process's settings, minus what comes from Secrets (URL, password)."""
+    spec = isvc.spec
+    values: dict[str, Any] = {
+        "model_name": isvc.model_name,
+        "model_uri": spec.model.uri,
+        "model_format": spec.model.format,
+        "model_dir": MODEL_DIR,
+        "port": HTTP_PORT,
+        "drain_seconds": drain_seconds(isvc, default_drain_seconds),
+    }
+    if spec.model.version is not None:
+        values["model_version"] = spec.model.version
+    cache = spec.cache
+    values["cache_enabled"] = spec.cache_source is not None
+    if cache is not None and spec.cache_source is not None:
+        # namespace/name: two services never share keys, even on one Redis.
+        values["cache_namespace"] = f"{isvc.namespace}/{isvc.name}"
+        values["cache_ttl_seconds"] = cache.ttl_seconds
+        if cache.l1_max_bytes is not None:
+            values["l1_max_bytes"] = cache.l1_max_bytes
+        if cache.server_ca_expected:
+            values["redis_ca_file"] = REDIS_CA_FILE
+    if spec.batching is not None:
+        if spec.batching.max_batch_size is not None:
+            values["batch_max_size"] = spec.batching.max_batch_size
+        if spec.batching.max_wait_ms is not None:
+            values["batch_max_wait_ms"] = spec.batching.max_wait_ms
+    return ServingSettings.model_validate(values)
+
+
+def pod_env(isvc: InferenceService, *, default_drain_seconds: int) -> dict[str, str]:
+    """The plain environment variables of a serving pod (Secret-held values not included)."""
+    served = serving_settings(isvc, default_drain_seconds=default_drain_seconds)
+    unset = set(ServingSettings.model_fields) - served.model_fields_set
+    return served.to_env(exclude=unset)
