@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_server import RedisServer, TlsFiles, make_tls_files
+from memoserve_dev.redis_server import RedisServer
+from memoserve_dev.tls import TlsFiles, make_tls
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls_files(tmp_path_factory.mktemp("tls"))
+    return make_tls(tmp_path_factory.mktemp("tls"), "127.0.0.1", "test")
 
 
 @pytest.fixture

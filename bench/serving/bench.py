@@ -22,10 +22,12 @@ from types import FrameType
 
 from load import QUIET_CPU, LoadShape, measure, wait_quiet, warm_up
 from models import write_models
-from procs import Proc, Procs, Redis, free_port, http_request, wait_ready
+from procs import Proc, Procs, Redis, http_request, wait_ready
 from report import RowResult, environment, render
 from rows import Row, all_rows
 from servers import ROOT, mlserver_available, start_memoserve, start_mlserver, start_raw
+
+from memoserve_dev.ports import free_port
 
 SERVER_CPU = 0
 LOAD_CPU = 1  # wrk and redis-server share it, as in the baselines

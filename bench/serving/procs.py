@@ -9,19 +9,13 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from memoserve_dev.redis_server import RedisServer
 
 
 class Proc:
@@ -151,12 +145,10 @@ class Redis:
     """A throwaway redis-server on a free port, driven with redis-cli."""
 
     def __init__(self, procs: Procs, cpu: int) -> None:
-        self.port = free_port()
-        data = procs.workdir / "redis-data"
-        data.mkdir(exist_ok=True)
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        argv += ["--save", "", "--appendonly", "no", "--dir", str(data), "--logfile", ""]
-        self.proc = procs.start("redis", cpu, argv)
+        # memoserve's one redis-server command line, started pinned by the bench's registry.
+        server = RedisServer(procs.workdir / "redis-data")
+        self.port = server.port
+        self.proc = procs.start("redis", cpu, server.args())
         deadline = time.monotonic() + 10
         while self.cli("PING") != "PONG":
             if time.monotonic() > deadline or not self.proc.alive():

@@ -8,7 +8,9 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from procs import Proc, Procs, free_port
+from procs import Proc, Procs
+
+from memoserve_dev.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

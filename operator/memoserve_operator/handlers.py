@@ -45,7 +45,7 @@ from memoserve_operator.cache.memorystore.step import MemorystoreStep
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
-from memoserve_operator.reconcile import Outcome, Reconciler
+from memoserve_operator.reconcile import ReconcileOutcome, Reconciler
 from memoserve_operator.resync import Resync, retry_delay
 from memoserve_operator.settings import OperatorSettings
 
@@ -136,10 +136,12 @@ for _api_version, _kind in OWNED_KINDS:
         )(child_changed)
 
 
-async def _reconcile(memo: Any, namespace: str, name: str, trigger: str) -> Outcome:
+async def _reconcile(memo: Any, namespace: str, name: str, trigger: str) -> ReconcileOutcome:
     """One reconcile; an API error (status unwritten) or a wait becomes kopf.TemporaryError."""
     try:
-        outcome: Outcome = await memo.reconciler.reconcile(namespace, name, trigger=trigger)
+        outcome: ReconcileOutcome = await memo.reconciler.reconcile(
+            namespace, name, trigger=trigger
+        )
     except KubeError as exc:
         raise kopf.TemporaryError(str(exc), delay=retry_delay(exc)) from exc
     if outcome.retry_after is not None:

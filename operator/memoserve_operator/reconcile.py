@@ -49,7 +49,7 @@ HELD_KINDS = frozenset({"Deployment", "Secret"})
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ReconcileOutcome:
     """ok | waiting | invalid | apply_failed | gone.
 
     ``retry_after``: ask kopf to come back that soon. A refused child is not retried this way:
@@ -86,7 +86,7 @@ class Reconciler:
         self._queued: set[str] = set()
         self._last_run: dict[str, float] = {}
 
-    async def reconcile(self, namespace: str, name: str, *, trigger: str) -> Outcome:
+    async def reconcile(self, namespace: str, name: str, *, trigger: str) -> ReconcileOutcome:
         key = f"{namespace}/{name}"
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -96,7 +96,9 @@ class Reconciler:
             try:
                 body = await self.kube.get(ISVC, namespace, name)
                 deleting = body is not None and body["metadata"].get("deletionTimestamp")
-                outcome = Outcome("gone") if body is None or deleting else await self._run(body)
+                outcome = (
+                    ReconcileOutcome("gone") if body is None or deleting else await self._run(body)
+                )
                 result = outcome.result
             except KubeError as exc:
                 self.metrics.errors.labels(str(exc.status)).inc()
@@ -144,7 +146,7 @@ class Reconciler:
         last = self._last_run.get(f"{namespace}/{name}")
         return last is None or asyncio.get_running_loop().time() - last >= every
 
-    async def _run(self, body: Object) -> Outcome:
+    async def _run(self, body: Object) -> ReconcileOutcome:
         try:
             old = InferenceServiceStatus.model_validate(body.get("status") or {})
         except ValidationError:
@@ -154,7 +156,7 @@ class Reconciler:
             isvc = InferenceService.from_body({k: v for k, v in body.items() if k != "status"})
         except ValidationError as exc:
             await self._invalid(body, old, exc, timestamp(now))
-            return Outcome("invalid")
+            return ReconcileOutcome("invalid")
         cache = await resolve_cache(
             isvc, self.settings, memorystore=self.memorystore, meta=body["metadata"], old=old.cache
         )
@@ -181,10 +183,12 @@ class Reconciler:
         status = build_status(isvc, cache, children.live, pods, children.failures, old, now)
         await self._write_status(isvc.namespace, isvc.name, old, status)
         if children.failures:
-            return Outcome("apply_failed", message=str(next(iter(children.failures.values()))))
+            return ReconcileOutcome(
+                "apply_failed", message=str(next(iter(children.failures.values())))
+            )
         ready = status.condition(ConditionType.READY)
         result = "ok" if ready is not None and ready.status == "True" else "waiting"
-        return Outcome(result, cache.retry_after)
+        return ReconcileOutcome(result, cache.retry_after)
 
     async def _invalid(
         self, body: Object, old: InferenceServiceStatus, exc: ValidationError, now: str

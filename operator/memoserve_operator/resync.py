@@ -21,7 +21,7 @@ import logging
 from typing import Any, Protocol
 
 from memoserve_operator.kube.client import KubeError
-from memoserve_operator.reconcile import Outcome
+from memoserve_operator.reconcile import ReconcileOutcome
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Checks(Protocol):
 
     def due(self, namespace: str, name: str, body: dict[str, Any]) -> bool: ...
 
-    async def reconcile(self, namespace: str, name: str, *, trigger: str) -> Outcome: ...
+    async def reconcile(self, namespace: str, name: str, *, trigger: str) -> ReconcileOutcome: ...
 
 
 class Resync:

@@ -20,7 +20,7 @@ from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
 from memoserve_operator.cache.memorystore.step import MemorystoreStep
 from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.metrics import Metrics
-from memoserve_operator.reconcile import Outcome, Reconciler
+from memoserve_operator.reconcile import ReconcileOutcome, Reconciler
 from memoserve_operator.settings import OperatorSettings
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.helpers import (
@@ -70,7 +70,7 @@ class World:
         step = MemorystoreStep(connector, self.kube, self.events)
         self.reconciler = Reconciler(self.kube, self.settings, Metrics(), memorystore=step)
 
-    async def reconcile(self) -> Outcome:
+    async def reconcile(self) -> ReconcileOutcome:
         return await self.reconciler.reconcile(NAMESPACE, "iris", trigger="test")
 
     async def converge(self, until: Callable[[], bool], within: float = 10.0) -> None:

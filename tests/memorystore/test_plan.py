@@ -10,7 +10,7 @@ import pytest
 
 from memoserve_contract.resource.status import CacheStatus
 from memoserve_operator.cache.memorystore.api import Instance
-from memoserve_operator.cache.memorystore.pace import Pacer, Result
+from memoserve_operator.cache.memorystore.pace import MemorystoreOutcome, Pacer
 from memoserve_operator.cache.memorystore.plan import (
     ID_PATTERN,
     MAX_ID_LENGTH,
@@ -204,12 +204,12 @@ def test_pacer_polls_backs_off_and_remembers() -> None:
     settings = OperatorSettings(memorystore_poll_seconds=10, memorystore_max_backoff_seconds=60)
     pacer = Pacer(settings, clock=lambda: now[0])
     delays = [
-        pacer.record("k", "d", Result("waiting", _outcome("CacheCreating"))).retry_after
+        pacer.record("k", "d", MemorystoreOutcome("waiting", _outcome("CacheCreating"))).retry_after
         for _ in range(5)
     ]
     assert delays == [10, 20, 40, 60, 60]
     assert pacer.skip("k", "d") is None  # polls always ask
-    failed = pacer.record("k", "d", Result("failed", _outcome("PERMISSION_DENIED")))
+    failed = pacer.record("k", "d", MemorystoreOutcome("failed", _outcome("PERMISSION_DENIED")))
     assert failed.retry_after == 20
     now[0] = 5
     repeated = pacer.skip("k", "d")
@@ -221,14 +221,21 @@ def test_pacer_polls_backs_off_and_remembers() -> None:
     assert pacer.skip("k", "other spec") is None  # a spec change asks at once
     now[0] = 21
     assert pacer.skip("k", "d") is None
-    assert pacer.record("k", "d", Result("failed", _outcome("PERMISSION_DENIED"))).retry_after == 40
-    final = pacer.record("k", "d", Result("failed", _outcome("INVALID_ARGUMENT"), retryable=False))
+    assert (
+        pacer.record(
+            "k", "d", MemorystoreOutcome("failed", _outcome("PERMISSION_DENIED"))
+        ).retry_after
+        == 40
+    )
+    final = pacer.record(
+        "k", "d", MemorystoreOutcome("failed", _outcome("INVALID_ARGUMENT"), retryable=False)
+    )
     assert final.retry_after is None
     now[0] = 10_000
     left = pacer.skip("k", "d")
     assert left is not None
     assert left.retry_after is None
-    pacer.record("k", "d2", Result("ready", _outcome("MemorystoreReady")))
+    pacer.record("k", "d2", MemorystoreOutcome("ready", _outcome("MemorystoreReady")))
     assert pacer.skip("k", "d2") is not None  # fresh for memorystore_refresh_seconds
     now[0] = 10_061
     assert pacer.skip("k", "d2") is None

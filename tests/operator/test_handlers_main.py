@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from memoserve_dev.ports import free_port
 from memoserve_operator.main import kopf_options
 from memoserve_operator.settings import OperatorSettings
 from tests.operator.fake_api import (
@@ -25,7 +26,6 @@ from tests.operator.fake_api import (
     write_kubeconfig,
 )
 from tests.operator.fake_leases import LeaseKube
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.kmock(cls=LeaseKube)  # the process runs with leader election
 

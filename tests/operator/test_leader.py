@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from memoserve_dev.ports import free_port
 from memoserve_operator.kube.leader import (
     Elector,
     LeadershipLost,
@@ -47,7 +48,6 @@ from tests.operator.fake_leases import (
     never_two_at_once,
     replicas,
 )
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.kmock(cls=LeaseKube)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from memoserve_operator.kube.client import Forbidden, Unavailable
-from memoserve_operator.reconcile import Outcome
+from memoserve_operator.reconcile import ReconcileOutcome
 from memoserve_operator.resync import (
     REFUSED_RETRY_SECONDS,
     TRANSIENT_RETRY_SECONDS,
@@ -39,7 +39,7 @@ class Recorder:
         self.takes = takes  # seconds a check takes (a few API calls)
         self.checks: list[tuple[float, str]] = []
         self.bodies_seen: list[dict[str, Any]] = []
-        self.answer: Callable[[str], Outcome] = lambda _: Outcome("ok")
+        self.answer: Callable[[str], ReconcileOutcome] = lambda _: ReconcileOutcome("ok")
         self.running = 0
         self.most_at_once = 0
 
@@ -48,7 +48,7 @@ class Recorder:
         last = max((t for t, n in self.checks if n == name), default=None)
         return last is None or asyncio.get_running_loop().time() - last >= self.every
 
-    async def reconcile(self, namespace: str, name: str, *, trigger: str) -> Outcome:
+    async def reconcile(self, namespace: str, name: str, *, trigger: str) -> ReconcileOutcome:
         assert trigger == "resync"
         self.checks.append((asyncio.get_running_loop().time(), name))
         self.running += 1
@@ -99,7 +99,7 @@ async def test_a_deleted_service_is_no_longer_checked() -> None:
 
 async def test_retry_after_brings_a_check_back_sooner_than_due() -> None:
     recorder = Recorder(every=300)  # settled: due only every 5 minutes
-    answers = iter([Outcome("waiting", retry_after=12), Outcome("ok")])
+    answers = iter([ReconcileOutcome("waiting", retry_after=12), ReconcileOutcome("ok")])
     recorder.answer = lambda _: next(answers)
     resync = Resync(recorder, tick=TICK)
     await run_for(resync, 60, service())
@@ -121,12 +121,12 @@ async def test_a_failed_check_comes_back_after_its_delay_and_the_loop_goes_on(
     recorder = Recorder(every=1000)
     failed = False
 
-    def answer(name: str) -> Outcome:
+    def answer(name: str) -> ReconcileOutcome:
         nonlocal failed
         if name == "iris" and not failed:
             failed = True
             raise error
-        return Outcome("ok")
+        return ReconcileOutcome("ok")
 
     recorder.answer = answer
     resync = Resync(recorder, tick=TICK)

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from memoserve_dev.redis_server import RedisServer
 from tests.support.models import AffineModel
-from tests.support.redis_server import RedisServer
 from tests.support.serving import ServerThread, serving_settings
 
 ROW = [1.0, 2.0, 3.0, 4.0]

@@ -9,9 +9,9 @@ import time
 
 import httpx
 
+from memoserve_dev.redis_server import RedisServer
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
-from tests.support.redis_server import RedisServer
 from tests.support.serving import ServerThread, serving_settings
 
 URL = "/v2/models/affine/infer"
@@ -42,7 +42,7 @@ async def test_redis_killed_and_restarted_under_load(own_redis: RedisServer) -> 
             seen: list[str] = []
             workers = [asyncio.create_task(hammer(http, stop, seen)) for _ in range(8)]
             await asyncio.sleep(0.5)
-            own_redis.stop()
+            own_redis.kill()
             await asyncio.sleep(1.0)
             own_redis.start()
             # Hits come back on their own once Redis is reachable again.

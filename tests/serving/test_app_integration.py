@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memoserve_dev.redis_server import RedisServer
 from tests.serving.test_app import infer_body
 from tests.support.gcs import BUCKET, GcsEmulator
 from tests.support.models import AffineModel
-from tests.support.redis_server import RedisServer
 from tests.support.serving import ServerThread, serving_settings
 
 URL = "/v2/models/affine/infer"
@@ -30,7 +30,7 @@ def test_memorystore_style_redis_with_auth_and_tls(tls_redis: RedisServer) -> No
     settings = serving_settings(
         redis_url=f"rediss://127.0.0.1:{tls_redis.port}/0",
         redis_password=tls_redis.password,
-        redis_ca_file=tls_redis.tls.ca_cert,
+        redis_ca_file=tls_redis.tls.ca_path,
     )
     model = AffineModel()
     with ServerThread(settings, model) as running, httpx.Client(base_url=running.url) as http:
@@ -45,7 +45,7 @@ def test_wrong_auth_string_degrades_to_uncached(tls_redis: RedisServer) -> None:
     settings = serving_settings(
         redis_url=f"rediss://127.0.0.1:{tls_redis.port}/0",
         redis_password="not-the-auth-string",
-        redis_ca_file=tls_redis.tls.ca_cert,
+        redis_ca_file=tls_redis.tls.ca_path,
     )
     with (
         ServerThread(settings, AffineModel()) as running,
@@ -61,7 +61,7 @@ def test_l1_answers_hot_questions_while_redis_is_away(own_redis: RedisServer) ->
     model = AffineModel()
     with ServerThread(settings, model) as running, httpx.Client(base_url=running.url) as http:
         assert http.post(URL, json=infer_body()).headers["x-memoserve-cache"] == "miss"
-        own_redis.stop()
+        own_redis.kill()
         assert http.post(URL, json=infer_body()).headers["x-memoserve-cache"] == "hit"
     assert model.calls == 1
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 import yaml
 
+from memoserve_dev.redis_server import RedisServer
 from tests.support.gcs import BUCKET, GcsEmulator
-from tests.support.redis_server import RedisServer
 
 MEMOSERVE = str(Path(sys.executable).with_name("memoserve"))
 QUICKSTART = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "quickstart.yaml"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from memoserve_dev.ports import free_port
 from tests.serving.test_run import MEMOSERVE, QUICKSTART
-from tests.support.ports import free_port
 
 
 def _write(directory: Path, name: str, document: object) -> Path:

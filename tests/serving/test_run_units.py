@@ -17,13 +17,13 @@ from memoserve_cli.run.banner import curl_command, example_request
 from memoserve_cli.run.cache import CachePlan, plan_cache
 from memoserve_cli.run.spec import load_service, local_settings, spec_notices
 from memoserve_contract.settings import ServingSettings
+from memoserve_dev.redis_server import RedisServer
 from memoserve_operator.builders.env import container_env
 from memoserve_operator.render import parse_file
 from memoserve_operator.settings import OperatorSettings
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 from tests.operator.helpers import make_isvc
 from tests.serving.test_run import QUICKSTART
-from tests.support.redis_server import RedisServer
 
 ROOT = QUICKSTART.parents[2]
 # What a laptop run sets itself; every other setting is the pod's.
@@ -149,11 +149,11 @@ def test_plan_refuses_a_wrong_password(tmp_path: Path, tls_redis: RedisServer) -
     external = {"host": "127.0.0.1", "port": tls_redis.port, "tls": True}
     isvc = make_isvc(cache={"external": external})
     plan, _ = _plan(
-        isvc, tmp_path, redis_password="s3cret-auth", redis_ca_file=tls_redis.tls.ca_cert
+        isvc, tmp_path, redis_password="s3cret-auth", redis_ca_file=tls_redis.tls.ca_path
     )
     assert plan.redis_url == f"rediss://127.0.0.1:{tls_redis.port}/0"
     with pytest.raises(RunError, match=r"^spec\.cache\.external: .* refused authentication"):
-        _plan(isvc, tmp_path, redis_password="wrong", redis_ca_file=tls_redis.tls.ca_cert)
+        _plan(isvc, tmp_path, redis_password="wrong", redis_ca_file=tls_redis.tls.ca_path)
 
 
 def test_example_request_follows_the_metadata() -> None:

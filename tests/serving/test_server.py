@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from memoserve_dev.ports import free_port
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
-from tests.support.ports import free_port
 from tests.support.serving import ServerThread, serving_settings
 
 MEMOSERVE = str(Path(sys.executable).with_name("memoserve"))

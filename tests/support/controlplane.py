@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memoserve_dev.ports import free_port, wait_for_port
+from memoserve_dev.tls import make_tls
 from tests.support.metrics_api import MetricsApi
-from tests.support.ports import free_port, wait_for_port
-from tests.support.redis_server import make_tls_files
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "scripts" / "build-control-plane.sh"
@@ -118,14 +118,14 @@ class ControlPlane:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        tls = make_tls_files(self.workdir / "pki")
+        tls = make_tls(self.workdir / "pki", "127.0.0.1", "test")
         sa_key = self.workdir / "pki" / "service-accounts.key"
         subprocess.run(
             ["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True
         )
         (self.workdir / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
         self.api_port = free_port()
-        self._write_kubeconfig(self.kubeconfig, "admin", ADMIN_TOKEN, tls.ca_cert)
+        self._write_kubeconfig(self.kubeconfig, "admin", ADMIN_TOKEN, tls.ca_path)
         etcd_port, etcd_peer = free_port(), free_port()
 
         self._spawn(
@@ -146,9 +146,9 @@ class ControlPlane:
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
             f"--secure-port={self.api_port}",
-            f"--tls-cert-file={tls.server_cert}",
-            f"--tls-private-key-file={tls.server_key}",
-            f"--client-ca-file={tls.ca_cert}",
+            f"--tls-cert-file={tls.cert_path}",
+            f"--tls-private-key-file={tls.key_path}",
+            f"--client-ca-file={tls.ca_path}",
             f"--token-auth-file={self.workdir / 'tokens.csv'}",
             "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -165,7 +165,7 @@ class ControlPlane:
         )
         self._wait_ready()
         self.metrics_api = MetricsApi(
-            self.server, ADMIN_TOKEN, tls.ca_cert, tls.server_cert, tls.server_key
+            self.server, ADMIN_TOKEN, tls.ca_path, tls.cert_path, tls.key_path
         )
         self.metrics_api.start()
         registration = "\n".join(json.dumps(obj) for obj in self.metrics_api.registration())
@@ -185,7 +185,7 @@ class ControlPlane:
             f"--secure-port={free_port()}",
             "--bind-address=127.0.0.1",
             f"--service-account-private-key-file={sa_key}",
-            f"--root-ca-file={tls.ca_cert}",
+            f"--root-ca-file={tls.ca_path}",
             "--use-service-account-credentials=false",
             "--controllers=*",
             # GC and HPA as on GKE, just quicker to notice.

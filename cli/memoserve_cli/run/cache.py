@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 from memoserve_cli.run import RunError
 from memoserve_contract.settings import ServingSettings, env_var
 
+STAND_IN_MAX_MEMORY = "256mb"
+
 if TYPE_CHECKING:
     from memoserve_contract.resource.inferenceservice import InferenceService
     from memoserve_serving.cache.base import AnswerCache
@@ -97,11 +99,14 @@ def _stand_in(
     """A local stand-in for a Memorystore instance: redis-server if there is one, else LRU."""
     binary = shutil.which("redis-server")
     if binary is not None:
-        from memoserve_cli.run.redis_server import local_redis_server
+        from memoserve_dev.redis_server import RedisServer, RedisServerError
 
+        # A cache, as Memorystore is configured for memoserve: evict, never refuse a write.
+        config = {"maxmemory": STAND_IN_MAX_MEMORY, "maxmemory-policy": "allkeys-lru"}
+        server = RedisServer(workdir / "redis", config=config, binary=binary)
         try:
-            server = stack.enter_context(local_redis_server(binary, workdir / "redis"))
-        except RunError as exc:
+            stack.enter_context(server)
+        except RedisServerError as exc:
             notice(f"{exc}: caching in this process instead")
         else:
             return CachePlan(

@@ -23,8 +23,8 @@ from aiohttp import web
 from memoserve_dev.memorystore_emulator.backend import Backend
 from memoserve_dev.memorystore_emulator.faults import Faults
 from memoserve_dev.memorystore_emulator.grpc_api import start_grpc
-from memoserve_dev.memorystore_emulator.redis_process import redis_server_binary
 from memoserve_dev.memorystore_emulator.rest_api import make_app
+from memoserve_dev.redis_server import redis_server_binary
 
 
 class Emulator:

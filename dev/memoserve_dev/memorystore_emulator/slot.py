@@ -11,7 +11,9 @@ from typing import Any
 from google.cloud import redis_v1
 from google.protobuf import timestamp_pb2  # type: ignore[import-untyped]
 
-from memoserve_dev.memorystore_emulator.redis_process import RedisProcess, free_port
+from memoserve_dev.memorystore_emulator.redis_config import server_config
+from memoserve_dev.ports import free_port
+from memoserve_dev.redis_server import RedisServer
 from memoserve_dev.tls import TlsFiles, load_tls, make_tls
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ class Slot:
 
     def __init__(self, instance: Instance, auth_string: str) -> None:
         self.instance, self.auth_string = instance, auth_string
-        self.process: RedisProcess | None = None
+        self.process: RedisServer | None = None
         self.tls: TlsFiles | None = None
         self.busy = False  # an operation runs on it
 
@@ -68,14 +70,13 @@ class Slot:
             if self.tls is None:
                 self.tls = await asyncio.to_thread(make_tls, workdir / "tls", host, label)
         port = instance.port or free_port(host)
-        process = RedisProcess(
+        process = RedisServer(
             workdir,
-            host,
-            port,
+            host=host,
+            port=port,
             password=self.auth_string if instance.auth_enabled else None,
             tls=self.tls if tls_on else None,
-            memory_size_gb=instance.memory_size_gb,
-            configs=dict(instance.redis_configs),
+            config=server_config(instance.memory_size_gb, dict(instance.redis_configs)),
         )
         await asyncio.to_thread(process.start)
         self.process = process

@@ -13,7 +13,7 @@ from typing import Any
 from google.cloud import redis_v1
 
 from memoserve_dev.memorystore_emulator.faults import ApiError
-from memoserve_dev.memorystore_emulator.redis_process import SUPPORTED_CONFIGS
+from memoserve_dev.memorystore_emulator.redis_config import SUPPORTED_CONFIGS
 
 Instance = redis_v1.Instance
 Enums: Any = Instance  # proto-plus enums: members are ints to mypy

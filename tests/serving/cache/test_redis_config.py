@@ -8,8 +8,8 @@ import pytest
 from pydantic import SecretStr
 
 from memoserve_contract.settings import ModelFormat, ServingSettings
+from memoserve_dev.tls import TlsFiles
 from memoserve_serving.cache.redis_config import RedisConfig
-from tests.support.redis_server import TlsFiles
 
 
 @pytest.mark.parametrize(
@@ -48,11 +48,11 @@ def test_separate_password_wins_over_the_url() -> None:
 def test_rediss_always_verifies_the_ca_and_checks_hostname_only_on_request(
     tls_files: TlsFiles,
 ) -> None:
-    relaxed = RedisConfig.from_url("rediss://10.0.0.3:6378", ca_file=tls_files.ca_cert)
+    relaxed = RedisConfig.from_url("rediss://10.0.0.3:6378", ca_file=tls_files.ca_path)
     assert relaxed.ssl_context is not None
     assert relaxed.ssl_context.verify_mode == ssl.CERT_REQUIRED
     assert not relaxed.ssl_context.check_hostname
-    strict = RedisConfig.from_url("rediss://host", ca_file=tls_files.ca_cert, check_hostname=True)
+    strict = RedisConfig.from_url("rediss://host", ca_file=tls_files.ca_path, check_hostname=True)
     assert strict.ssl_context is not None
     assert strict.ssl_context.check_hostname
 
@@ -70,7 +70,7 @@ def test_from_settings_reads_the_contract(tls_files: TlsFiles) -> None:
         model_format=ModelFormat.ONNX,
         redis_url="rediss://10.0.0.3:6378/1",
         redis_password=SecretStr("auth-string"),
-        redis_ca_file=tls_files.ca_cert,
+        redis_ca_file=tls_files.ca_path,
         redis_timeout_ms=25,
     )
     config = RedisConfig.from_settings(settings)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from memoserve_dev.redis_server import RedisServer
+from memoserve_dev.tls import TlsFiles, make_tls
 from memoserve_serving.cache.resp_connection import (
     RedisAuthError,
     RedisConnectionError,
     RedisReplyError,
 )
 from tests.serving.cache.conftest import ClientFactory
-from tests.support.redis_server import RedisServer, TlsFiles, make_tls_files
 
 
 async def test_get_set_px_nx_del(
@@ -120,7 +121,7 @@ async def test_auth_with_username(auth_redis: RedisServer, make_client: ClientFa
 async def test_tls_with_the_server_ca(
     tls_redis: RedisServer, tls_files: TlsFiles, make_client: ClientFactory
 ) -> None:
-    client = make_client(tls_redis.url, ca_file=tls_files.ca_cert, timeout=2.0)
+    client = make_client(tls_redis.url, ca_file=tls_files.ca_path, timeout=2.0)
     assert await client.set(b"k", b"over tls") == b"OK"
     assert await client.get(b"k") == b"over tls"
     assert tls_redis.cli("GET", "k") == "over tls"
@@ -132,15 +133,15 @@ async def test_tls_checks_the_hostname_when_asked(
     # The test certificate names localhost and 127.0.0.1, so both pass the strict check.
     for host in ("127.0.0.1", "localhost"):
         url = f"rediss://:{tls_redis.password}@{host}:{tls_redis.port}/0"
-        client = make_client(url, ca_file=tls_files.ca_cert, check_hostname=True, timeout=2.0)
+        client = make_client(url, ca_file=tls_files.ca_path, check_hostname=True, timeout=2.0)
         assert await client.ping() == b"PONG"
 
 
 async def test_tls_with_a_wrong_ca_is_refused(
     tls_redis: RedisServer, tmp_path: Path, make_client: ClientFactory
 ) -> None:
-    other = make_tls_files(tmp_path / "other-ca")
-    client = make_client(tls_redis.url, ca_file=other.ca_cert, timeout=2.0)
+    other = make_tls(tmp_path / "other-ca", "127.0.0.1", "test")
+    client = make_client(tls_redis.url, ca_file=other.ca_path, timeout=2.0)
     with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         await client.ping()
 

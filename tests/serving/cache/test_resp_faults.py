@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from memoserve_dev.redis_server import RedisServer
 from memoserve_serving.cache.resp_connection import RedisConnectionError, RedisError, RedisTimeout
 from tests.serving.cache.conftest import ClientFactory
-from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ async def test_kill_fails_pending_commands_at_once_then_reconnects(
     pending = [asyncio.ensure_future(client.get(b"k")) for _ in range(5)]
     await asyncio.sleep(0.05)
     started = time.monotonic()
-    own_redis.stop()  # SIGKILL: the kernel closes the socket
+    own_redis.kill()  # SIGKILL: the kernel closes the socket
     results = await asyncio.gather(*pending, return_exceptions=True)
     assert all(isinstance(r, RedisConnectionError) for r in results), results
     assert time.monotonic() - started < 2.0
@@ -128,7 +128,7 @@ async def test_kill_fails_pending_commands_at_once_then_reconnects(
 async def test_backoff_grows_and_is_bounded(
     own_redis: RedisServer, make_client: ClientFactory
 ) -> None:
-    own_redis.stop()
+    own_redis.kill()
     client = make_client(own_redis.url, timeout=0.1)
     attempts = 0
     deadline = time.monotonic() + 1.0

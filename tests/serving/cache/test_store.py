@@ -7,11 +7,12 @@ import asyncio
 import pytest
 
 from memoserve_contract.settings import ModelFormat, ServingSettings
+from memoserve_dev.redis_server import RedisServer
+from memoserve_dev.tls import TlsFiles
 from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.store import LOCK_PREFIX, RedisAnswerCache, open_answer_cache
 from memoserve_serving.metrics import ServingMetrics
 from tests.serving.cache.conftest import CacheFactory, Counter
-from tests.support.redis_server import RedisServer, TlsFiles
 
 KEY = b"memoserve:v1:ns:digest:0123abcd"
 
@@ -194,7 +195,7 @@ async def test_l1_answers_repeat_hits_without_redis(
     cache = make_cache(own_redis.url, l1_bytes=1 << 20)
     model = Model()
     assert (await cache.get_or_compute(KEY, model))[1] is CacheResult.MISS
-    own_redis.stop()
+    own_redis.kill()
     assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.HIT)
     assert counter("memoserve_cache_l1_hits") == 1
     assert model.calls == 1
@@ -261,7 +262,7 @@ async def test_factory_does_no_io_and_survives_an_absent_redis(
 async def test_over_tls_with_auth(
     tls_redis: RedisServer, tls_files: TlsFiles, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(tls_redis.url, timeout=2.0, ca_file=tls_files.ca_cert)
+    cache = make_cache(tls_redis.url, timeout=2.0, ca_file=tls_files.ca_path)
     model = Model()
     assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.MISS)
     assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.HIT)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from memoserve_dev.redis_server import RedisServer
 from memoserve_serving.cache.base import CacheResult
 from memoserve_serving.cache.breaker import BreakerState, CircuitBreaker
 from memoserve_serving.cache.resp_connection import RedisReplyError
 from memoserve_serving.cache.store import RedisAnswerCache
 from tests.serving.cache.conftest import CacheFactory, ClientFactory, Counter
-from tests.support.redis_server import RedisServer
 
 
 def state_of(breaker: CircuitBreaker) -> BreakerState:
@@ -60,7 +60,7 @@ async def test_redis_killed_and_restarted_under_load(
 
     workers = [asyncio.ensure_future(client(w)) for w in range(16)]
     await asyncio.sleep(0.3)
-    redis.stop()
+    redis.kill()
     await asyncio.sleep(0.4)
     during = len(results)
     redis.start()  # empty again: misses, then hits once re-stored
@@ -129,7 +129,7 @@ async def test_full_redis_is_an_error_not_an_exception(
     tmp_path: Path, make_client: ClientFactory, make_cache: CacheFactory, counter: Counter
 ) -> None:
     full = RedisServer(
-        tmp_path / "full", extra_args=["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]
+        tmp_path / "full", config={"maxmemory": "1mb", "maxmemory-policy": "noeviction"}
     )
     full.start()
     try:

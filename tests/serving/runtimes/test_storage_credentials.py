@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from memoserve_dev.ports import free_port
 from memoserve_serving.storage import ModelLoadError, fetch_model
-from tests.support.ports import free_port
 
 
 def test_a_missing_credentials_file_is_named(

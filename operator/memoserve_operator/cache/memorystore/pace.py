@@ -19,7 +19,7 @@ Kind = Literal["ready", "waiting", "failed"]
 
 
 @dataclass(frozen=True)
-class Result:
+class MemorystoreOutcome:
     """What one look at Memorystore concluded; ``retryable`` matters for failures only."""
 
     kind: Kind
@@ -63,7 +63,7 @@ class Pacer:
         retry = pace.repeat.retry_after
         return replace(pace.repeat, retry_after=None if retry is None else left)
 
-    def record(self, key: str, digest: str, result: Result) -> CacheOutcome:
+    def record(self, key: str, digest: str, result: MemorystoreOutcome) -> CacheOutcome:
         """``result``'s outcome with its retry delay; remembers what the next look needs."""
         pace = self._paces.get(key)
         if pace is None or pace.digest != digest:

@@ -32,7 +32,7 @@ from memoserve_operator.cache.memorystore.api import (
     State,
 )
 from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
-from memoserve_operator.cache.memorystore.pace import Pacer, Result
+from memoserve_operator.cache.memorystore.pace import MemorystoreOutcome, Pacer
 from memoserve_operator.cache.memorystore.plan import (
     Location,
     compare,
@@ -137,7 +137,7 @@ class MemorystoreStep:
             self.events.post(ref, "Warning", verdict.reason, verdict.message)
         return self.pacer.record(ref.key, digest, result)
 
-    async def _existing(self, api: MemorystoreApi, ref: Ref, name: str) -> Result:
+    async def _existing(self, api: MemorystoreApi, ref: Ref, name: str) -> MemorystoreOutcome:
         if not name.startswith("projects/"):
             where = location(None, self.connector.settings, api.default_project)
             if isinstance(where, str):
@@ -156,7 +156,7 @@ class MemorystoreStep:
         ref: Ref,
         meta: Mapping[str, Any],
         old: CacheStatus | None,
-    ) -> Result:
+    ) -> MemorystoreOutcome:
         spec = isvc.spec.cache.memorystore if isvc.spec.cache else None
         assert spec is not None
         where = location(spec, self.connector.settings, api.default_project)
@@ -212,7 +212,7 @@ class MemorystoreStep:
         desired: Instance,
         where: Location,
         policy: str,
-    ) -> Result:
+    ) -> MemorystoreOutcome:
         meta = await write_record(self.kube, ref, meta, Record(desired.name, policy))  # no leak
         instance_id = desired.name.rsplit("/", 1)[1]
         try:
@@ -227,7 +227,7 @@ class MemorystoreStep:
             source=OWNED, name=desired.name, state=State.CREATING, operation=operation
         )
         verdict = Verdict.false(CACHE, CREATING, f"creating {what}; this takes minutes")
-        return Result("waiting", CacheOutcome(verdict, status, hold=True))
+        return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, hold=True))
 
     async def _converge(
         self,
@@ -236,7 +236,7 @@ class MemorystoreStep:
         desired: Instance,
         instance: Instance,
         ready: CacheOutcome,
-    ) -> Result:
+    ) -> MemorystoreOutcome:
         """Apply in-place changes; report those that need a new instance."""
         changes = compare(desired, instance)
         operation = None
@@ -259,8 +259,8 @@ class MemorystoreStep:
                 "it (gcloud redis instances delete): the operator then creates one as specified"
             )
             verdict = Verdict.false(CACHE, RECREATE_REQUIRED, message)
-            return Result("failed", CacheOutcome(verdict, status, ready.endpoint))
+            return MemorystoreOutcome("failed", CacheOutcome(verdict, status, ready.endpoint))
         if operation is not None:
             verdict = Verdict.false(CACHE, UPDATING, what)
-            return Result("waiting", CacheOutcome(verdict, status, ready.endpoint))
-        return Result("ready", ready)
+            return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, ready.endpoint))
+        return MemorystoreOutcome("ready", ready)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from memoserve_contract.resource.status import CacheStatus, ConditionType
 from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.memorystore.api import Instance, MemorystoreApi, State
-from memoserve_operator.cache.memorystore.pace import Result
+from memoserve_operator.cache.memorystore.pace import MemorystoreOutcome
 from memoserve_operator.cache.memorystore.plan import endpoint
 from memoserve_operator.cache.memorystore.record import Ref
 from memoserve_operator.cache.outcome import CacheOutcome
@@ -53,7 +53,7 @@ class Judge:
         name: str | None,
         retryable: bool = True,
         usable: RedisEndpoint | None = None,
-    ) -> Result:
+    ) -> MemorystoreOutcome:
         """A failure; pods keep the endpoint that last worked for this instance."""
         known = self._endpoints.get(ref.key)
         if usable is None and known is not None and known[0] == name:
@@ -62,7 +62,7 @@ class Judge:
         if usable is not None:
             status = status.model_copy(update={"host": usable.host, "port": usable.port})
         outcome = CacheOutcome(Verdict.false(CACHE, reason, message), status, usable, not usable)
-        return Result("failed", outcome, retryable)
+        return MemorystoreOutcome("failed", outcome, retryable)
 
     async def serving(
         self,
@@ -73,7 +73,7 @@ class Judge:
         reason: str,
         note: str,
         operation: str | None = None,
-    ) -> Result:
+    ) -> MemorystoreOutcome:
         """The verdict on an instance as it is; the endpoint as soon as it has one."""
         status = CacheStatus(
             source=source,
@@ -87,7 +87,7 @@ class Judge:
             if instance.state == State.DELETING and source == OWNED:
                 message += "; a new one is created once it is gone"
             verdict = Verdict.false(CACHE, state_reason(instance.state or State.CREATING), message)
-            return Result("waiting", CacheOutcome(verdict, status, hold=True))
+            return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, hold=True))
         auth = await api.get_auth_string(instance.name) if instance.auth_enabled else None
         found = endpoint(instance, auth)
         self._endpoints[ref.key] = (instance.name, found)
@@ -97,7 +97,7 @@ class Judge:
             verdict = Verdict.false(
                 CACHE, state_reason(instance.state), f"{where} is {instance.state}"
             )
-            return Result("waiting", CacheOutcome(verdict, status, found))
-        return Result(
+            return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, found))
+        return MemorystoreOutcome(
             "ready", CacheOutcome(Verdict.true(CACHE, reason, f"{where} ({note})"), status, found)
         )
