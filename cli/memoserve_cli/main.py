@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from memoserve_contract.settings import ModelFormat, env_var
+from memoserve_cli.settings_options import with_settings_options
+from memoserve_contract.settings import ServingSettings, env_var
 
 app = typer.Typer(
     help="memoserve: ML models on GKE, every answer cached in Redis.",
@@ -18,58 +20,43 @@ app = typer.Typer(
 dev_app = typer.Typer(help="Tools for local development and tests.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 
+# Each image installs the packages of its own commands only: the serving image has no
+# operator, the operator image no model server, neither the development tools.
+EXTRA_OF_PACKAGE = {
+    "memoserve_serving": "serving",
+    "memoserve_operator": "operator",
+    "memoserve_dev": "operator,sample",
+}
 
-def _env_help(field: str, text: str) -> str:
-    return f"{text} [env: {env_var(field)}]"
+
+def _require(command: str, *packages: str) -> None:
+    """One line and exit 1 when ``command`` runs where its packages are not installed."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        extras = ",".join(EXTRA_OF_PACKAGE[name] for name in missing)
+        typer.echo(
+            f"error: memoserve {command} needs {' and '.join(missing)}, which this installation "
+            f"does not have (a source install with the extras [{extras}] does)",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()
-def serve(
-    model_name: Annotated[
-        str | None, typer.Option(help=_env_help("model_name", "v2 model name"))
-    ] = None,
-    model_uri: Annotated[
-        str | None, typer.Option(help=_env_help("model_uri", "gs://bucket/prefix or a local path"))
-    ] = None,
-    model_format: Annotated[
-        ModelFormat | None, typer.Option(help=_env_help("model_format", "model format"))
-    ] = None,
-    redis_url: Annotated[
-        str | None,
-        typer.Option(help=_env_help("redis_url", "redis:// or rediss://; unset = no cache")),
-    ] = None,
-    redis_password: Annotated[
-        str | None,
-        typer.Option(help=_env_help("redis_password", "Redis AUTH string (prefer the env var)")),
-    ] = None,
-    redis_ca_file: Annotated[
-        Path | None, typer.Option(help=_env_help("redis_ca_file", "server CA for rediss://"))
-    ] = None,
-    host: Annotated[str | None, typer.Option(help=_env_help("host", "listen address"))] = None,
-    port: Annotated[int | None, typer.Option(help=_env_help("port", "listen port"))] = None,
-) -> None:
+@with_settings_options(ServingSettings, env_var)
+def serve(**overrides: Any) -> None:
     """Serve one model over KServe v2 REST, answers cached in Redis.
 
     Every setting can come from its MEMOSERVE_* environment variable (see the README's
     configuration table); flags win over the environment.
     """
+    _require("serve", "memoserve_serving")
     from pydantic import ValidationError
 
-    from memoserve_contract.settings import ServingSettings
     from memoserve_serving.server import run_server
 
     try:
-        settings = ServingSettings.from_env(
-            os.environ,
-            model_name=model_name,
-            model_uri=model_uri,
-            model_format=model_format,
-            redis_url=redis_url,
-            redis_password=redis_password,
-            redis_ca_file=redis_ca_file,
-            host=host,
-            port=port,
-        )
+        settings = ServingSettings.from_env(os.environ, **overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"{env_var(str(err['loc'][0]))}: {err['msg']}" if err["loc"] else err["msg"]
@@ -93,6 +80,7 @@ def render_command(
 
     Operator settings (e.g. the default image) come from MEMOSERVE_OPERATOR_* variables.
     """
+    _require("render", "memoserve_operator")
     from memoserve_operator.render import RenderError, render
     from memoserve_operator.settings import OperatorSettings, SettingsError
 
@@ -134,13 +122,11 @@ def run_command(
     Cache: --redis-url, spec.cache.external, else a redis-server started for the run, else
     in-process. Bad input: one line on stderr, exit 1. See the README's "Try it".
     """
-    try:
-        from memoserve_cli.run import RunError
-        from memoserve_cli.run.runner import RunOptions, run
-        from memoserve_operator.render import RenderError
-    except ImportError as exc:
-        typer.echo(f"error: memoserve run needs the serving and operator extras: {exc}", err=True)
-        raise typer.Exit(1) from None
+    _require("run", "memoserve_serving", "memoserve_operator", "memoserve_dev")
+    from memoserve_cli.run import RunError
+    from memoserve_cli.run.runner import RunOptions, run
+    from memoserve_operator.render import RenderError
+
     options = RunOptions(
         file=file,
         host=host,
@@ -174,6 +160,7 @@ def operator_command(
 ) -> None:
     """Run the memoserve operator (kopf): InferenceService -> Deployment, Service, Ingress,
     HPA, ... and status. Settings come from MEMOSERVE_OPERATOR_* variables."""
+    _require("operator", "memoserve_operator")
     from memoserve_operator.main import run_operator
     from memoserve_operator.settings import OperatorSettings, SettingsError
 
@@ -196,6 +183,7 @@ def sample_model(
 ) -> None:
     """Train small models on datasets scikit-learn ships (iris) and write them as ONNX,
     scikit-learn and XGBoost files."""
+    _require("dev sample-model", "memoserve_dev")
     from memoserve_dev.sample_models import write_sample_models
 
     for path in write_sample_models(out):
@@ -230,6 +218,7 @@ def memorystore_emulator(
 ) -> None:
     """A local Memorystore for Redis v1 API (REST and gRPC) backed by real redis-server
     processes. Point the operator at it with MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT."""
+    _require("dev memorystore-emulator", "memoserve_dev")
     import asyncio
 
     from memoserve_dev.memorystore_emulator.faults import Faults

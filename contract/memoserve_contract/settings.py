@@ -37,15 +37,15 @@ class ServingSettings(BaseModel):
     # The model.
     model_name: str = Field(min_length=1, description="v2 model name served at /v2/models/{name}")
     model_uri: str = Field(min_length=1, description="gs://bucket/prefix[/file] or a local path")
-    model_format: ModelFormat
+    model_format: ModelFormat = Field(description="how to load the model files")
     model_version: str | None = Field(default=None, description="v2 model version, if any")
     model_dir: Path = Field(
         default=Path("/tmp/memoserve/models"), description="where gs:// models are downloaded"
     )
 
     # HTTP.
-    host: str = "0.0.0.0"
-    port: int = Field(default=8080, ge=0, le=65535)
+    host: str = Field(default="0.0.0.0", description="listen address")
+    port: int = Field(default=8080, ge=0, le=65535, description="HTTP listen port; 0 = any")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0, description="413 above this")
     drain_seconds: float = Field(
         default=5.0, ge=0, description="on SIGTERM: report not-ready this long before stopping"
@@ -67,26 +67,32 @@ class ServingSettings(BaseModel):
     redis_breaker_reset_seconds: float = Field(default=1.0, gt=0, description="breaker cool-down")
 
     # Cache semantics.
-    cache_enabled: bool = True
+    cache_enabled: bool = Field(default=True, description="off: every request runs the model")
     cache_namespace: str = Field(default="", description="service identity in keys (ns/name)")
-    cache_ttl_seconds: int = Field(default=3600, ge=1)
+    cache_ttl_seconds: int = Field(default=3600, ge=1, description="how long an answer is kept")
     cache_lock_enabled: bool = Field(default=True, description="single-flight across replicas")
-    cache_lock_ttl_ms: int = Field(default=2000, ge=1)
+    cache_lock_ttl_ms: int = Field(
+        default=2000, ge=1, description="the cross-replica lock expires after this"
+    )
     cache_lock_min_model_ms: float = Field(
         default=1.0,
         ge=0,
         description="take the lock only for models slower than this per request; 0 = always",
     )
     l1_max_bytes: int = Field(default=0, ge=0, description="in-process L1 size; 0 = off")
-    l1_ttl_seconds: float = Field(default=1.0, gt=0)
+    l1_ttl_seconds: float = Field(default=1.0, gt=0, description="how long the L1 keeps an answer")
 
     # Dynamic batching of cache misses.
     batch_max_size: int = Field(default=32, ge=1, description="1 = no batching")
-    batch_max_wait_ms: float = Field(default=1.0, ge=0)
+    batch_max_wait_ms: float = Field(
+        default=1.0, ge=0, description="how long a miss waits for others to batch with"
+    )
 
     # Logging.
-    log_level: str = "INFO"
-    log_format: LogFormat = LogFormat.JSON
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: LogFormat = Field(
+        default=LogFormat.JSON, description="json (Cloud Logging) or text"
+    )
 
     @field_validator("redis_url")
     @classmethod

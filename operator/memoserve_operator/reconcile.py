@@ -37,8 +37,9 @@ from memoserve_operator.children.sync import owner_of, sync_children
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.settings import OperatorSettings
-from memoserve_operator.status.conditions import Verdict, comparable, set_condition, timestamp
+from memoserve_operator.status.conditions import comparable, set_condition, timestamp
 from memoserve_operator.status.report import build_status, needs_pods, status_patch
+from memoserve_operator.verdict import Verdict
 
 Object = dict[str, Any]
 ISVC = resource_of(API_VERSION, KIND)

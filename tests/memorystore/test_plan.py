@@ -27,7 +27,7 @@ from memoserve_operator.cache.memorystore.plan import (
 )
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.settings import OperatorSettings
-from memoserve_operator.status.conditions import Verdict
+from memoserve_operator.verdict import Verdict
 from tests.operator.helpers import make_isvc
 
 WHERE = Location("proj-1", "us-central1")

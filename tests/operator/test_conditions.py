@@ -8,13 +8,13 @@ import pytest
 
 from memoserve_contract.resource.status import Condition, ConditionStatus, InferenceServiceStatus
 from memoserve_operator.status.conditions import (
-    Verdict,
     comparable,
     merge_conditions,
     set_condition,
     summarize,
     timestamp,
 )
+from memoserve_operator.verdict import Verdict
 
 T0, T1 = "2025-01-01T00:00:00Z", "2025-01-01T00:05:00Z"
 TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN

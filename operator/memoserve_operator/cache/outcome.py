@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from memoserve_contract.resource.status import CacheStatus
 from memoserve_operator.builders.redis import RedisEndpoint
-from memoserve_operator.status.conditions import Verdict
+from memoserve_operator.verdict import Verdict
 
 
 @dataclass(frozen=True)

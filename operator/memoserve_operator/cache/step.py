@@ -30,7 +30,7 @@ from memoserve_operator.cache.memorystore.step import MemorystoreStep
 from memoserve_operator.cache.memorystore.verdicts import CONFIG_ERROR
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.settings import OperatorSettings
-from memoserve_operator.status.conditions import Verdict
+from memoserve_operator.verdict import Verdict
 
 CACHE = ConditionType.CACHE_READY
 

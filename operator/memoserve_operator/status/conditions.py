@@ -13,38 +13,15 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from memoserve_contract.resource.status import (
     Condition,
-    ConditionStatus,
     ConditionType,
     InferenceServiceStatus,
 )
+from memoserve_operator.verdict import Verdict
 
 READY_REASON = "Ready"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What a reconcile concluded about one part; becomes one condition."""
-
-    type: str
-    status: ConditionStatus
-    reason: str
-    message: str = ""
-
-    @classmethod
-    def true(cls, type_: str, reason: str, message: str = "") -> Verdict:
-        return cls(type_, ConditionStatus.TRUE, reason, message)
-
-    @classmethod
-    def false(cls, type_: str, reason: str, message: str = "") -> Verdict:
-        return cls(type_, ConditionStatus.FALSE, reason, message)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == ConditionStatus.TRUE
 
 
 def timestamp(now: datetime.datetime) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import ConditionType
-from memoserve_operator.status.conditions import Verdict
+from memoserve_operator.verdict import Verdict
 
 Object = Mapping[str, Any]
 

@@ -19,7 +19,7 @@ from memoserve_contract.resource.status import CacheStatus, ConditionType, Infer
 from memoserve_operator.builders.meta import selector
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.kube.client import KubeError
-from memoserve_operator.status.conditions import Verdict, merge_conditions, timestamp
+from memoserve_operator.status.conditions import merge_conditions, timestamp
 from memoserve_operator.status.observe import (
     autoscaling_verdict,
     ingress_verdict,
@@ -27,6 +27,7 @@ from memoserve_operator.status.observe import (
     serving_verdict,
     url,
 )
+from memoserve_operator.verdict import Verdict
 
 Object = dict[str, Any]
 PART_OF_KIND = {

@@ -7,41 +7,14 @@ import re
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.dockerfile import Instruction, parse
+
 ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILES = [ROOT / "serving-image/Dockerfile", ROOT / "serving-image/Dockerfile.cuda"]
-
-
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    arguments: str
-    heredoc: str  # the body of a <<'EOF' here-document, if any
-
-
-def parse(path: Path) -> list[Instruction]:
-    """Enough of the Dockerfile grammar for these files: comments, continuations, heredocs."""
-    lines = iter(path.read_text().splitlines())
-    instructions = []
-    for line in lines:
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        while line.endswith("\\"):
-            line = line[:-1] + " " + next(lines).strip()
-        keyword, _, arguments = line.strip().partition(" ")
-        body = []
-        marker = re.search(r"<<'?(\w+)'?", arguments)
-        if marker:
-            for heredoc_line in lines:
-                if heredoc_line == marker.group(1):
-                    break
-                body.append(heredoc_line)
-        instructions.append(Instruction(keyword.upper(), arguments.strip(), "\n".join(body)))
-    return instructions
 
 
 def _last(instructions: list[Instruction], keyword: str) -> Instruction:

@@ -58,7 +58,7 @@ from memoserve_operator.cache.memorystore.verdicts import (
 )
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.kube.client import KubeClient
-from memoserve_operator.status.conditions import Verdict
+from memoserve_operator.verdict import Verdict
 
 # Answers to a create that mean it was not accepted (unlike a timeout, after which it may have).
 REFUSED = frozenset(

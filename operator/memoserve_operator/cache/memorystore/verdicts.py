@@ -20,7 +20,7 @@ from memoserve_operator.cache.memorystore.pace import MemorystoreOutcome
 from memoserve_operator.cache.memorystore.plan import endpoint
 from memoserve_operator.cache.memorystore.record import Ref
 from memoserve_operator.cache.outcome import CacheOutcome
-from memoserve_operator.status.conditions import Verdict
+from memoserve_operator.verdict import Verdict
 
 CACHE = ConditionType.CACHE_READY
 OWNED, EXISTING = "memorystore", "existingMemorystore"
