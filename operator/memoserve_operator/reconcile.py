@@ -5,7 +5,7 @@ a reconcile reads the InferenceService afresh and makes the world match it:
 
 1. parse once (``InferenceService.from_body``); a spec the CRD should have refused gets
    Ready=False/InvalidSpec (a failure for health.lua, no retry) and nothing else is touched;
-2. the cache step (``cache_step.resolve_cache``: external Redis, or the Memorystore lifecycle);
+2. the cache step (``cache.step.resolve_cache``: external Redis, or the Memorystore lifecycle);
 3. ``build_all``, each object stamped with its digest (``compare.stamp``);
 4. ``children.sync_children``: apply only what differs, prune what is no longer wanted;
 5. ``report.build_status`` from the live children, written (merge patch on /status) only when

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import Configuration
 
+from memoserve_dev.ports import free_port
 from memoserve_operator.kube import client as kube
 from memoserve_operator.kube.client import KubeClient, resource_of
 from tests.operator.fake_api import (
@@ -163,9 +163,7 @@ async def test_api_errors_become_domain_errors(
 
 
 async def test_no_answer_is_unavailable() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again when the block ends: nobody listens
+    port = free_port()  # nobody listens there
     client = await KubeClient.open(Configuration(host=f"http://127.0.0.1:{port}"))
     try:
         with pytest.raises(kube.Unavailable) as caught:

@@ -2,8 +2,8 @@
 
 Three sources, exactly one per enabled cache: an ``external`` Redis (host, port, TLS, password
 Secret), a ``memorystore`` instance the operator creates, or an ``existingMemorystore`` instance
-shared by several services. ``cache_step`` and ``memorystore_step`` turn each into a Redis
-endpoint.
+shared by several services. The operator's ``cache.step`` and ``cache.memorystore.step`` turn
+each into a Redis endpoint.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the cache step concludes (see ``cache_step``): its own module so that the Memorystore
+"""What the cache step concludes (see ``cache.step``): its own module so that the Memorystore
 lifecycle and the status report can share it without importing each other."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@
 - ``verdict`` / ``status``: the CacheReady condition and ``status.cache`` (the CACHE column).
 
 ``external`` and no cache are answered here; ``memorystore`` and ``existingMemorystore`` by
-``memorystore_step.MemorystoreStep`` (the Memorystore API behind ``memorystore.MemorystoreApi``).
+``memorystore.step.MemorystoreStep`` (the API behind ``memorystore.api.MemorystoreApi``).
 Whatever the source, an operator-created instance the spec no longer asks for is let go of
 per its deletionPolicy (``MemorystoreStep.release_stale``).
 """

@@ -1,4 +1,4 @@
-"""Letting go of an operator-created instance (the one ``memorystore_record`` names).
+"""Letting go of an operator-created instance (the one ``record`` names).
 
 When the InferenceService is deleted, or its spec no longer asks for an operator-created
 instance (another cache source, the cache off), the recorded instance is

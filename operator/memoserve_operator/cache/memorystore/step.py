@@ -2,7 +2,7 @@
 
 ``resolve`` (spec.cache.memorystore or existingMemorystore) -> ``CacheOutcome``:
 
-- no instance yet: record it on the InferenceService (``memorystore_record``), ask for it and
+- no instance yet: record it on the InferenceService (``record``), ask for it and
   come back later (CacheCreating; the Deployment is held back). A restarted operator finds the
   instance by its deterministic name, or the failed operation in ``status.cache.operation``.
 - an instance whose labels name someone else is never touched (CacheNotOwned);
@@ -10,7 +10,7 @@
   In-place changes go out with an update mask (or an upgrade); changes only a new instance can
   have are reported (CacheRecreateRequired) while the old instance keeps serving;
 - API errors: CacheReady=False with the API's code and message, retried with backoff when
-  retrying can help (``memorystore_pace``); the endpoint that last worked stays in use.
+  retrying can help (``pace``); the endpoint that last worked stays in use.
 
 ``release`` deletes (Delete) or leaves (Retain) the recorded instance, when the InferenceService
 is deleted or the spec no longer asks for an operator-created instance (``release_stale``).

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from memoserve_dev.ports import free_port
-from tests.serving.test_run import MEMOSERVE, QUICKSTART
+from tests.cli.test_run import MEMOSERVE, QUICKSTART
 
 
 def _write(directory: Path, name: str, document: object) -> Path:

@@ -22,8 +22,8 @@ from memoserve_operator.builders.env import container_env
 from memoserve_operator.render import parse_file
 from memoserve_operator.settings import OperatorSettings
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
+from tests.cli.test_run import QUICKSTART
 from tests.operator.helpers import make_isvc
-from tests.serving.test_run import QUICKSTART
 
 ROOT = QUICKSTART.parents[2]
 # What a laptop run sets itself; every other setting is the pod's.
