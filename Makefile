@@ -9,7 +9,7 @@ QUICKSTART := manifests/examples/quickstart.yaml
 SAMPLE_MODELS := /tmp/memoserve-models
 PORT ?= 8080
 
-.PHONY: run test install system-deps control-plane bench-operator lint typecheck pytest bench clean
+.PHONY: run test install tools system-deps control-plane bench-operator lint typecheck pytest bench clean
 
 run: install
 	test -f $(SAMPLE_MODELS)/iris.onnx || $(VENV)/bin/memoserve dev sample-model --out $(SAMPLE_MODELS)
@@ -24,6 +24,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
+
+# Outside scanners the tests run, each in a virtualenv of its own (their pins are not ours).
+CHECKOV := .local/checkov/bin/checkov
+tools: $(CHECKOV)
+
+$(CHECKOV):
+	python3 -m venv .local/checkov
+	.local/checkov/bin/pip install -q --upgrade pip
+	.local/checkov/bin/pip install -q 'checkov>=3.2,<4'
 
 system-deps:
 	bash scripts/install-system-deps.sh

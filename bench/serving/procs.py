@@ -147,6 +147,7 @@ class Redis:
     def __init__(self, procs: Procs, cpu: int) -> None:
         # memoserve's one redis-server command line, started pinned by the bench's registry.
         server = RedisServer(procs.workdir / "redis-data")
+        server.workdir.mkdir(exist_ok=True)
         self.port = server.port
         self.proc = procs.start("redis", cpu, server.args())
         deadline = time.monotonic() + 10

@@ -18,6 +18,11 @@ HTTP_PORT = 8080
 MODEL_DIR = Path("/models")  # an emptyDir: the root filesystem is read-only
 REDIS_CA_DIR = Path("/etc/memoserve/redis-ca")
 REDIS_CA_FILE = REDIS_CA_DIR / "ca.crt"
+# The AUTH string as a file from the Secret, not an env var: env vars show in `kubectl describe`
+# and in every child process's environment.
+REDIS_AUTH_DIR = Path("/etc/memoserve/redis-auth")
+REDIS_PASSWORD_FILE = REDIS_AUTH_DIR / "password"
+TERMINATION_LOG = Path("/dev/termination-log")  # the container's terminationMessagePath
 
 
 def drain_seconds(isvc: InferenceService, default: int) -> int:
@@ -25,8 +30,14 @@ def drain_seconds(isvc: InferenceService, default: int) -> int:
     return default if drain is None else drain
 
 
+def cache_namespace(isvc: InferenceService) -> str:
+    """The service's identity in its cache keys and counts: two services never share keys,
+    even on one Redis."""
+    return f"{isvc.namespace}/{isvc.name}"
+
+
 def serving_settings(isvc: InferenceService, *, default_drain_seconds: int) -> ServingSettings:
-    """The serving process's settings, minus what comes from Secrets (URL, password)."""
+    """The serving process's settings, minus the Redis URL (an env var from a Secret)."""
     spec = isvc.spec
     values: dict[str, Any] = {
         "model_name": isvc.model_name,
@@ -35,19 +46,23 @@ def serving_settings(isvc: InferenceService, *, default_drain_seconds: int) -> S
         "model_dir": MODEL_DIR,
         "port": HTTP_PORT,
         "drain_seconds": drain_seconds(isvc, default_drain_seconds),
+        "termination_log": TERMINATION_LOG,
     }
     if spec.model.version is not None:
         values["model_version"] = spec.model.version
     cache = spec.cache
     values["cache_enabled"] = spec.cache_source is not None
     if cache is not None and spec.cache_source is not None:
-        # namespace/name: two services never share keys, even on one Redis.
-        values["cache_namespace"] = f"{isvc.namespace}/{isvc.name}"
+        values["cache_namespace"] = cache_namespace(isvc)
         values["cache_ttl_seconds"] = cache.ttl_seconds
         if cache.l1_max_bytes is not None:
             values["l1_max_bytes"] = cache.l1_max_bytes
+        if cache.max_value_bytes is not None:
+            values["cache_max_value_bytes"] = cache.max_value_bytes
         if cache.server_ca_expected:
             values["redis_ca_file"] = REDIS_CA_FILE
+        if cache.auth_expected:
+            values["redis_password_file"] = REDIS_PASSWORD_FILE
     if spec.batching is not None:
         if spec.batching.max_batch_size is not None:
             values["batch_max_size"] = spec.batching.max_batch_size
@@ -57,7 +72,7 @@ def serving_settings(isvc: InferenceService, *, default_drain_seconds: int) -> S
 
 
 def pod_env(isvc: InferenceService, *, default_drain_seconds: int) -> dict[str, str]:
-    """The plain environment variables of a serving pod (Secret-held values not included)."""
+    """The plain environment variables of a serving pod (the Redis URL not included)."""
     served = serving_settings(isvc, default_drain_seconds=default_drain_seconds)
     unset = set(ServingSettings.model_fields) - served.model_fields_set
     return served.to_env(exclude=unset)

@@ -56,6 +56,11 @@ class ServingSettings(BaseModel):
         default=None, description="redis:// or rediss://; unset = no cache"
     )
     redis_password: SecretStr | None = Field(default=None, description="Memorystore AUTH string")
+    redis_password_file: Path | None = Field(
+        default=None,
+        description="a file holding the AUTH string (a mounted Secret); wins over redis_password; "
+        "a missing file means no password",
+    )
     redis_ca_file: Path | None = Field(default=None, description="server CA for rediss://")
     redis_tls_check_hostname: bool = Field(
         default=False, description="Memorystore certs name no host; the CA is always verified"
@@ -79,6 +84,16 @@ class ServingSettings(BaseModel):
         ge=0,
         description="take the lock only for models slower than this per request; 0 = always",
     )
+    cache_max_value_bytes: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="answers larger than this are served, not cached; 0 = no cap",
+    )
+    cache_stats_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="how often the cache counts go to Redis (the operator's hit ratio); 0 = never",
+    )
     l1_max_bytes: int = Field(default=0, ge=0, description="in-process L1 size; 0 = off")
     l1_ttl_seconds: float = Field(default=1.0, gt=0, description="how long the L1 keeps an answer")
 
@@ -86,6 +101,12 @@ class ServingSettings(BaseModel):
     batch_max_size: int = Field(default=32, ge=1, description="1 = no batching")
     batch_max_wait_ms: float = Field(
         default=1.0, ge=0, description="how long a miss waits for others to batch with"
+    )
+
+    termination_log: Path | None = Field(
+        default=None,
+        description="a fatal start-up error is written here in one line (Kubernetes: "
+        "/dev/termination-log, shown in the pod's status and the InferenceService's ModelReady)",
     )
 
     # Logging.

@@ -68,6 +68,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "URL", "type": "string", "jsonPath": ".status.url"},
     {"name": "Replicas", "type": "string", "jsonPath": ".status.replicaSummary"},
     {"name": "Cache", "type": "string", "jsonPath": ".status.cache.state"},
+    {"name": "Hit%", "type": "string", "jsonPath": ".status.cache.hitRatio"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.uri", "priority": 1},
     {"name": "GPU", "type": "string", "jsonPath": ".spec.gpu.type", "priority": 1},

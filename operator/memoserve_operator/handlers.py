@@ -42,6 +42,7 @@ from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
 from memoserve_operator.cache.memorystore.record import KopfEvents
 from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
@@ -76,7 +77,16 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     metrics = memo.get("metrics") or Metrics()
     memo.children = ChildIndex(WATCHED_KINDS)
     memo.reconciler = Reconciler(
-        memo.kube, operator_settings, metrics, memorystore=step, index=memo.children
+        memo.kube,
+        operator_settings,
+        metrics,
+        memorystore=step,
+        index=memo.children,
+        stats=(
+            CacheStatsReader(interval=operator_settings.cache_stats_seconds)
+            if operator_settings.cache_stats_seconds > 0
+            else None
+        ),
     )
     memo.resync = Resync(memo.reconciler)
     memo.resync_task = asyncio.create_task(memo.resync.run(), name="memoserve-resync")

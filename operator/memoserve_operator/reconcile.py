@@ -24,12 +24,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from memoserve_contract.cache_stats import CacheStats
+from memoserve_contract.pod_settings import cache_namespace
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 from memoserve_contract.resource.status import ConditionType, InferenceServiceStatus
 from memoserve_operator.builders import build_all
 from memoserve_operator.builders.meta import selector
 from memoserve_operator.cache.memorystore.record import Ref
 from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.outcome import CacheOutcome
+from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.cache.step import resolve_cache
 from memoserve_operator.children.compare import stamp
 from memoserve_operator.children.index import ChildIndex
@@ -38,6 +42,7 @@ from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.settings import OperatorSettings
 from memoserve_operator.status.conditions import comparable, set_condition, timestamp
+from memoserve_operator.status.observe import replica_counts
 from memoserve_operator.status.report import build_status, needs_pods, status_patch
 from memoserve_operator.verdict import Verdict
 
@@ -79,10 +84,12 @@ class Reconciler:
         clock: Callable[[], datetime.datetime] = _utcnow,
         memorystore: MemorystoreStep | None = None,
         index: ChildIndex | None = None,
+        stats: CacheStatsReader | None = None,
     ) -> None:
         self.kube, self.settings, self.metrics, self._clock = kube, settings, metrics, clock
         self.memorystore = memorystore
         self.index = index
+        self.stats = stats
         self._locks: dict[str, asyncio.Lock] = {}
         self._queued: set[str] = set()
         self._last_run: dict[str, float] = {}
@@ -181,7 +188,10 @@ class Reconciler:
             if needs_pods(deployment)
             else []
         )
-        status = build_status(isvc, cache, children.live, pods, children.failures, old, now)
+        stats = await self._cache_stats(isvc, cache, deployment)
+        status = build_status(
+            isvc, cache, children.live, pods, children.failures, old, now, stats=stats
+        )
         await self._write_status(isvc.namespace, isvc.name, old, status)
         if children.failures:
             return ReconcileOutcome(
@@ -190,6 +200,20 @@ class Reconciler:
         ready = status.condition(ConditionType.READY)
         result = "ok" if ready is not None and ready.status == "True" else "waiting"
         return ReconcileOutcome(result, cache.retry_after)
+
+    async def _cache_stats(
+        self, isvc: InferenceService, cache: CacheOutcome, deployment: Object | None
+    ) -> CacheStats | None:
+        """The pods' published cache counts, while pods serve and their Redis is one whose
+        secrets the operator holds (see cache.stats)."""
+        spec = isvc.spec.cache
+        if self.stats is None or cache.endpoint is None or spec is None:
+            return None
+        if spec.external is not None and spec.external.password_secret_ref is not None:
+            return None
+        if replica_counts(deployment)[1] == 0:
+            return None
+        return await self.stats.read(cache_namespace(isvc), cache.endpoint)
 
     async def _invalid(
         self, body: Object, old: InferenceServiceStatus, exc: ValidationError, now: str

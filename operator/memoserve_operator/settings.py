@@ -76,6 +76,18 @@ class OperatorSettings(BaseModel):
         default=False,
         description="also write a PodMonitoring (Managed Service for Prometheus) per service",
     )
+    cache_stats_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="read a service's published cache counts (status hitRatio) at most this "
+        "often; 0 = never",
+    )
+    # Where Google Cloud load balancers' health checks and proxies (GFEs) connect from: the
+    # serving pods' NetworkPolicy lets them in when a service has an Ingress.
+    lb_source_ranges: tuple[str, ...] = Field(
+        default=("35.191.0.0/16", "130.211.0.0/22"),
+        description="load balancer health-check and proxy source ranges",
+    )
 
     # How often a settled service (Ready, current generation) is checked anyway: repairs drift
     # that no watch event reports (the <name>-redis Secret is not watched: no list/watch on

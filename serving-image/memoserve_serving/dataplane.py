@@ -17,7 +17,7 @@ from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.answer import Answer
 from memoserve_serving.protocol.datatypes import datatype_of
 from memoserve_serving.protocol.errors import InferenceError
-from memoserve_serving.protocol.request import validate_request
+from memoserve_serving.protocol.request import validate_outputs, validate_request
 from memoserve_serving.protocol.response import encode_outputs_json, wants_binary
 from memoserve_serving.protocol.types import (
     NO_PARAMETERS,
@@ -53,6 +53,12 @@ class ServedModel:
             "inputs": [_spec(t.name, t.datatype, t.shape) for t in meta.inputs],
             "outputs": [_spec(t.name, t.datatype, t.shape) for t in meta.outputs],
         }
+
+
+def _project(outputs: tuple[Tensor, ...], request: InferenceRequest) -> tuple[Tensor, ...]:
+    """The requested outputs, in the order asked, from the whole answer."""
+    by_name = {tensor.name: tensor for tensor in outputs}
+    return tuple(by_name[output.name] for output in request.outputs)
 
 
 def _spec(name: str, datatype: str, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -94,9 +100,14 @@ class DataPlane:
             outputs = await self._validated_execute(request)
             return self._response(request, outputs, encode_outputs_json(outputs)), CacheResult.OFF
         computed: list[tuple[Answer, tuple[Tensor, ...]]] = []
+        select = request.selects_outputs
+        if select:
+            # Checked here too: a hit never reaches the model's validation.
+            validate_outputs(request, self._metadata)
 
         async def compute() -> bytes:
-            outputs = await self._validated_execute(request)
+            # A selection of outputs is cached as the whole answer (see RequestKeys).
+            outputs = await self._validated_execute(request, every_output=select)
             answer = Answer.of(outputs)
             computed.append((answer, outputs))  # spares unpacking what we just packed
             return answer.pack()
@@ -116,23 +127,30 @@ class DataPlane:
             except ValueError:
                 # A value we cannot read (written by some other software?): answer uncached.
                 self._metrics.cache_error("corrupt_value")
-                tensors = await self._validated_execute(request)
+                tensors = await self._validated_execute(request, every_output=select)
                 answer, result = Answer.of(tensors), CacheResult.ERROR
+        if select:
+            chosen = _project(tensors if tensors is not None else answer.tensors(), request)
+            return self._response(request, chosen, None), result
         outputs_json = answer.outputs_json
         if tensors is None and (outputs_json is None or wants_binary(request)):
             tensors = answer.tensors()
         return self._response(request, tensors or (), outputs_json), result
 
-    async def _validated_execute(self, request: InferenceRequest) -> tuple[Tensor, ...]:
+    async def _validated_execute(
+        self, request: InferenceRequest, *, every_output: bool = False
+    ) -> tuple[Tensor, ...]:
         # Validation runs only where the model is about to run: an answer is cached only for a
         # request that passed it, and the key covers every field it checks (names, datatypes,
         # shapes, requested outputs) and the model digest, so a hit needs no second look.
         validate_request(request, self._metadata)
-        return await self._execute(request)
+        return await self._execute(request, every_output)
 
-    async def _execute(self, request: InferenceRequest) -> tuple[Tensor, ...]:
+    async def _execute(
+        self, request: InferenceRequest, every_output: bool = False
+    ) -> tuple[Tensor, ...]:
         inputs = {tensor.name: tensor.data for tensor in request.inputs}
-        wanted = [output.name for output in request.outputs]
+        wanted = [] if every_output else [output.name for output in request.outputs]
         try:
             if self._batcher is not None:
                 produced = await self._batcher.submit(inputs, wanted)

@@ -61,6 +61,18 @@ class RequestStats(Collector):
         series[bisect_left(self._bounds, seconds)] += 1
         series[-1] += seconds
 
+    def cache_counts(self) -> tuple[int, int]:
+        """(hits, lookups): infer requests answered from the cache, and all that had one."""
+        hits = lookups = 0
+        for (cache, _code), series in self._series.items():
+            if cache == "off":
+                continue
+            count = int(sum(series[:-1]))
+            lookups += count
+            if cache == "hit":
+                hits += count
+        return hits, lookups
+
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "memoserve_requests",
@@ -131,6 +143,12 @@ class ServingMetrics:
         )
         self.l1_hits = Counter(
             "memoserve_cache_l1_hits", "Hits answered by the in-process L1.", ["model"], registry=r
+        ).labels(model)
+        self.cache_oversize = Counter(
+            "memoserve_cache_oversize",
+            "Answers served but not cached: larger than the cache's max value size.",
+            ["model"],
+            registry=r,
         ).labels(model)
 
     def cache_error(self, kind: str) -> None:

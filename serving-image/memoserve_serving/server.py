@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # In-flight requests get this long to finish once the drain period is over.
 GRACEFUL_SHUTDOWN_SECONDS = 30
+# The kubelet keeps at most 4096 bytes of a termination message (and 12 KiB for all containers).
+MAX_TERMINATION_MESSAGE = 1024
 
 
 class DrainingServer(uvicorn.Server):
@@ -107,6 +110,19 @@ def uvicorn_config(app: ASGIApp, settings: ServingSettings) -> uvicorn.Config:
     )
 
 
+def write_termination_message(path: Path | None, reason: str) -> None:
+    """Why the process exits, in one line, where Kubernetes reads it (the container's
+    terminationMessagePath): the kubelet puts it in the pod's status, the operator in the
+    InferenceService's ModelReady condition. Best effort: exiting matters more."""
+    if path is None:
+        return
+    line = " ".join(reason.split())[:MAX_TERMINATION_MESSAGE]
+    try:
+        path.write_text(line + "\n")
+    except OSError as exc:
+        log.warning("cannot write the termination message to %s: %s", path, exc)
+
+
 def run_server(settings: ServingSettings) -> None:
     """Load the model, then serve until SIGTERM. A model that cannot load exits 1, one line."""
     configure_logging(settings.log_level, settings.log_format)
@@ -115,7 +131,9 @@ def run_server(settings: ServingSettings) -> None:
     try:
         served = load_served_model(settings)
     except ModelLoadError as exc:
-        log.error("cannot load model %s: %s", settings.model_name, exc)
+        reason = f"cannot load model {settings.model_name}: {exc}"
+        log.error("%s", reason)
+        write_termination_message(settings.termination_log, reason)
         raise SystemExit(1) from None
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise take tens of ms on a big heap and eat the Redis timeout.

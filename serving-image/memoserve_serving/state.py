@@ -73,6 +73,30 @@ def open_cache(settings: ServingSettings, metrics: ServingMetrics) -> AnswerCach
     return open_answer_cache(settings, metrics)
 
 
+def _publish_stats(
+    settings: ServingSettings,
+    metrics: ServingMetrics,
+    served: ServedModel,
+    cache: AnswerCache | None,
+) -> asyncio.Task[None] | None:
+    """The task that publishes the cache counts (memoserve_contract.cache_stats), if there is a
+    Redis to publish them to."""
+    from memoserve_serving.cache.store import RedisAnswerCache
+
+    if not isinstance(cache, RedisAnswerCache) or settings.cache_stats_seconds <= 0:
+        return None
+    from memoserve_serving.cache.stats import StatsPublisher
+
+    publisher = StatsPublisher(
+        cache.client,
+        settings.cache_key_namespace,
+        served.digest,
+        metrics.requests.cache_counts,
+        interval=settings.cache_stats_seconds,
+    )
+    return asyncio.create_task(publisher.run(), name="memoserve-cache-stats")
+
+
 @contextlib.asynccontextmanager
 async def running_dataplane(
     state: ServingState,
@@ -120,10 +144,15 @@ async def running_dataplane(
         cost=cost,
     )
     state.dataplane = dataplane
+    publishing = _publish_stats(settings, state.metrics, served, cache)
     try:
         yield dataplane
     finally:
         state.dataplane = None
+        if publishing is not None:
+            publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
         if batcher is not None:
             await batcher.stop()
         if cache is not None:

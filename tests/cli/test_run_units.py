@@ -28,7 +28,8 @@ from tests.operator.helpers import make_isvc
 ROOT = QUICKSTART.parents[2]
 # What a laptop run sets itself; every other setting is the pod's.
 LOCAL_FIELDS = {"host", "port", "model_dir", "drain_seconds", "log_level", "log_format"}
-LOCAL_FIELDS |= {"redis_url", "redis_password", "redis_ca_file"}  # Secrets in the pod
+LOCAL_FIELDS |= {"redis_url", "redis_password", "redis_password_file", "redis_ca_file"}  # Secrets
+LOCAL_FIELDS |= {"termination_log"}  # a pod's file; a terminal here
 REDIS = CachePlan("test", redis_url="redis://127.0.0.1:6379/0", redis_password="pw")
 
 TLS_EXTERNAL = {

@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from memoserve_contract.pod_settings import REDIS_CA_FILE, pod_env, serving_settings
+from memoserve_contract.pod_settings import (
+    REDIS_CA_FILE,
+    REDIS_PASSWORD_FILE,
+    pod_env,
+    serving_settings,
+)
 from memoserve_contract.settings import ServingSettings, env_var
 from memoserve_operator.builders.redis import redis_refs
 from tests.operator.helpers import make_isvc
@@ -23,6 +28,8 @@ CACHES: list[dict[str, Any] | None] = [
     {"external": {"host": "r", "tls": True}},
     {"external": {"host": "r", "tls": True, "caSecretRef": {"name": "ca"}}},
     {"external": {"host": "r", "tls": False, "caSecretRef": {"name": "ca"}}},
+    {"external": {"host": "r", "passwordSecretRef": {"name": "auth"}}},
+    {"memorystore": {"authEnabled": False}},
     {"memorystore": {}},
     {"memorystore": {"transitEncryptionMode": "DISABLED"}},
     {"existingMemorystore": {"name": "shared"}},
@@ -39,6 +46,9 @@ def test_settings_and_redis_refs_agree(cache: dict[str, Any] | None) -> None:
     expected_ca = refs is not None and refs.ca is not None
     assert (settings.redis_ca_file == REDIS_CA_FILE) is expected_ca
     assert (settings.redis_ca_file is None) is not expected_ca
+    expected_auth = refs is not None and refs.password is not None
+    assert (settings.redis_password_file == REDIS_PASSWORD_FILE) is expected_auth
+    assert (settings.redis_password_file is None) is not expected_auth
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,7 @@ def operator(
             "MEMOSERVE_OPERATOR_LEASE_RETRY_SECONDS": "0.5",
             "MEMOSERVE_OPERATOR_RECHECK_SECONDS": "5",
             "MEMOSERVE_OPERATOR_RESYNC_SECONDS": "20",  # resyncs inside the quiet minute
+            "MEMOSERVE_OPERATOR_CACHE_STATS_SECONDS": "2",
             "MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT": memorystore_emulator.grpc_target,
             "MEMOSERVE_OPERATOR_GCP_PROJECT": "e2e-project",
             "MEMOSERVE_OPERATOR_GCP_REGION": "us-central1",

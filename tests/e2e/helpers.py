@@ -26,6 +26,7 @@ CHILD_KINDS = (
     "backendconfigs.cloud.google.com",
     "managedcertificates.networking.gke.io",
     "ingresses.networking.k8s.io",
+    "networkpolicies.networking.k8s.io",
 )
 
 T = TypeVar("T")

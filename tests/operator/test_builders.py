@@ -19,6 +19,7 @@ EXTERNAL = {"external": {"host": "redis.example.com"}}
 HPA = {"minReplicas": 1, "maxReplicas": 4}
 INGRESS = {"enabled": True, "host": "iris.example.com"}
 BASE = ["ServiceAccount", "Deployment", "Service", "PodDisruptionBudget"]
+NP = "NetworkPolicy"
 
 
 def _by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -39,25 +40,26 @@ def _env(isvc: InferenceService) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("spec", "settings", "kinds"),
     [
-        ({}, SETTINGS, BASE),
-        ({"cache": EXTERNAL}, SETTINGS, ["ServiceAccount", "Secret", *BASE[1:]]),
-        ({"cache": {"enabled": False, **EXTERNAL}}, SETTINGS, BASE),
-        ({"cache": {"memorystore": {}}}, SETTINGS, BASE),  # no endpoint learned yet
-        (HPA, SETTINGS, [*BASE, "HorizontalPodAutoscaler"]),
-        ({"minReplicas": 2, "maxReplicas": 2}, SETTINGS, BASE),
-        ({"ingress": {**INGRESS, "enabled": False}}, SETTINGS, BASE),
-        ({"ingress": INGRESS}, SETTINGS, [*BASE, "BackendConfig", "Ingress"]),
+        ({}, SETTINGS, [*BASE, NP]),
+        ({"cache": EXTERNAL}, SETTINGS, ["ServiceAccount", "Secret", *BASE[1:], NP]),
+        ({"cache": {"enabled": False, **EXTERNAL}}, SETTINGS, [*BASE, NP]),
+        ({"cache": {"memorystore": {}}}, SETTINGS, [*BASE, NP]),  # no endpoint learned yet
+        (HPA, SETTINGS, [*BASE, "HorizontalPodAutoscaler", NP]),
+        ({"minReplicas": 2, "maxReplicas": 2}, SETTINGS, [*BASE, NP]),
+        ({"ingress": {**INGRESS, "enabled": False}}, SETTINGS, [*BASE, NP]),
+        ({"ingress": INGRESS}, SETTINGS, [*BASE, "BackendConfig", "Ingress", NP]),
         (
             {"ingress": {**INGRESS, "managedCertificate": True}},
             SETTINGS,
-            [*BASE, "BackendConfig", "ManagedCertificate", "Ingress"],
+            [*BASE, "BackendConfig", "ManagedCertificate", "Ingress", NP],
         ),
         (
             {"ingress": {**INGRESS, "managedCertificateName": "shared"}},
             SETTINGS,
-            [*BASE, "BackendConfig", "Ingress"],
+            [*BASE, "BackendConfig", "Ingress", NP],
         ),
-        ({}, SETTINGS.model_copy(update={"pod_monitoring": True}), [*BASE, "PodMonitoring"]),
+        ({}, SETTINGS.model_copy(update={"pod_monitoring": True}), [*BASE, "PodMonitoring", NP]),
+        ({"networkPolicy": {"enabled": False}}, SETTINGS, BASE),
     ],
 )
 def test_objects_per_feature(
@@ -383,3 +385,105 @@ def test_builders_do_not_mutate_their_input() -> None:
     for obj in first:
         obj["spec" if "spec" in obj else "metadata"].clear()
     assert build_all(isvc, settings) == snapshot
+
+
+# --- NetworkPolicy --------------------------------------------------------------------------
+
+
+def _policy(isvc: InferenceService, settings: OperatorSettings = SETTINGS, **kw: Any) -> Any:
+    (policy,) = [o for o in build_all(isvc, settings, **kw) if o["kind"] == "NetworkPolicy"]
+    validate_object(policy)
+    return policy["spec"]
+
+
+def _sources(spec: dict[str, Any]) -> list[Any]:
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": "http"}]  # the serving port only
+    return list(rule["from"])
+
+
+def _block(cidr: str) -> dict[str, Any]:
+    return {"ipBlock": {"cidr": cidr}}
+
+
+def _tcp(port: int) -> dict[str, Any]:
+    return {"protocol": "TCP", "port": port}
+
+
+LB = [{"ipBlock": {"cidr": "35.191.0.0/16"}}, {"ipBlock": {"cidr": "130.211.0.0/22"}}]
+GMP = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "settings", "sources"),
+    [
+        ({}, SETTINGS, [{"podSelector": {}}]),
+        ({"ingress": INGRESS}, SETTINGS, [{"podSelector": {}}, *LB]),
+        ({}, SETTINGS.model_copy(update={"pod_monitoring": True}), [{"podSelector": {}}, GMP]),
+        (
+            {"networkPolicy": {"ingressCidrs": ["10.129.0.0/23"]}},
+            SETTINGS,
+            [{"podSelector": {}}, {"ipBlock": {"cidr": "10.129.0.0/23"}}],
+        ),
+        (
+            {"ingress": INGRESS},
+            SETTINGS.model_copy(update={"lb_source_ranges": ("192.0.2.0/24",)}),
+            [{"podSelector": {}}, {"ipBlock": {"cidr": "192.0.2.0/24"}}],
+        ),
+    ],
+)
+def test_network_policy_lets_in_only_who_needs_the_serving_port(
+    spec: dict[str, Any], settings: OperatorSettings, sources: list[Any]
+) -> None:
+    policy = _policy(make_isvc(**spec), settings)
+    assert policy["podSelector"] == {"matchLabels": selector_labels_of(make_isvc(**spec))}
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert _sources(policy) == sources
+
+
+def selector_labels_of(isvc: InferenceService) -> dict[str, str]:
+    return dict(item.split("=") for item in selector(isvc).split(","))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "redis_rule"),
+    [
+        (None, None),
+        (
+            RedisEndpoint("10.0.0.3", 6378, tls=True),
+            {
+                "to": [{"ipBlock": {"cidr": "10.0.0.3/32"}}],
+                "ports": [{"protocol": "TCP", "port": 6378}],
+            },
+        ),
+        (
+            RedisEndpoint("fd00::3", 6379),
+            {
+                "to": [{"ipBlock": {"cidr": "fd00::3/128"}}],
+                "ports": [{"protocol": "TCP", "port": 6379}],
+            },
+        ),
+        (RedisEndpoint("redis.example.com", 6380), {"ports": [{"protocol": "TCP", "port": 6380}]}),
+    ],
+)
+def test_network_policy_egress(endpoint: RedisEndpoint | None, redis_rule: Any) -> None:
+    isvc = make_isvc(cache={"memorystore": {}}) if endpoint is not None else make_isvc()
+    egress = _policy(isvc, redis=endpoint)["egress"]
+    assert egress[:4] == [
+        {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+        {
+            "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}],
+            "ports": [{"protocol": "TCP", "port": 80}],
+        },
+        {
+            "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
+            "ports": [{"protocol": "TCP", "port": 988}],
+        },
+        {"ports": [{"protocol": "TCP", "port": 443}]},
+    ]
+    assert egress[4:] == ([redis_rule] if redis_rule is not None else [])
+
+
+def test_network_policy_can_be_switched_off() -> None:
+    kinds = [o["kind"] for o in build_all(make_isvc(networkPolicy={"enabled": False}), SETTINGS)]
+    assert "NetworkPolicy" not in kinds

@@ -47,7 +47,8 @@ def test_names_and_subresources() -> None:
         "labelSelectorPath": ".status.selector",
     }
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Ready", "URL", "Replicas", "Cache", "Age", "Model", "GPU"]
+    assert list(columns) == ["Ready", "URL", "Replicas", "Cache", "Hit%", "Age", "Model", "GPU"]
+    assert columns["Hit%"]["jsonPath"] == ".status.cache.hitRatio"
     assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert [n for n, c in columns.items() if c.get("priority") == 1] == ["Model", "GPU"]
 

@@ -66,8 +66,8 @@ def test_server_reads_back_what_the_operator_meant() -> None:
         "onnx",
     )
     assert served.redis_url == "rediss://10.0.0.3:6378/0"
-    assert served.redis_password is not None
-    assert served.redis_password.get_secret_value() == "s3cret"
+    assert served.redis_password is None  # not in the environment: a file
+    assert str(served.redis_password_file) == "/etc/memoserve/redis-auth/password"
     assert str(served.redis_ca_file) == "/etc/memoserve/redis-ca/ca.crt"
     assert (served.cache_enabled, served.cache_namespace) == (True, "ml/iris")
     assert (served.cache_ttl_seconds, served.l1_max_bytes) == (120, 1024)
@@ -90,17 +90,42 @@ def test_no_cache_means_cache_off_and_no_redis() -> None:
 def test_redis_connection_is_never_inlined() -> None:
     env = _pod(make_isvc(cache=TLS_EXTERNAL))["containers"][0]["env"]
     by_name = {e["name"]: e for e in env}
-    for field in ("redis_url", "redis_password"):
-        assert "value" not in by_name[env_var(field)]
+    assert "value" not in by_name[env_var("redis_url")]
     assert by_name[env_var("redis_url")]["valueFrom"]["secretKeyRef"] == {
         "name": "iris-redis",
         "key": "url",
     }
-    # The user's own Secrets, referenced directly: the operator never reads or copies them.
-    assert by_name[env_var("redis_password")]["valueFrom"]["secretKeyRef"] == {
-        "name": "redis-auth",
-        "key": "password",
+    # The AUTH string is never in the environment (kubectl describe, child processes).
+    assert env_var("redis_password") not in by_name
+
+
+def test_auth_string_is_a_file_from_the_users_secret() -> None:
+    pod = _pod(make_isvc(cache=TLS_EXTERNAL))
+    container = pod["containers"][0]
+    # The user's own Secret, mounted directly: the operator never reads or copies it.
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "redis-auth"]
+    assert volume["secret"] == {
+        "secretName": "redis-auth",
+        "items": [{"key": "password", "path": "password"}],
+        "defaultMode": 0o440,
     }
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "redis-auth"]
+    assert mount == {
+        "name": "redis-auth",
+        "mountPath": "/etc/memoserve/redis-auth",
+        "readOnly": True,
+    }
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[env_var("redis_password_file")] == "/etc/memoserve/redis-auth/password"
+    # Group-readable through the pod's fsGroup, the serving user's group.
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+
+
+def test_no_auth_no_auth_file() -> None:
+    pod = _pod(make_isvc(cache={"external": {"host": "r"}}))
+    assert not [v for v in pod["volumes"] if v["name"] == "redis-auth"]
+    env = {e["name"] for e in pod["containers"][0]["env"]}
+    assert env_var("redis_password_file") not in env
 
 
 def test_ca_from_the_users_secret_is_mounted_where_the_env_says() -> None:

@@ -78,9 +78,10 @@ async def test_create_applies_each_child_once_and_then_stays_quiet(
         "Deployment",
         "Service",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     ]
-    assert summary(ours[5:]) == [("PATCH", f"{ISVC_PATH}/iris/status merge")]
-    assert len(ours) == 6  # the child events our applies caused made no further write
+    assert summary(ours[6:]) == [("PATCH", f"{ISVC_PATH}/iris/status merge")]
+    assert len(ours) == 7  # the child events our applies caused made no further write
     # kopf's own bookkeeping: its finalizer (the delete handler needs one) and annotations, never
     # status (the CRD's schema would prune status.kopf and the handler would run forever).
     kopf_patches = [r for r in requests(api, since) if r.method.value == "PATCH" and not is_ours(r)]

@@ -121,11 +121,12 @@ async def test_first_reconcile_applies_each_object_once_then_writes_status(
     assert written["observedGeneration"] == 1
     assert written["cache"] == {
         "source": "external", "name": None, "host": "redis.example.com", "port": 6379,
-        "state": "EXTERNAL", "operation": None, "message": None,
+        "state": "EXTERNAL", "operation": None, "message": None, "hitRatio": None,
     }  # fmt: skip
     assert [(c["type"], c["status"], c["reason"]) for c in written["conditions"]] == [
         ("Ready", "False", "RolloutInProgress"),
         ("ServingReady", "False", "RolloutInProgress"),
+        ("ModelReady", "False", "ModelLoading"),
         ("CacheReady", "True", "ExternalRedis"),
     ]
     assert written["url"] == "http://iris.ml.svc/"
@@ -232,6 +233,7 @@ async def test_status_follows_the_deployment_and_the_load_balancer(
     assert [(c["type"], c["status"]) for c in status(api)["conditions"]] == [
         ("Ready", "True"),
         ("ServingReady", "True"),
+        ("ModelReady", "True"),
         ("CacheReady", "True"),
         ("IngressReady", "True"),
         ("AutoscalingReady", "True"),
@@ -280,6 +282,7 @@ async def test_transition_times_change_only_with_the_status(
     assert second == first | {
         "Ready": "2025-01-01T00:02:00Z",
         "ServingReady": "2025-01-01T00:02:00Z",
+        "ModelReady": "2025-01-01T00:02:00Z",  # a ready pod has loaded the model
     }
 
 
@@ -331,7 +334,8 @@ async def test_switched_off_features_are_pruned(api: Any, reconciler: Reconciler
         ]
     )
     assert all(r.data["preconditions"]["uid"] for r in deletes)
-    assert applied_kinds(writes(api, since)) == ["Deployment", "Service"]  # no cache, no NEG
+    # No cache, no NEG; the NetworkPolicy neither lets the load balancer in nor out to Redis.
+    assert applied_kinds(writes(api, since)) == ["Deployment", "Service", "NetworkPolicy"]
     assert not api.objects[key("networking.k8s.io/v1", "Ingress"), NAMESPACE, "other"].deleted
     # The Secret is read by name: the operator may not list Secrets.
     secret_calls = [r for r in requests(api) if "/secrets" in str(r.url.path)]
@@ -349,7 +353,9 @@ async def test_memorystore_without_a_client_holds_the_deployment_back(
     assert outcome.retry_after is None  # waiting will not help (tests/memorystore/: with one)
     # Neither the Deployment (it would read a Secret that does not exist yet) nor the Secret
     # (the pods that run read it) is touched; the rest goes on.
-    assert [r.method.value for r in writes(api, since)] == ["PATCH"]  # status only
+    # Only the NetworkPolicy (no Redis to let the pods reach yet) and the status.
+    assert applied_kinds(writes(api, since)) == ["NetworkPolicy"]
+    assert [r.method.value for r in writes(api, since)] == ["PATCH", "PATCH"]
     cache = condition(api, "CacheReady")
     assert (cache["status"], cache["reason"]) == ("False", "CacheConfigError")
     assert status(api)["cache"] == {"source": "memorystore", "state": "ERROR"}
@@ -362,7 +368,12 @@ async def test_memorystore_without_a_client_holds_the_deployment_back(
 async def test_new_memorystore_service_gets_no_deployment(api: Any, reconciler: Reconciler) -> None:
     store(api, isvc_body(cache={"existingMemorystore": {"name": "shared"}}))
     await reconciler.reconcile(NAMESPACE, "iris", trigger="test")
-    assert applied_kinds(writes(api)) == ["ServiceAccount", "Service", "PodDisruptionBudget"]
+    assert applied_kinds(writes(api)) == [
+        "ServiceAccount",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    ]
     serving = condition(api, "ServingReady")
     assert (serving["status"], serving["reason"]) == ("False", "WaitingForCache")
     assert status(api)["cache"]["source"] == "existingMemorystore"
@@ -376,7 +387,7 @@ async def test_refused_apply_is_a_failure_of_its_part(api: Any, reconciler: Reco
     assert outcome.message.startswith("patch ingresses.networking.k8s.io ml/iris: ")
     assert applied_kinds(writes(api)) == [
         *("ServiceAccount", "Deployment", "Service", "PodDisruptionBudget"),
-        *("BackendConfig", "Ingress"),
+        *("BackendConfig", "Ingress", "NetworkPolicy"),
     ]
     ingress = condition(api, "IngressReady")
     assert (ingress["status"], ingress["reason"]) == ("False", "ApplyFailed")

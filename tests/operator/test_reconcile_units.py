@@ -24,6 +24,7 @@ from memoserve_operator.children.sync import controlled_by, owner_of
 from memoserve_operator.status.observe import (
     autoscaling_verdict,
     ingress_verdict,
+    model_verdict,
     serving_verdict,
     url,
 )
@@ -322,4 +323,66 @@ def test_status_patch_removes_what_is_no_longer_there() -> None:
         "state": "OFF",
         "operation": None,
         "message": None,
+        "hitRatio": None,
     }
+
+
+def _pod_with(name: str, container: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "status": {"containerStatuses": [container]}}
+
+
+LOAD_FAILED = {
+    "name": "server",
+    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+    "lastState": {
+        "terminated": {
+            "exitCode": 1,
+            "message": "cannot load model iris: cannot read gs://b/iris.onnx: 403 Forbidden\n",
+        }
+    },
+}
+CRASHED = {
+    "name": "server",
+    "state": {"terminated": {"exitCode": 137, "message": "Traceback ...\n  MemoryError"}},
+}
+CLEAN_EXIT = {"name": "server", "state": {"terminated": {"exitCode": 0, "message": "bye"}}}
+DEPLOYMENT_NOT_READY = {"spec": {"replicas": 2}, "status": {"replicas": 2, "readyReplicas": 0}}
+DEPLOYMENT_READY = {"spec": {"replicas": 2}, "status": {"replicas": 2, "readyReplicas": 1}}
+
+
+@pytest.mark.parametrize(
+    ("deployment", "pods", "status", "reason", "message"),
+    [
+        (None, [], "False", "DeploymentPending", "no pods yet"),
+        (DEPLOYMENT_NOT_READY, [], "False", "ModelLoading", "no pod has loaded the model yet"),
+        (DEPLOYMENT_READY, [], "True", "ModelLoaded", "loaded by 1/2 pods"),
+        (
+            DEPLOYMENT_NOT_READY,
+            [_pod_with("iris-1", CLEAN_EXIT), _pod_with("iris-2", LOAD_FAILED)],
+            "False",
+            "ModelLoadFailed",
+            "pod iris-2: cannot load model iris: cannot read gs://b/iris.onnx: 403 Forbidden",
+        ),
+        (
+            DEPLOYMENT_NOT_READY,
+            [_pod_with("iris-1", CRASHED)],
+            "False",
+            "ServerFailed",
+            "pod iris-1: Traceback ... MemoryError",
+        ),
+        # A ready pod wins: the model loads, whatever another pod went through.
+        (DEPLOYMENT_READY, [_pod_with("iris-2", LOAD_FAILED)], "True", "ModelLoaded", None),
+    ],
+)
+def test_model_ready_tells_why_the_model_is_not_loaded(
+    deployment: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    status: str,
+    reason: str,
+    message: str | None,
+) -> None:
+    verdict = model_verdict(deployment, pods)
+    assert verdict.type == "ModelReady"
+    assert (verdict.status, verdict.reason) == (status, reason)
+    if message is not None:
+        assert verdict.message == message

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
@@ -77,3 +78,38 @@ async def test_asyncio_client(server: ServerThread, iris_onnx: Path) -> None:
         assert server_meta["name"] == "memoserve"
     finally:
         await client.close()
+
+
+def test_requested_outputs_share_one_entry_with_the_whole_answer(
+    iris_onnx: Path, redis_url: str
+) -> None:
+    """tritonclient asking for one output (binary) after a request for all of them is a hit:
+    the whole answer is cached and the requested outputs are projected from it."""
+    settings = serving_settings(model_name="iris", model_uri=str(iris_onnx), redis_url=redis_url)
+    model = load_model(ModelFormat.ONNX, iris_onnx)
+    want = expected(iris_onnx)
+    names = sorted(want)
+    with ServerThread(settings, model) as running:
+        client = httpclient.InferenceServerClient(url=running.url.removeprefix("http://"))
+        input_name = client.get_model_metadata("iris")["inputs"][0]["name"]
+        for outputs in [[], [names[0]], [names[1]], names[::-1]]:
+            tensor = httpclient.InferInput(input_name, list(IRIS.shape), "FP32")
+            tensor.set_data_from_numpy(IRIS)
+            requested = [httpclient.InferRequestedOutput(n, binary_data=True) for n in outputs]
+            result = client.infer("iris", [tensor], outputs=requested or None)
+            answered = [o["name"] for o in result.get_response()["outputs"]]
+            assert answered == (outputs or list(want))
+            for name in answered:
+                np.testing.assert_array_equal(result.as_numpy(name), want[name])
+        client.close()
+        assert requests_by_cache(running) == {"miss": 1, "hit": 3}
+
+
+def requests_by_cache(running: ServerThread) -> dict[str, int]:
+    """Infer requests by X-Memoserve-Cache result, from the server's own /metrics."""
+    counts: dict[str, int] = {}
+    for line in httpx.get(running.url + "/metrics").text.splitlines():
+        if line.startswith("memoserve_requests_total{"):
+            cache = line.split('cache="', 1)[1].split('"', 1)[0]
+            counts[cache] = counts.get(cache, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return counts

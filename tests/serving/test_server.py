@@ -133,3 +133,24 @@ def test_serve_refuses_bad_configuration_in_one_line(args: list[str], message: s
     assert done.returncode != 0
     assert message in done.stderr.lower()
     assert "Traceback" not in done.stderr
+
+
+def test_a_model_that_cannot_load_says_why_in_the_termination_log(tmp_path: Path) -> None:
+    log = tmp_path / "termination-log"
+    done = subprocess.run(
+        [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "MEMOSERVE_MODEL_URI": str(tmp_path / "missing.onnx"),
+            "MEMOSERVE_TERMINATION_LOG": str(log),
+            "MEMOSERVE_LOG_FORMAT": "text",
+        },
+    )
+    assert done.returncode == 1
+    (line,) = log.read_text().splitlines()
+    assert line.startswith("cannot load model iris: cannot read ")
+    assert str(tmp_path / "missing.onnx") in line
+    assert "Traceback" not in done.stderr

@@ -29,6 +29,7 @@ def serving_settings(**overrides: Any) -> ServingSettings:
         "drain_seconds": 0,
         "log_format": "text",
         "batch_max_size": 1,
+        "cache_stats_seconds": 0,  # tests that count Redis commands count only the cache's
     }
     values.update(overrides)
     return ServingSettings(**values)

@@ -60,8 +60,10 @@ def local_settings(
     """The pod's serving settings for ``isvc``, with the local overrides (see the module)."""
     # The Secret-held values (URL, password) are not in it: the plan stands in for them.
     env = pod_env(isvc, default_drain_seconds=0)
-    # A CA file mounted from a Secret in the pod; locally it is the one given, if any.
+    # Files mounted from Secrets in the pod; locally the CA and password are the ones given.
     env.pop(env_var("redis_ca_file"), None)
+    env.pop(env_var("redis_password_file"), None)
+    env.pop(env_var("termination_log"), None)  # a pod's; errors go to the terminal here
     try:
         return ServingSettings.from_env(
             env,

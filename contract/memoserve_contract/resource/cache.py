@@ -163,6 +163,12 @@ class CacheSpec(SpecModel):
     l1_max_bytes: int | None = Field(
         default=None, ge=0, description="in-process L1 in front of Redis; 0 = off"
     )
+    max_value_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        le=512 * 1024 * 1024,  # Memorystore's (and Redis's) largest value
+        description="answers larger than this are served, not cached (default 1 MiB; 0 = no cap)",
+    )
     external: ExternalRedis | None = None
     memorystore: MemorystoreSpec | None = None
     existing_memorystore: ExistingMemorystore | None = None
@@ -179,6 +185,17 @@ class CacheSpec(SpecModel):
         if self.existing_memorystore is not None:
             return "existingMemorystore"
         return None
+
+    @property
+    def auth_expected(self) -> bool:
+        """Whether the pods are given a Redis AUTH string. An existing instance's AUTH setting
+        is learned only when the operator reads it, so its AUTH string is expected (optional)."""
+        source = self.source
+        if source == "external" and self.external is not None:
+            return self.external.password_secret_ref is not None
+        if source == "memorystore" and self.memorystore is not None:
+            return self.memorystore.auth_enabled
+        return source == "existingMemorystore"
 
     @property
     def server_ca_expected(self) -> bool:

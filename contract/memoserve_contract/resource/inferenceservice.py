@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -138,6 +138,24 @@ class ServiceAccountSpec(SpecModel):
     )
 
 
+# An IPv4 or IPv6 CIDR, as NetworkPolicy ipBlock takes it.
+CIDR_PATTERN = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9a-fA-F:]+/[0-9]{1,3})$"
+
+
+class NetworkPolicySpec(SpecModel):
+    """The serving pods' NetworkPolicy (enforced where the cluster enforces policies, e.g. GKE
+    Dataplane V2): ingress to the serving port from the namespace, the load balancer and
+    Prometheus; egress to DNS, the metadata server, HTTPS (Google APIs) and the Redis."""
+
+    enabled: bool = True
+    ingress_cidrs: list[Annotated[str, Field(pattern=CIDR_PATTERN, max_length=43)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="more sources for the serving port, e.g. an internal load balancer's "
+        "proxy-only subnet",
+    )
+
+
 class InferenceServiceSpec(SpecModel):
     """What to serve and how."""
 
@@ -190,6 +208,9 @@ class InferenceServiceSpec(SpecModel):
     cache: CacheSpec | None = Field(default=None, description="no cache: every request runs")
     ingress: IngressSpec | None = None
     service_account: ServiceAccountSpec | None = None
+    network_policy: NetworkPolicySpec | None = Field(
+        default=None, description="unset: a NetworkPolicy with the defaults; enabled: false: none"
+    )
     drain_seconds: int | None = Field(
         default=None, ge=0, le=600, description="after SIGTERM: not-ready this long, then stop"
     )
@@ -214,6 +235,10 @@ class InferenceServiceSpec(SpecModel):
         """The operator creates one only when asked to (not for managedCertificateName)."""
         ingress = self.ingress
         return ingress is not None and ingress.enabled and ingress.managed_certificate
+
+    @property
+    def network_policy_enabled(self) -> bool:
+        return self.network_policy is None or self.network_policy.enabled
 
     @property
     def cache_source(self) -> CacheSource | None:

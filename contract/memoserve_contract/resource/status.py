@@ -60,6 +60,11 @@ class CacheStatus(StatusModel):
     state: str | None = Field(default=None, description="READY, CREATING, ... (CACHE column)")
     operation: str | None = Field(default=None, description="pending long-running operation")
     message: str | None = None
+    hit_ratio: str | None = Field(
+        default=None,
+        description="answers from the cache per request over the last minutes, e.g. 87% "
+        "(the HIT% column); unset while unknown",
+    )
 
 
 class InferenceServiceStatus(StatusModel):
@@ -79,6 +84,9 @@ class InferenceServiceStatus(StatusModel):
         default=None, description="label selector of the pods (the scale subresource)"
     )
     cache: CacheStatus | None = None
+    model_digest: str | None = Field(
+        default=None, description="digest of the model files the serving pods loaded"
+    )
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

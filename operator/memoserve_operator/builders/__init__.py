@@ -13,6 +13,7 @@ from memoserve_operator.builders.hpa import build_hpa
 from memoserve_operator.builders.ingress import build_ingress
 from memoserve_operator.builders.managed_certificate import build_managed_certificate
 from memoserve_operator.builders.meta import Object
+from memoserve_operator.builders.network_policy import build_network_policy
 from memoserve_operator.builders.pdb import build_pdb
 from memoserve_operator.builders.pod_monitoring import build_pod_monitoring
 from memoserve_operator.builders.redis import (
@@ -39,6 +40,7 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.gke.io/v1", "ManagedCertificate"),
     ("networking.k8s.io/v1", "Ingress"),
     ("monitoring.googleapis.com/v1", "PodMonitoring"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
 )
 
 
@@ -69,4 +71,6 @@ def build_all(
         objects.append(build_ingress(isvc))
     if settings.pod_monitoring:
         objects.append(build_pod_monitoring(isvc))
+    if isvc.spec.network_policy_enabled:
+        objects.append(build_network_policy(isvc, settings, redis))
     return objects

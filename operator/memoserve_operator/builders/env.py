@@ -1,13 +1,16 @@
 """The serving container's environment, through the contract package.
 
-Plain values come from ``pod_settings.pod_env()``; values that live in Secrets become
-``valueFrom.secretKeyRef`` entries named by ``env_var()``. No MEMOSERVE_* name is spelled here.
+Plain values come from ``pod_settings.pod_env()``; the Redis URL, from the ``<name>-redis``
+Secret, is a ``valueFrom.secretKeyRef`` entry named by ``env_var()``; the AUTH string and the
+server CA are files from Secret volumes (``redis_files``). No MEMOSERVE_* name is spelled here.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from memoserve_contract import pod_settings
-from memoserve_contract.pod_settings import REDIS_CA_FILE
+from memoserve_contract.pod_settings import REDIS_CA_FILE, REDIS_PASSWORD_FILE
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.settings import env_var
 from memoserve_operator.builders.meta import Object
@@ -25,8 +28,6 @@ def container_env(isvc: InferenceService, settings: OperatorSettings) -> list[Ob
     refs = redis_refs(isvc)
     if refs is not None:
         env.append(_from_secret("redis_url", refs.url))
-        if refs.password is not None:
-            env.append(_from_secret("redis_password", refs.password))
     return env
 
 
@@ -37,15 +38,26 @@ def _from_secret(field: str, ref: SecretKey) -> Object:
     return {"name": env_var(field), "valueFrom": {"secretKeyRef": selector}}
 
 
-def redis_ca_volume(refs: RedisRefs | None) -> Object | None:
-    """The Secret volume that puts the Redis server CA at REDIS_CA_FILE, if there is one."""
-    if refs is None or refs.ca is None:
-        return None
+def redis_files(refs: RedisRefs | None) -> list[tuple[Object, Object]]:
+    """The (volume, mount) pairs that put the Redis server CA at REDIS_CA_FILE and the AUTH
+    string at REDIS_PASSWORD_FILE, for those the service has."""
+    files = []
+    if refs is not None and refs.ca is not None:
+        # Readable by the non-root serving user: a CA is not a secret.
+        files.append(_secret_file("redis-ca", refs.ca, REDIS_CA_FILE, 0o444))
+    if refs is not None and refs.password is not None:
+        # Group-readable: the pod's fsGroup is the serving user's group.
+        files.append(_secret_file("redis-auth", refs.password, REDIS_PASSWORD_FILE, 0o440))
+    return files
+
+
+def _secret_file(name: str, ref: SecretKey, path: Path, mode: int) -> tuple[Object, Object]:
     secret: Object = {
-        "secretName": refs.ca.name,
-        "items": [{"key": refs.ca.key, "path": REDIS_CA_FILE.name}],
-        "defaultMode": 0o444,  # readable by the non-root serving user
+        "secretName": ref.name,
+        "items": [{"key": ref.key, "path": path.name}],
+        "defaultMode": mode,
     }
-    if refs.ca.optional:
+    if ref.optional:
         secret["optional"] = True
-    return {"name": "redis-ca", "secret": secret}
+    mount = {"name": name, "mountPath": str(path.parent), "readOnly": True}
+    return {"name": name, "secret": secret}, mount

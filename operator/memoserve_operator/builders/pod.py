@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from memoserve_contract.pod_settings import HTTP_PORT, MODEL_DIR, REDIS_CA_DIR
+from memoserve_contract.pod_settings import HTTP_PORT, MODEL_DIR, TERMINATION_LOG
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_operator.builders.env import container_env, drain_seconds, redis_ca_volume
+from memoserve_operator.builders.env import container_env, drain_seconds, redis_files
 from memoserve_operator.builders.meta import (
     HTTP_PORT_NAME,
     SERVING,
@@ -65,8 +65,7 @@ def container(isvc: InferenceService, settings: OperatorSettings) -> Object:
         {"name": "models", "mountPath": str(MODEL_DIR)},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    if redis_ca_volume(redis_refs(isvc)) is not None:
-        mounts.append({"name": "redis-ca", "mountPath": str(REDIS_CA_DIR), "readOnly": True})
+    mounts += [mount for _, mount in redis_files(redis_refs(isvc))]
     startup_failures = math.ceil(settings.model_load_timeout_seconds / STARTUP_PERIOD_SECONDS)
     return {
         "name": "server",
@@ -91,6 +90,10 @@ def container(isvc: InferenceService, settings: OperatorSettings) -> Object:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": mounts,
+        # The server writes why it cannot start to the termination log; anything else that
+        # kills it leaves the log's last lines there instead.
+        "terminationMessagePath": str(TERMINATION_LOG),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
 
@@ -109,8 +112,7 @@ def pod_template(isvc: InferenceService, settings: OperatorSettings, checksum: s
         {"name": "models", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {}},
     ]
-    if (ca := redis_ca_volume(redis_refs(isvc))) is not None:
-        volumes.append(ca)
+    volumes += [volume for volume, _ in redis_files(redis_refs(isvc))]
     spec: Object = {
         "serviceAccountName": isvc.name,
         "automountServiceAccountToken": False,  # the server never calls the Kubernetes API
@@ -119,6 +121,7 @@ def pod_template(isvc: InferenceService, settings: OperatorSettings, checksum: s
             "runAsNonRoot": True,
             "runAsUser": settings.run_as_user,
             "runAsGroup": settings.run_as_user,
+            "fsGroup": settings.run_as_user,  # volumes (the AUTH string) readable by the group
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container(isvc, settings)],

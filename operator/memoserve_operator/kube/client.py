@@ -79,6 +79,7 @@ RESOURCES = _resources(
     ApiResource("networking.gke.io", "v1", "managedcertificates", "ManagedCertificate"),
     ApiResource("networking.k8s.io", "v1", "ingresses", "Ingress"),
     ApiResource("monitoring.googleapis.com", "v1", "podmonitorings", "PodMonitoring"),
+    ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )
 
 

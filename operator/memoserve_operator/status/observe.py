@@ -19,6 +19,7 @@ from memoserve_operator.verdict import Verdict
 Object = Mapping[str, Any]
 
 SERVING = ConditionType.SERVING_READY
+MODEL = ConditionType.MODEL_READY
 INGRESS = ConditionType.INGRESS_READY
 AUTOSCALING = ConditionType.AUTOSCALING_READY
 
@@ -38,6 +39,8 @@ POD_FAILURES = frozenset(
 # How long the HPA may go without metrics after the pods are ready (metrics-server scrapes
 # every 15-60 s; a custom-metrics adapter that never answers is a failure).
 METRICS_GRACE = datetime.timedelta(minutes=5)
+# How memoserve serve's termination message starts when the model cannot be loaded.
+LOAD_FAILURE = "cannot load model"
 MESSAGE_LIMIT = 1024
 
 
@@ -82,6 +85,28 @@ def pod_failure(pods: Sequence[Object]) -> Verdict | None:
                     message += f": {last['message']}"
             return Verdict.false(SERVING, reason, _short(message))
     return None
+
+
+def model_verdict(deployment: Object | None, pods: Sequence[Object]) -> Verdict:
+    """ModelReady: a pod that is ready has loaded the model (its port opens only then); a
+    server that exited says why in its termination message (``memoserve serve`` writes one
+    line, e.g. a gs:// object that does not exist or may not be read)."""
+    _, ready, desired = replica_counts(deployment)
+    if ready:
+        return Verdict.true(MODEL, "ModelLoaded", f"loaded by {ready}/{desired} pods")
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "?")
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            state = container.get("state") or {}
+            ended = state.get("terminated") or (container.get("lastState") or {}).get("terminated")
+            if not ended or ended.get("exitCode") == 0 or not ended.get("message"):
+                continue
+            message = " ".join(str(ended["message"]).split())
+            reason = "ModelLoadFailed" if message.startswith(LOAD_FAILURE) else "ServerFailed"
+            return Verdict.false(MODEL, reason, _short(f"pod {name}: {message}"))
+    if deployment is None:
+        return Verdict.false(MODEL, "DeploymentPending", "no pods yet")
+    return Verdict.false(MODEL, "ModelLoading", "no pod has loaded the model yet")
 
 
 def serving_verdict(deployment: Object | None, pods: Sequence[Object]) -> Verdict:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from memoserve_contract.cache_stats import CacheStats
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import CacheStatus, ConditionType, InferenceServiceStatus
 from memoserve_operator.builders.meta import selector
@@ -23,6 +24,7 @@ from memoserve_operator.status.conditions import merge_conditions, timestamp
 from memoserve_operator.status.observe import (
     autoscaling_verdict,
     ingress_verdict,
+    model_verdict,
     replica_counts,
     serving_verdict,
     url,
@@ -56,12 +58,14 @@ def build_status(
     failures: Mapping[str, KubeError],
     old: InferenceServiceStatus,
     now: datetime.datetime,
+    *,
+    stats: CacheStats | None = None,
 ) -> InferenceServiceStatus:
     deployment = live.get("Deployment")
     serving = serving_verdict(deployment, pods)
     if cache.hold and deployment is None:
         serving = Verdict.false(serving.type, "WaitingForCache", "needs the cache endpoint")
-    parts = [serving, cache.verdict]
+    parts = [serving, model_verdict(deployment, pods), cache.verdict]
     if isvc.spec.ingress_enabled:
         certificate = live.get("ManagedCertificate")
         wants = isvc.spec.wants_managed_certificate
@@ -89,8 +93,16 @@ def build_status(
         ready_replicas=ready,
         replica_summary=f"{ready}/{desired}",
         selector=selector(isvc),
-        cache=cache.status,
+        cache=_with_hit_ratio(cache.status, stats),
+        model_digest=stats.digest if stats is not None else None,
     )
+
+
+def _with_hit_ratio(status: CacheStatus | None, stats: CacheStats | None) -> CacheStatus | None:
+    percent = stats.hit_percent if stats is not None else None
+    if status is None or percent is None:
+        return status
+    return status.model_copy(update={"hit_ratio": f"{percent}%"})
 
 
 def status_patch(status: InferenceServiceStatus) -> Object:

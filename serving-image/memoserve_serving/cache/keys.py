@@ -2,12 +2,13 @@
 
 The canonical request is what the model's answer depends on, whatever way it travelled: a JSON
 head (sorted keys) holding the inputs sorted by name, each as [name, datatype, shape, parameters,
-data size], the requested outputs sorted by name as [name, parameters], and the request
-parameters; then each input's data in that order, as the binary tensor data encoding
-(little-endian bytes; BYTES: 4-byte length + bytes per element). The head is length-prefixed and
-gives every data size, so no two requests hash the same bytes. Transport details (JSON or binary,
-spacing, key order, nesting, ``1`` vs ``1.0``, the request id, binary_data*) were dropped by the
-decoder already.
+data size], the requested outputs sorted by name as [name, parameters] when any of them has
+parameters (outputs named only to pick some of the answer are left out: the whole answer is
+cached and they are projected from it), and the request parameters; then each input's data in
+that order, as the binary tensor data encoding (little-endian bytes; BYTES: 4-byte length +
+bytes per element). The head is length-prefixed and gives every data size, so no two requests
+hash the same bytes. Transport details (JSON or binary, spacing, key order, nesting, ``1`` vs
+``1.0``, the request id, binary_data*) were dropped by the decoder already.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def _hasher(request: InferenceRequest) -> hashlib.blake2b:
             )
     wanted = []
     outputs = request.outputs
-    if outputs:
+    # Outputs named only to select from the answer are projected from the cached full answer
+    # (dataplane): they are not part of the question.
+    if outputs and not request.selects_outputs:
         for output in sorted(outputs, key=_BY_NAME) if len(outputs) > 1 else outputs:
             wanted.append((output.name, output.parameters))
     head = orjson.dumps((described, wanted, request.parameters), option=_HEAD_OPTIONS)

@@ -116,13 +116,25 @@ class RedisConfig:
         if settings.redis_url is None:
             raise ValueError("redis_url is not set")
         secret = settings.redis_password
+        password = secret.get_secret_value() if secret is not None else None
+        if settings.redis_password_file is not None:
+            password = read_password_file(settings.redis_password_file) or password
         return cls.from_url(
             settings.redis_url,
-            password=secret.get_secret_value() if secret is not None else None,
+            password=password,
             ca_file=settings.redis_ca_file,
             check_hostname=settings.redis_tls_check_hostname,
             timeout=settings.redis_timeout_ms / 1000.0,
         )
+
+
+def read_password_file(path: Path) -> str | None:
+    """The AUTH string in ``path`` (trailing newline dropped); None when there is no such file
+    (an optional Secret key that does not exist: the instance has no AUTH)."""
+    try:
+        return path.read_text().rstrip("\r\n") or None
+    except FileNotFoundError:
+        return None
 
 
 def make_ssl_context(ca_file: Path | str | None, *, check_hostname: bool) -> ssl.SSLContext:

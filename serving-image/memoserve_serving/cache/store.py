@@ -8,6 +8,8 @@ Results (``X-Memoserve-Cache``):
   waiting on it (``singleflight_join("remote")``).
 * MISS: this request's ``compute`` ran and its value was stored (not stored when write=False).
 * BYPASS: read=False (``no-cache``): the cache was not read; computed and stored if write.
+  Also an answer larger than ``max_value_bytes``: served, neither stored nor kept in the L1,
+  counted in ``memoserve_cache_oversize_total``.
 * ERROR: a Redis operation the request needed (GET, lock, poll, SET) failed: timeout,
   connection, error reply (e.g. OOM on a full Redis) or breaker open. The value was computed
   and served; a failed SET after a successful compute is ERROR as well, since the answer was
@@ -61,8 +63,10 @@ class RedisAnswerCache:
         breaker: CircuitBreaker,
         lock_ttl_ms: int | None = 2000,
         l1: L1Cache | None = None,
+        max_value_bytes: int | None = None,
     ) -> None:
         self.client = client
+        self._max_value_bytes = max_value_bytes  # None: no cap
         self.breaker = breaker
         self._redis = GuardedRedis(client, breaker, metrics)
         self._metrics = metrics
@@ -135,6 +139,10 @@ class RedisAnswerCache:
             if token is not None:
                 self._release_nowait(key, token)
             raise
+        if self._oversize(value):
+            if token is not None:
+                self._release_nowait(key, token)
+            return value, CacheResult.BYPASS
         self._l1_put(key, value)
         if not redis_ok:
             return value, CacheResult.ERROR
@@ -203,12 +211,19 @@ class RedisAnswerCache:
 
     async def _bypass(self, key: bytes, compute: Compute, write: bool) -> tuple[bytes, CacheResult]:
         value = await compute()
-        if not write:
+        if not write or self._oversize(value):
             return value, CacheResult.BYPASS
         self._l1_put(key, value)
         if self._store(key, value, None) is CacheResult.ERROR:
             return value, CacheResult.ERROR
         return value, CacheResult.BYPASS
+
+    def _oversize(self, value: bytes) -> bool:
+        cap = self._max_value_bytes
+        if cap is None or len(value) <= cap:
+            return False
+        self._metrics.cache_oversize.inc()
+        return True
 
     def _release_nowait(self, key: bytes, token: bytes) -> None:
         self.client.send_nowait(b"EVAL", _RELEASE, 1, LOCK_PREFIX + key, token)
@@ -254,4 +269,5 @@ def open_answer_cache(settings: ServingSettings, metrics: ServingMetrics) -> Ans
         ),
         lock_ttl_ms=settings.cache_lock_ttl_ms if settings.cache_lock_enabled else None,
         l1=l1,
+        max_value_bytes=settings.cache_max_value_bytes or None,
     )

@@ -232,10 +232,7 @@ def validate_request(request: InferenceRequest, metadata: ModelMetadata) -> None
         given = {tensor.name for tensor in request.inputs}
         missing = next(spec.name for spec in metadata.inputs if spec.name not in given)
         raise BadRequest(f"missing input {missing!r}")
-    for output in request.outputs:
-        if output.name not in outputs:
-            known = ", ".join(repr(s.name) for s in metadata.outputs)
-            raise BadRequest(f"unknown output {output.name!r}; the model's outputs are {known}")
+    _check_outputs(request, metadata, outputs)
 
 
 # Input name -> (spec, rank, getter of the dimensions that are not -1 or None, what it must get).
@@ -263,3 +260,17 @@ def _plan(metadata: ModelMetadata) -> tuple[_InputChecks, frozenset[str]]:
         _PLANS.clear()
     _PLANS[id(metadata)] = (metadata, plan)
     return plan
+
+
+def validate_outputs(request: InferenceRequest, metadata: ModelMetadata) -> None:
+    """BadRequest naming an output the model does not have."""
+    _check_outputs(request, metadata, _plan(metadata)[1])
+
+
+def _check_outputs(
+    request: InferenceRequest, metadata: ModelMetadata, known: frozenset[str]
+) -> None:
+    for output in request.outputs:
+        if output.name not in known:
+            names = ", ".join(repr(s.name) for s in metadata.outputs)
+            raise BadRequest(f"unknown output {output.name!r}; the model's outputs are {names}")

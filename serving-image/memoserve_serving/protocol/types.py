@@ -116,6 +116,13 @@ class InferenceRequest:
     parameters: Final[Parameters] = field(default_factory=dict)  # without transport-only ones
     binary_outputs: Final[bool] = False  # request parameter binary_data_output
 
+    @property
+    def selects_outputs(self) -> bool:
+        """The request names outputs only to pick some of the model's answer (no output asks
+        for anything that changes it): the full answer can be cached and the outputs projected
+        from it, so asking for some outputs or all of them is one cache entry."""
+        return bool(self.outputs) and not any(output.parameters for output in self.outputs)
+
 
 class InferenceResponse:
     """Built on every request, so a plain slotted class like :class:`Tensor`."""

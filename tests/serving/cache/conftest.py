@@ -79,6 +79,7 @@ def make_cache(make_client: ClientFactory, metrics: ServingMetrics) -> CacheFact
         breaker_reset: float = 0.2,
         stall_timeout: float | None = None,
         ca_file: Path | None = None,
+        max_value_bytes: int | None = None,
     ) -> RedisAnswerCache:
         client = make_client(url, timeout=timeout, stall_timeout=stall_timeout, ca_file=ca_file)
         return RedisAnswerCache(
@@ -88,6 +89,7 @@ def make_cache(make_client: ClientFactory, metrics: ServingMetrics) -> CacheFact
             breaker=CircuitBreaker(breaker_failures, breaker_reset),
             lock_ttl_ms=lock_ttl_ms,
             l1=L1Cache(l1_bytes, 1.0) if l1_bytes else None,
+            max_value_bytes=max_value_bytes,
         )
 
     return make

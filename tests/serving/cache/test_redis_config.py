@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -84,3 +85,20 @@ def test_from_settings_reads_the_contract(tls_files: TlsFiles) -> None:
     assert config.timeout == pytest.approx(0.025)
     assert config.effective_connect_timeout == pytest.approx(0.025)
     assert config.effective_stall_timeout == pytest.approx(1.0)
+
+
+def test_the_auth_string_file_wins_and_a_missing_one_means_none(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("from-the-secret\n")  # kubectl create secret often leaves a newline
+    base = {"model_name": "m", "model_uri": "/m", "model_format": "onnx"}
+    settings = ServingSettings(
+        **base,
+        redis_url="redis://10.0.0.3:6379/0",
+        redis_password="from-env",
+        redis_password_file=secret,
+    )
+    assert RedisConfig.from_settings(settings).password == "from-the-secret"
+    missing = settings.model_copy(update={"redis_password_file": tmp_path / "absent"})
+    assert RedisConfig.from_settings(missing).password == "from-env"
+    unset = settings.model_copy(update={"redis_password": None, "redis_password_file": None})
+    assert RedisConfig.from_settings(unset).password is None

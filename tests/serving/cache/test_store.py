@@ -284,3 +284,27 @@ async def test_a_value_stored_after_our_get_is_found_when_taking_the_lock(
     assert model.calls == 0
     await cache.client.ping()
     assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # not left taken
+
+
+@pytest.mark.parametrize("read", [True, False], ids=["lookup", "no-cache"])
+async def test_an_answer_over_the_size_cap_is_served_not_stored(
+    redis_url: str,
+    redis_server: RedisServer,
+    make_cache: CacheFactory,
+    counter: Counter,
+    read: bool,
+) -> None:
+    cache = make_cache(redis_url, max_value_bytes=8, l1_bytes=1 << 20)
+    large, small = Model(b"x" * 9), Model(b"x" * 8)
+    for _ in range(2):
+        assert await cache.get_or_compute(KEY, large, read=read) == (
+            large.value,
+            CacheResult.BYPASS,
+        )
+    assert large.calls == 2  # neither Redis nor the L1 kept it
+    assert redis_server.cli("EXISTS", KEY.decode()) == "0"
+    assert counter("memoserve_cache_oversize") == 2
+    other = b"other-key"
+    await cache.get_or_compute(other, small, read=read)
+    assert await cache.get_or_compute(other, small) == (small.value, CacheResult.HIT)
+    assert counter("memoserve_cache_oversize") == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from memoserve_contract.settings import ModelFormat
 from memoserve_serving.protocol.errors import BadRequest
 from memoserve_serving.runtimes.base import TensorSpec
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.runtimes.xgboost import XGBoostModel
+from memoserve_serving.runtimes.xgboost import XGBoostModel, choose_device
 from memoserve_serving.storage import ModelLoadError
 from tests.serving.runtimes.conftest import Samples
 
@@ -92,3 +93,31 @@ def test_a_corrupt_file_is_a_model_load_error(tmp_path: Path, samples: Samples) 
         load_model(ModelFormat.XGBOOST, corrupt)
     assert "\n" not in str(caught.value)
     assert "Stack trace" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("use_cuda", "environ", "device"),
+    [
+        (True, {"NVIDIA_VISIBLE_DEVICES": "GPU-8f6c"}, "cuda"),
+        (True, {"NVIDIA_VISIBLE_DEVICES": "all"}, "cuda"),
+        (True, {"NVIDIA_VISIBLE_DEVICES": "void"}, "cpu"),
+        (True, {"NVIDIA_VISIBLE_DEVICES": ""}, "cpu"),
+        (True, {}, "cpu"),
+        (False, {"NVIDIA_VISIBLE_DEVICES": "all"}, "cpu"),  # xgboost-cpu on a GPU node
+    ],
+)
+def test_the_device_follows_the_build_and_the_pod(
+    use_cuda: bool, environ: dict[str, str], device: str
+) -> None:
+    assert choose_device({"USE_CUDA": use_cuda}, environ) == device
+
+
+def test_the_booster_is_given_the_device(samples: Samples) -> None:
+    # No GPU here: what is checked is the parameter the booster runs with.
+    model = load_model(ModelFormat.XGBOOST, samples.xgboost)
+    assert isinstance(model, XGBoostModel)
+    assert model.device == "cpu"  # this machine: xgboost-cpu, no NVIDIA_VISIBLE_DEVICES
+    config = json.loads(model._booster.save_config())
+    assert config["learner"]["generic_param"]["device"] == "cpu"
+    explicit = XGBoostModel(samples.xgboost, device="cpu")
+    assert explicit.device == "cpu"

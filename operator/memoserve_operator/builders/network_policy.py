@@ -1,0 +1,91 @@
+"""The serving pods' NetworkPolicy: only the traffic a serving pod needs.
+
+Ingress, to the serving port only: from pods of the service's namespace, from Google's load
+balancer health-check and proxy ranges (with an Ingress; ``OperatorSettings.lb_source_ranges``),
+from Managed Prometheus's collectors (with PodMonitoring), and from ``spec.networkPolicy
+.ingressCidrs`` (e.g. an internal load balancer's proxy-only subnet).
+Egress: DNS, the GKE metadata server (Workload Identity tokens), HTTPS (Cloud Storage and other
+Google APIs: their addresses are not fixed), and the Redis (its address when it is one, else its
+port).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_operator.builders.meta import (
+    HTTP_PORT_NAME,
+    SERVING,
+    Object,
+    object_meta,
+    selector_labels,
+)
+from memoserve_operator.builders.redis import RedisEndpoint
+from memoserve_operator.settings import OperatorSettings
+
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+MANAGED_PROMETHEUS_NAMESPACE = "gmp-system"
+# The metadata server: 169.254.169.254:80, and :988 on GKE Dataplane V2 nodes.
+METADATA_SERVER = (("169.254.169.254/32", 80), ("169.254.169.252/32", 988))
+
+
+def _tcp(port: int | str) -> Object:
+    return {"protocol": "TCP", "port": port}
+
+
+def _ip_block(cidr: str) -> Object:
+    return {"ipBlock": {"cidr": cidr}}
+
+
+def _namespace(name: str) -> Object:
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: name}}}
+
+
+def _ingress(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
+    sources: list[Object] = [{"podSelector": {}}]  # the service's own namespace
+    if isvc.spec.ingress_enabled:
+        sources += [_ip_block(cidr) for cidr in settings.lb_source_ranges]
+    if settings.pod_monitoring:
+        sources.append(_namespace(MANAGED_PROMETHEUS_NAMESPACE))
+    policy = isvc.spec.network_policy
+    if policy is not None:
+        sources += [_ip_block(cidr) for cidr in policy.ingress_cidrs]
+    return [{"from": sources, "ports": [_tcp(HTTP_PORT_NAME)]}]
+
+
+def _redis_rule(redis: RedisEndpoint) -> Object:
+    rule: Object = {"ports": [_tcp(redis.port)]}
+    try:
+        address = ipaddress.ip_address(redis.host)
+    except ValueError:
+        return rule  # a host name: its addresses are not known here
+    rule["to"] = [_ip_block(f"{address}/{address.max_prefixlen}")]
+    return rule
+
+
+def _egress(redis: RedisEndpoint | None) -> list[Object]:
+    rules: list[Object] = [
+        {"ports": [{"protocol": "UDP", "port": 53}, _tcp(53)]},
+        *({"to": [_ip_block(cidr)], "ports": [_tcp(port)]} for cidr, port in METADATA_SERVER),
+        {"ports": [_tcp(443)]},
+    ]
+    if redis is not None:
+        rules.append(_redis_rule(redis))
+    return rules
+
+
+def build_network_policy(
+    isvc: InferenceService, settings: OperatorSettings, redis: RedisEndpoint | None
+) -> Object:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": object_meta(isvc, SERVING),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(isvc)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": _ingress(isvc, settings),
+            "egress": _egress(redis),
+        },
+    }
