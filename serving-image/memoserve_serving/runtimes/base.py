@@ -51,7 +51,7 @@ class Model(abc.ABC):
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Run the model; ``outputs`` names the wanted outputs (all of them when empty).
 
-        Each input is a read-only array of its datatype's dtype (``protocol.datatypes``): BYTES
+        Each input is an array of its datatype's dtype (``protocol.datatypes``): BYTES
         an object array of ``bytes``, BF16 an array of ``ml_dtypes.bfloat16`` (numpy has none;
         it computes and casts like float16). Each output is cast to its declared datatype
         (float to BF16: nearest-even); an undeclared one gets the datatype of its dtype.
