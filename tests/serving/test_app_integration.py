@@ -110,7 +110,7 @@ tensor_like = st.fixed_dictionaries(
     optional={
         "name": st.sampled_from(["x", "y", "", "X"]) | st.text(max_size=4),
         "shape": st.lists(st.integers(-2, 5), max_size=3) | json_values,
-        "datatype": st.sampled_from(["FP32", "INT8", "BYTES", "BOOL", "FP16", "nope"])
+        "datatype": st.sampled_from(["FP32", "INT8", "BYTES", "BOOL", "FP16", "BF16", "nope"])
         | json_values,
         "data": st.lists(
             st.integers(-300, 300) | st.floats() | st.booleans() | st.text(max_size=3), max_size=6

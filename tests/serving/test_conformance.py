@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
@@ -13,6 +14,7 @@ import tritonclient.http.aio as aioclient
 
 from memoserve_contract.settings import ModelFormat
 from memoserve_serving.runtimes.loader import load_model
+from tests.support.models import DoubleBf16Model
 from tests.support.serving import ServerThread, serving_settings
 
 IRIS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
@@ -113,3 +115,60 @@ def requests_by_cache(running: ServerThread) -> dict[str, int]:
             cache = line.split('cache="', 1)[1].split('"', 1)[0]
             counts[cache] = counts.get(cache, 0) + int(float(line.rsplit(" ", 1)[1]))
     return counts
+
+
+# Ties, -0.0, the smallest subnormal and a large value: all still finite when doubled.
+BF16_X = np.array([[1.5, -0.0, 0.1], [1e38, 2.0**-133, -2]], dtype=ml_dtypes.bfloat16)
+
+
+@pytest.fixture
+def bf16_server(redis_url: str) -> Iterator[tuple[ServerThread, DoubleBf16Model]]:
+    model = DoubleBf16Model()
+    with ServerThread(serving_settings(model_name="double", redis_url=redis_url), model) as running:
+        yield running, model
+
+
+@pytest.mark.parametrize("binary_output", [True, False], ids=["binary-out", "json-out"])
+def test_bf16_from_tritonclient_misses_then_hits_and_json_shares_the_answer(
+    bf16_server: tuple[ServerThread, DoubleBf16Model], binary_output: bool
+) -> None:
+    """tritonclient sends BF16 only as binary data (ml_dtypes arrays); the same numbers in JSON
+    are the same request."""
+    server, model = bf16_server
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    metadata = client.get_model_metadata("double")
+    assert metadata["inputs"][0]["datatype"] == metadata["outputs"][0]["datatype"] == "BF16"
+    want = (BF16_X * 2).view("<u2")
+    for _ in range(2):  # a miss, then a hit: both must decode identically
+        tensor = httpclient.InferInput("x", list(BF16_X.shape), "BF16")
+        tensor.set_data_from_numpy(BF16_X, binary_data=True)
+        output = httpclient.InferRequestedOutput("y", binary_data=binary_output)
+        got = client.infer("double", [tensor], outputs=[output]).as_numpy("y")
+        assert got.dtype == ml_dtypes.bfloat16
+        assert got.reshape(BF16_X.shape).view("<u2").tolist() == want.tolist()
+    client.close()
+    assert model.calls == 1
+    assert model.dtypes == [np.dtype(ml_dtypes.bfloat16)]
+
+    as_json = {
+        "inputs": [{"name": "x", "datatype": "BF16", "shape": [2, 3], "data": BF16_X.tolist()}],
+        "outputs": [{"name": "y"}],  # what tritonclient asked for: the key covers it
+    }
+    response = httpx.post(f"{server.url}/v2/models/double/infer", json=as_json)
+    assert response.status_code == 200
+    assert response.headers["x-memoserve-cache"] == "hit"
+    (y,) = response.json()["outputs"]
+    assert y["datatype"] == "BF16"
+    assert np.array(y["data"], ml_dtypes.bfloat16).view("<u2").tolist() == want.ravel().tolist()
+    assert model.calls == 1
+
+
+def test_bf16_json_that_overflows_is_a_400_naming_the_tensor(
+    bf16_server: tuple[ServerThread, DoubleBf16Model],
+) -> None:
+    server, model = bf16_server
+    body = {"inputs": [{"name": "x", "datatype": "BF16", "shape": [1, 1], "data": [3.4e38]}]}
+    response = httpx.post(f"{server.url}/v2/models/double/infer", json=body)
+    assert response.status_code == 400
+    assert response.json() == {"error": "input 'x': data has a value out of range for BF16"}
+    assert model.calls == 0

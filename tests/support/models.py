@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec
+from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec, only_input
 
 
 class AffineModel(Model):
@@ -50,3 +50,27 @@ class AffineModel(Model):
         y = 2 * x + 1
         produced = {"y": y, "sum": y.sum(axis=1)}
         return {name: produced[name] for name in (outputs or produced)}
+
+
+class DoubleBf16Model(Model):
+    """``y = 2 * x`` on a BF16 input ``x`` of shape [N, M]: exact in BF16 (but for overflow). It
+    counts its executions and records the dtype of each input it got."""
+
+    def __init__(self) -> None:
+        self.metadata = ModelMetadata(
+            inputs=(TensorSpec("x", "BF16", (-1, -1)),),
+            outputs=(TensorSpec("y", "BF16", (-1, -1)),),
+            platform="numpy_test",
+        )
+        self.calls = 0
+        self.dtypes: list[np.dtype[Any]] = []
+        self._lock = threading.Lock()
+
+    def predict(
+        self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        x = only_input(inputs, "x")
+        with self._lock:
+            self.calls += 1
+            self.dtypes.append(x.dtype)
+        return {"y": x * 2}

@@ -31,7 +31,7 @@ VERSION = 1
 # Part of the format: append only, never reorder.
 _DATATYPES = (
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
-    "FP16", "FP32", "FP64", "BYTES",
+    "FP16", "FP32", "FP64", "BYTES", "BF16",
 )  # fmt: skip
 _CODES = {datatype: code for code, datatype in enumerate(_DATATYPES)}
 _BLOB_HEAD = struct.Struct("<4sB3xI")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from memoserve_serving.protocol.bfloat16 import pack_json_floats
 from memoserve_serving.protocol.datatypes import DTYPES
 
 _U32 = struct.Struct("<I")
@@ -25,6 +26,7 @@ _ACCEPTS: dict[str, frozenset[type]] = {
     "FP16": frozenset({int, float}),
     "FP32": frozenset({int, float}),
     "FP64": frozenset({int, float}),
+    "BF16": frozenset({int, float}),
 }
 _STRINGS = frozenset({str})
 _JSON_NAMES = {
@@ -57,9 +59,11 @@ _CODES = {
 }
 # Datatype -> (the types it accepts, count -> a Struct's pack). A Struct is small whatever its
 # count (one repeated code), and a server sees few shapes; the cap only bounds what odd clients
-# can make us keep.
+# can make us keep. BF16 has no ``struct`` code: its packer, whatever the count, is
+# ``bfloat16.pack_json_floats`` (same rounding, same OverflowError), so the other datatypes pay
+# nothing for it.
 _FIXED: dict[str, tuple[frozenset[type], dict[int, Callable[..., bytes]]]] = {
-    datatype: (_ACCEPTS[datatype], {}) for datatype in _CODES
+    datatype: (_ACCEPTS[datatype], {}) for datatype in (*_CODES, "BF16")
 }
 _MAX_PACKERS = 64
 
@@ -91,8 +95,8 @@ def json_to_raw(datatype: str, shape: tuple[int, ...], data: Any) -> bytes:
 
     The exact Python types are checked first (a boolean is no number, a float no integer), then
     ``struct`` packs the values and checks their range: an integer that does not fit its type, a
-    float that would round to infinity in FP16/FP32. The bytes are what numpy would make of the
-    values.
+    float that would round to infinity in FP16/FP32/BF16. The bytes are what numpy would make of the
+    values (BF16: rounded once, where ml_dtypes rounds a float64 twice; see protocol.bfloat16).
     """
     if type(data) is not list:
         raise ValueError(f"data must be an array, not {_json_name(type(data))}")
@@ -116,7 +120,10 @@ def _packer(datatype: str, count: int) -> Callable[..., bytes]:
     packers = _FIXED[datatype][1]
     if len(packers) >= _MAX_PACKERS:
         packers.clear()
-    pack = packers[count] = struct.Struct(f"<{count}{_CODES[datatype]}").pack
+    if datatype == "BF16":
+        pack = packers[count] = pack_json_floats
+    else:
+        pack = packers[count] = struct.Struct(f"<{count}{_CODES[datatype]}").pack
     return pack
 
 
@@ -239,8 +246,14 @@ def tensor_bytes(datatype: str, data: np.ndarray[Any, Any]) -> bytes:
 
 
 def json_data(datatype: str, data: np.ndarray[Any, Any]) -> Any:
-    """Flat JSON-able data (orjson with OPT_SERIALIZE_NUMPY); None if BYTES are not all UTF-8."""
+    """Flat JSON-able data (orjson with OPT_SERIALIZE_NUMPY); None if BYTES are not all UTF-8.
+
+    BF16 goes out as float32 (exact; orjson knows no bfloat16): the shortest decimal that reads
+    back as that float32, which any client rounds back to the same BF16.
+    """
     if datatype != "BYTES":
+        if datatype == "BF16":
+            return fixed_array(datatype, data).reshape(-1).astype(np.float32)
         return fixed_array(datatype, data).reshape(-1)
     strings = []
     for element in np.asarray(data).ravel().tolist():

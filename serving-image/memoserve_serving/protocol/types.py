@@ -85,7 +85,11 @@ class Tensor:
         data = self.data
         if self.datatype == "BYTES":
             return frame(np.asarray(data).ravel().tolist())
-        return fixed_array(self.datatype, data).reshape(-1).data.cast("B")
+        flat = fixed_array(self.datatype, data).reshape(-1)
+        try:
+            return flat.data.cast("B")
+        except ValueError:  # bfloat16: the buffer protocol has no format for it
+            return flat.view(np.uint8).data
 
     def __repr__(self) -> str:
         return (

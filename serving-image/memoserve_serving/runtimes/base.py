@@ -49,4 +49,10 @@ class Model(abc.ABC):
     def predict(
         self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> dict[str, np.ndarray[Any, Any]]:
-        """Run the model; ``outputs`` names the wanted outputs (all of them when empty)."""
+        """Run the model; ``outputs`` names the wanted outputs (all of them when empty).
+
+        Each input is an array of its datatype's dtype (``protocol.datatypes``): BYTES
+        an object array of ``bytes``, BF16 an array of ``ml_dtypes.bfloat16`` (numpy has none;
+        it computes and casts like float16). Each output is cast to its declared datatype
+        (float to BF16: nearest-even); an undeclared one gets the datatype of its dtype.
+        """

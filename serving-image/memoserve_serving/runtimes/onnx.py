@@ -21,7 +21,9 @@ from memoserve_serving.storage import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-# onnxruntime's type strings -> v2 datatypes (bfloat16 and the float8 types have no v2 name).
+# onnxruntime's type strings -> v2 datatypes. Not tensor(bfloat16): onnxruntime's Python API takes
+# no ml_dtypes bfloat16 arrays (nor returns any), so a BF16 input is refused at load and a BF16
+# output left out. The float8 types have no v2 name.
 _DATATYPES = {
     "tensor(bool)": "BOOL",
     "tensor(int8)": "INT8",

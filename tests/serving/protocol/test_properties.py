@@ -15,7 +15,7 @@ from tritonclient.http import InferResult
 
 from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.protocol.blob import pack_outputs, unpack_outputs
-from memoserve_serving.protocol.datatypes import DTYPES
+from memoserve_serving.protocol.datatypes import BF16, DTYPES
 from memoserve_serving.protocol.errors import BadRequest
 from memoserve_serving.protocol.request import decode_request
 from memoserve_serving.protocol.response import encode_response
@@ -25,6 +25,9 @@ from tests.serving.protocol.test_request import binary_request, raw_bytes
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DIGEST = "d" * 64
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=6)
+FLOATS = ("FP16", "FP32", "FP64", "BF16")
+# Every finite BF16 (exponent bits not all ones), -0.0 and the subnormals included, as its bits.
+BF16_BITS = st.integers(0, 0xFFFF).filter(lambda bits: bits & 0x7F80 != 0x7F80)
 
 
 def elements(datatype: str) -> st.SearchStrategy[Any]:
@@ -38,11 +41,15 @@ def elements(datatype: str) -> st.SearchStrategy[Any]:
 def tensors(draw: st.DrawFn, name: str) -> tuple[str, tuple[int, ...], np.ndarray]:
     datatype = draw(st.sampled_from(sorted(DTYPES)))
     shape = tuple(draw(st.lists(st.integers(0, 3), max_size=3)))
+    count = int(np.prod(shape))
     if datatype == "BYTES":
-        strings = draw(st.lists(TEXT, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+        strings = draw(st.lists(TEXT, min_size=count, max_size=count))
         array = np.empty(len(strings), dtype=object)
         array[:] = [s.encode() for s in strings]
         return datatype, shape, array.reshape(shape)
+    if datatype == "BF16":  # hypothesis makes no arrays of an extension dtype
+        bits = draw(st.lists(BF16_BITS, min_size=count, max_size=count))
+        return datatype, shape, np.array(bits, "<u2").view(BF16).reshape(shape)
     return datatype, shape, draw(arrays(DTYPES[datatype], shape, elements=elements(datatype)))
 
 
@@ -51,7 +58,7 @@ def json_data(draw: st.DrawFn, datatype: str, array: np.ndarray) -> Any:
     data = array.tolist() if nested else array.ravel().tolist()
     if datatype == "BYTES":
         return json.loads(json.dumps(data, default=bytes.decode))
-    if datatype.startswith("FP") and draw(st.booleans()):
+    if datatype in FLOATS and draw(st.booleans()):
         return whole_floats_as_ints(data)  # 1 and 1.0 mean the same float
     return data
 

@@ -110,6 +110,8 @@ def test_binary_inputs_either_side_of_the_copy_limit_decode_and_hash_like_json(
         ("INT64", [], [5]),
         ("BYTES", [], ["s"]),
         ("BOOL", [1, 1, 1], [[[True]]]),
+        ("BF16", [1, 0], [[]]),
+        ("BF16", [], [2.5]),
     ],
 )
 def test_lazy_data_of_empty_scalar_and_nested_tensors(

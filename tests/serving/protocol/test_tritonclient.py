@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from tritonclient.http import InferInput, InferRequestedOutput, InferResult
 from tritonclient.http._utils import _get_inference_request
+from tritonclient.utils import InferenceServerException
 
 from memoserve_serving.protocol.request import decode_request
 from memoserve_serving.protocol.response import encode_response
@@ -42,6 +43,10 @@ def triton_input(name: str, array: np.ndarray, datatype: str, binary: bool) -> I
 @pytest.mark.parametrize("datatype", sorted(VALUES))
 def test_decodes_what_tritonclient_sends(datatype: str, binary: bool) -> None:
     array = expected_array(datatype, VALUES[datatype], (2, 2))
+    if datatype == "BF16" and not binary:
+        with pytest.raises(InferenceServerException, match="BF16 inputs must be sent as binary"):
+            triton_input("t", array, datatype, binary)
+        return
     other = np.arange(6, dtype=np.float32).reshape(3, 2)
     body, json_length = triton_request(
         [triton_input("t", array, datatype, binary), triton_input("o", other, "FP32", binary)],
