@@ -148,7 +148,9 @@ async def test_create_then_ready_then_secret_and_deployment(world: World) -> Non
         if "valueFrom" in e
     }
     assert refs["MEMOSERVE_REDIS_URL"] == {"name": "iris-redis", "key": "url"}
-    assert refs["MEMOSERVE_REDIS_PASSWORD"] == {"name": "iris-redis", "key": "password"}
+    (auth,) = [v for v in pod["volumes"] if v["name"] == "redis-auth"]  # a file, not an env var
+    assert auth["secret"]["secretName"] == "iris-redis"
+    assert auth["secret"]["items"] == [{"key": "password", "path": "password"}]
     # What the pods will read works: TLS with the CA from the Secret, AUTH with its password.
     ca = world.emulator.backend.workdir / "client-ca.crt"
     ca.write_text(found["ca.crt"])
