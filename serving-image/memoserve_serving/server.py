@@ -137,7 +137,4 @@ def run_server(settings: ServingSettings) -> None:
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise take tens of ms on a big heap and eat the Redis timeout.
     gc.freeze()
-    server = build_server(settings, served)
-    server.run()
-    if not server.started:  # the lifespan failed (logged): e.g. the gRPC port is taken
-        raise SystemExit(1)
+    build_server(settings, served).run()  # uvicorn exits 3 if the lifespan fails to start
