@@ -276,3 +276,21 @@ def test_grpc_can_be_turned_off(redis_url: str) -> None:
     ) as running:
         assert running.app.state.grpc is None
         assert httpx.get(running.url + "/v2/health/ready").status_code == 200
+
+
+def test_reflection_describes_the_services(server: ServerThread) -> None:
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        assert {"inference.GRPCInferenceService", "grpc.health.v1.Health"} <= set(
+            database.get_services()
+        )
+        pool = DescriptorPool(database)
+        service = pool.FindServiceByName("inference.GRPCInferenceService")
+        infer = service.methods_by_name["ModelInfer"]
+        assert infer.input_type.full_name == "inference.ModelInferRequest"
+        assert "Check" in pool.FindServiceByName("grpc.health.v1.Health").methods_by_name
