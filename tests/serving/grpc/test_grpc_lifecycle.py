@@ -103,7 +103,7 @@ def test_on_uvloop_like_production(redis_url: str) -> None:
         caches = []
         for _ in range(2):
             _, call = stub.ModelInfer.with_call(typed_request(), timeout=10)
-            caches.append(dict(call.initial_metadata())["x-memoserve-cache"])
+            caches.append(dict(call.trailing_metadata())["x-memoserve-cache"])
     assert caches == ["miss", "hit"]
 
 
@@ -159,7 +159,7 @@ def test_serve_process_answers_grpc_and_drains_on_sigterm(
             caches = []
             for _ in range(2):
                 response, call = stub.ModelInfer.with_call(request, timeout=10)
-                caches.append(dict(call.initial_metadata())["x-memoserve-cache"])
+                caches.append(dict(call.trailing_metadata())["x-memoserve-cache"])
         assert caches == ["miss", "hit"]
         label = next(o for o in response.outputs if o.name == "label")
         assert list(label.contents.int64_contents) == [0]

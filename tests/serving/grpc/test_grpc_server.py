@@ -62,12 +62,10 @@ def infer(
     stub: GRPCInferenceServiceStub,
     request: pb.ModelInferRequest,
     metadata: tuple[tuple[str, str], ...] = (),
-) -> tuple[pb.ModelInferResponse, str, str]:
-    """The response and the cache metadata, initial and trailing."""
+) -> tuple[pb.ModelInferResponse, str]:
+    """The response and how the cache answered (trailing metadata)."""
     response, call = stub.ModelInfer.with_call(request, metadata=metadata, timeout=10)
-    initial = dict(call.initial_metadata())["x-memoserve-cache"]
-    trailing = dict(call.trailing_metadata())["x-memoserve-cache"]
-    return response, initial, trailing
+    return response, dict(call.trailing_metadata())["x-memoserve-cache"]
 
 
 def triton_input(row: list[float] = ROW) -> triton.InferInput:
@@ -116,10 +114,10 @@ def test_unknown_model_or_version_is_not_found(stub: GRPCInferenceServiceStub, c
 def test_typed_miss_then_hit_answers_typed(
     stub: GRPCInferenceServiceStub, model: AffineModel
 ) -> None:
-    first, initial, trailing = infer(stub, typed_request(id="a"))
-    assert (initial, trailing) == ("miss", "miss")
-    second, initial, _ = infer(stub, typed_request(id="b"))
-    assert initial == "hit"
+    first, cache = infer(stub, typed_request(id="a"))
+    assert cache == "miss"
+    second, cache = infer(stub, typed_request(id="b"))
+    assert cache == "hit"
     assert model.calls == 1
     assert (first.id, second.id) == ("a", "b")  # the id is echoed, not cached
     assert not second.raw_output_contents  # typed in, typed out
@@ -132,7 +130,7 @@ def test_raw_request_answers_raw_and_honours_requested_outputs(
     stub: GRPCInferenceServiceStub,
 ) -> None:
     wanted = [pb.ModelInferRequest.InferRequestedOutputTensor(name="sum")]
-    response, _, _ = infer(stub, raw_request(outputs=wanted))
+    response, _ = infer(stub, raw_request(outputs=wanted))
     assert [o.name for o in response.outputs] == ["sum"]
     (raw,) = response.raw_output_contents
     assert np.frombuffer(raw, dtype=np.float32).tolist() == [24.0]
