@@ -26,7 +26,7 @@ from memoserve_serving.grpc.proto.open_inference_grpc_pb2 import (
 )
 from memoserve_serving.protocol.datatypes import DATATYPES
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.protocol.request import SCHEDULING_PARAMETERS
+from memoserve_serving.protocol.request import MAX_RANK, SCHEDULING_PARAMETERS
 from memoserve_serving.protocol.types import (
     InferenceRequest,
     InferenceResponse,
@@ -34,9 +34,6 @@ from memoserve_serving.protocol.types import (
     Tensor,
 )
 
-# Numpy makes arrays of at most 64 dimensions; a longer shape is refused before its product is
-# computed (the product of millions of dimensions is a big-integer computation of minutes).
-MAX_RANK = 64
 _SHARED_MEMORY = frozenset(
     {"shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"}
 )
@@ -96,7 +93,7 @@ def _input(tensor: ModelInferRequest.InferInputTensor, raw: bytes | None) -> Ten
     name, datatype = tensor.name, tensor.datatype
     if datatype not in DATATYPES:
         raise _bad(name, f"unknown datatype {datatype!r}")
-    if len(tensor.shape) > MAX_RANK:
+    if len(tensor.shape) > MAX_RANK:  # before anything multiplies them: see MAX_RANK
         raise _bad(name, f"shape has {len(tensor.shape)} dimensions, at most {MAX_RANK} are served")
     shape = tuple(tensor.shape)
     if any(dim < 0 for dim in shape):

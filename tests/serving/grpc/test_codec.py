@@ -15,10 +15,11 @@ from tritonclient.grpc._infer_result import InferResult
 from tritonclient.grpc._utils import _get_inference_request
 
 from memoserve_serving.cache.keys import request_digest
-from memoserve_serving.grpc.codec import MAX_RANK, decode_request, encode_response
+from memoserve_serving.grpc.codec import decode_request, encode_response
 from memoserve_serving.grpc.contents import FIELDS
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.protocol.request import MAX_RANK
 from memoserve_serving.protocol.request import decode_request as decode_http
 from memoserve_serving.protocol.types import InferenceResponse, Tensor
 from tests.serving.protocol.test_request import VALUES, expected_array
