@@ -292,3 +292,23 @@ def test_reflection_describes_the_services(server: ServerThread) -> None:
         infer = service.methods_by_name["ModelInfer"]
         assert infer.input_type.full_name == "inference.ModelInferRequest"
         assert "Check" in pool.FindServiceByName("grpc.health.v1.Health").methods_by_name
+
+
+def test_grpc_requests_are_counted_with_http_ones(
+    server: ServerThread, stub: GRPCInferenceServiceStub
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    infer(stub, typed_request())
+    infer(stub, typed_request())
+    with pytest.raises(grpc.RpcError):
+        stub.ModelInfer(typed_request([1.0]))
+    text = httpx.get(server.url + "/metrics").text
+    counts = {
+        (sample.labels["cache"], sample.labels["code"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "memoserve_requests"
+        for sample in family.samples
+        if sample.name == "memoserve_requests_total"
+    }
+    assert counts == {("miss", "200"): 1, ("hit", "200"): 1, ("bypass", "400"): 1}
