@@ -175,3 +175,24 @@ def test_serve_process_answers_grpc_and_drains_on_sigterm(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_health_watch_follows_the_drain_and_ends_with_the_server(redis_url: str) -> None:
+    settings = serving_settings(redis_url=redis_url, drain_seconds=1.0)
+    with ServerThread(settings, AffineModel()) as running:
+        async with grpc.aio.insecure_channel(running.grpc_target) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service="inference.GRPCInferenceService"),
+                timeout=20,
+            )
+            statuses = [(await watch.read()).status]
+            running.server.handle_exit(signal.SIGTERM, None)
+            # The stream ends when the server stops, not at the grace deadline.
+            while (answer := await watch.read()) is not grpc.aio.EOF:
+                statuses.append(answer.status)
+            running.thread.join(timeout=10)
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    assert statuses == [serving, not_serving]
