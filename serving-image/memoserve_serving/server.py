@@ -3,7 +3,9 @@
 Kubernetes sends SIGTERM and, at about the same time, starts removing the pod from the
 Service's endpoints. We keep answering for ``drain_seconds`` while /v2/health/ready says 503
 (so load balancers stop sending), then stop accepting connections, let in-flight requests
-finish, and exit 0. A second signal exits at once.
+finish, and exit 0. A second signal exits at once. The gRPC server (started by the app's
+lifespan) follows the same steps: its health says NOT_SERVING during the drain, and it stops
+accepting when uvicorn does.
 """
 
 from __future__ import annotations
