@@ -51,6 +51,10 @@ class ServingSettings(BaseModel):
         default=5.0, ge=0, description="on SIGTERM: report not-ready this long before stopping"
     )
 
+    # gRPC (the v2 GRPCInferenceService and grpc.health.v1, on the same host, model and cache).
+    grpc_enabled: bool = Field(default=True, description="serve the v2 gRPC API on grpc_port")
+    grpc_port: int = Field(default=8081, ge=0, le=65535, description="gRPC listen port; 0 = any")
+
     # Redis (Memorystore, or any Redis).
     redis_url: str | None = Field(
         default=None, description="redis:// or rediss://; unset = no cache"

@@ -16,15 +16,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from memoserve_contract.settings import ServingSettings
-from memoserve_serving import __version__
+from memoserve_serving import EXTENSIONS, SERVER_NAME, __version__
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.infer_route import InferRoute
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import InferenceError
-from memoserve_serving.state import CacheFactory, ServingState, running_dataplane
-
-SERVER_NAME = "memoserve"
-EXTENSIONS = ["binary_tensor_data"]
+from memoserve_serving.state import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    CacheFactory,
+    ServingState,
+    running_dataplane,
+)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -45,7 +47,9 @@ class Routes:
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     async def server_metadata(self, request: Request) -> Response:
-        return JSONResponse({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
+        return JSONResponse(
+            {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
+        )
 
     def _served(self, request: Request) -> ServedModel | JSONResponse:
         try:
@@ -88,13 +92,23 @@ def create_app(
     cache_factory: CacheFactory | None = None,
 ) -> InferRoute:
     """The ASGI app for ``settings``; a given ``served`` model skips fetching and loading, a
-    given ``cache_factory`` replaces the Redis cache the settings describe."""
+    given ``cache_factory`` replaces the Redis cache the settings describe. The gRPC server
+    (``settings.grpc_enabled``) runs as long as the app's lifespan."""
     state = ServingState(settings, ServingMetrics(settings.model_name))
     routes = Routes(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running_dataplane(state, served, cache_factory):
+        async with (
+            running_dataplane(state, served, cache_factory),
+            contextlib.AsyncExitStack() as stack,
+        ):
+            if settings.grpc_enabled:
+                # Imported here: grpcio is loaded only by a server that serves gRPC.
+                from memoserve_serving.grpc.server import serving_grpc
+
+                # Stopped before the data plane closes, so in-flight RPCs can finish.
+                await stack.enter_async_context(serving_grpc(state, GRACEFUL_SHUTDOWN_SECONDS))
             yield
 
     model = "/v2/models/{model}"

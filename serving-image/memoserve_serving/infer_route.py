@@ -14,6 +14,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memoserve_serving.cache.base import CacheResult
+from memoserve_serving.protocol.cache_control import cache_directives
 from memoserve_serving.protocol.errors import (
     BadRequest,
     InferenceError,
@@ -47,12 +48,6 @@ def _infer_target(path: str) -> tuple[str, str | None] | None:
     ):
         return parts[3], parts[5]
     return None
-
-
-def _cache_directives(value: bytes) -> tuple[bool, bool]:
-    """(read, write) from a Cache-Control header value."""
-    tokens = {token.strip().lower() for token in value.split(b",")}
-    return b"no-cache" not in tokens, b"no-store" not in tokens
 
 
 class InferRoute:
@@ -96,7 +91,7 @@ class InferRoute:
                 elif name == b"content-length":
                     content_length = _header_int(value, "Content-Length")
                 elif name == b"cache-control":
-                    read, write = _cache_directives(value)
+                    read, write = cache_directives(value)
             if content_length > self.max_body:
                 raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
             message = await receive()

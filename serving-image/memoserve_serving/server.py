@@ -3,11 +3,14 @@
 Kubernetes sends SIGTERM and, at about the same time, starts removing the pod from the
 Service's endpoints. We keep answering for ``drain_seconds`` while /v2/health/ready says 503
 (so load balancers stop sending), then stop accepting connections, let in-flight requests
-finish, and exit 0. A second signal exits at once.
+finish, and exit 0. A second signal exits at once. The gRPC server (started by the app's
+lifespan) follows the same steps: its health says NOT_SERVING during the drain, and it stops
+accepting when uvicorn does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import signal
@@ -25,13 +28,16 @@ from memoserve_contract.settings import ServingSettings
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http_protocol import HttpProtocol
-from memoserve_serving.state import CacheFactory, ServingState, load_served_model
+from memoserve_serving.state import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    CacheFactory,
+    ServingState,
+    load_served_model,
+)
 from memoserve_serving.storage import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-# In-flight requests get this long to finish once the drain period is over.
-GRACEFUL_SHUTDOWN_SECONDS = 30
 # The kubelet keeps at most 4096 bytes of a termination message (and 12 KiB for all containers).
 MAX_TERMINATION_MESSAGE = 1024
 
@@ -73,6 +79,20 @@ class DrainingServer(uvicorn.Server):
             signal.Signals(sig).name,
             self.state.settings.drain_seconds,
         )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        grpc = self.state.grpc
+        stopping = None
+        if grpc is not None:
+            # gRPC stops accepting when HTTP does, and its in-flight RPCs finish while HTTP's
+            # do; the lifespan, after this, finds it stopped.
+            grace = None if self.force_exit else GRACEFUL_SHUTDOWN_SECONDS
+            stopping = asyncio.ensure_future(grpc.stop(grace))
+        await super().shutdown(sockets)
+        if grpc is not None and stopping is not None:
+            if self.force_exit:  # a second signal came while waiting: cancel what is left
+                await grpc.stop(None)
+            await stopping
 
     async def on_tick(self, counter: int) -> bool:
         if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:
@@ -138,4 +158,4 @@ def run_server(settings: ServingSettings) -> None:
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise take tens of ms on a big heap and eat the Redis timeout.
     gc.freeze()
-    build_server(settings, served).run()
+    build_server(settings, served).run()  # uvicorn exits 3 if the lifespan fails to start

@@ -18,9 +18,13 @@ from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import ModelNotFound, ModelNotReady
 
 if TYPE_CHECKING:
+    from memoserve_serving.grpc.server import GrpcServer
     from memoserve_serving.storage import Progress
 
 log = logging.getLogger(__name__)
+
+# In-flight requests (HTTP and gRPC) get this long to finish once the drain period is over.
+GRACEFUL_SHUTDOWN_SECONDS = 30
 
 CacheFactory = Callable[[ServingSettings, ServingMetrics], AnswerCache | None]
 """Opens the answer cache for a server (None: serve uncached); ``open_cache`` by default."""
@@ -34,6 +38,7 @@ class ServingState:
     metrics: ServingMetrics
     dataplane: DataPlane | None = None
     draining: bool = False  # SIGTERM received: report not ready, keep answering
+    grpc: GrpcServer | None = None  # the gRPC server, while it runs (grpc_enabled)
 
     @property
     def ready(self) -> bool:

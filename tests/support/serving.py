@@ -25,6 +25,7 @@ def serving_settings(**overrides: Any) -> ServingSettings:
         "model_uri": "/unused",
         "model_format": ModelFormat.ONNX,
         "port": free_port(),
+        "grpc_port": 0,  # any free port: ``ServerThread.grpc_target`` says which
         "host": "127.0.0.1",
         "drain_seconds": 0,
         "log_format": "text",
@@ -68,6 +69,12 @@ class ServerThread:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.port}"
+
+    @property
+    def grpc_target(self) -> str:
+        running = self.app.state.grpc
+        assert running is not None, "gRPC is not running (grpc_enabled=False?)"
+        return f"127.0.0.1:{running.port}"
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

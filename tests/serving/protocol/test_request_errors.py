@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any
 
 import orjson
@@ -189,3 +190,12 @@ def test_request_errors(body: bytes, json_length: int | None, fragment: str) -> 
     with pytest.raises(BadRequest) as caught:
         decode_request(body, json_length)
     assert fragment in str(caught.value)
+
+
+def test_a_shape_of_millions_of_dimensions_is_refused_at_once() -> None:
+    # Multiplying them would take minutes (big integers) on the event loop.
+    body = orjson.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2] * 10**6}]})
+    started = time.perf_counter()
+    with pytest.raises(BadRequest, match=r"'x'.*1000000 dimensions"):
+        decode_request(body)
+    assert time.perf_counter() - started < 1

@@ -32,7 +32,7 @@ def test_runs_memoserve_serve_as_a_numeric_non_root_user(path: Path) -> None:
     user = _last(final, "USER").arguments
     assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), user  # numeric: runAsNonRoot can verify it
     assert json.loads(_last(final, "ENTRYPOINT").arguments) == ["memoserve", "serve"]
-    assert _last(final, "EXPOSE").arguments == "8080"
+    assert _last(final, "EXPOSE").arguments == "8080 8081"  # HTTP, gRPC
     env = " ".join(i.arguments for i in final if i.keyword == "ENV")
     assert "MEMOSERVE_MODEL_DIR=/models" in env
     assert any("chown 10001:10001 /models" in i.arguments for i in final if i.keyword == "RUN")
