@@ -9,6 +9,7 @@ import pytest
 
 from memoserve_dev.redis_server import RedisServer
 from memoserve_dev.tls import TlsFiles, make_tls
+from tests.support.gcs import GcsEmulator
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +59,12 @@ def sample_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample-models")
     write_sample_models(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[GcsEmulator]:
+    """A Cloud Storage emulator shared by the session (``wipe`` it before use)."""
+    emulator = GcsEmulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()

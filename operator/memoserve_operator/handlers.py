@@ -46,6 +46,7 @@ from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
+from memoserve_operator.preflight import ModelPreflight
 from memoserve_operator.reconcile import ReconcileOutcome, Reconciler
 from memoserve_operator.resync import Resync, retry_delay
 from memoserve_operator.settings import OperatorSettings
@@ -87,6 +88,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
             if operator_settings.cache_stats_seconds > 0
             else None
         ),
+        preflight=ModelPreflight(operator_settings) if operator_settings.model_preflight else None,
     )
     memo.resync = Resync(memo.reconciler)
     memo.resync_task = asyncio.create_task(memo.resync.run(), name="memoserve-resync")

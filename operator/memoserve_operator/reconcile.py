@@ -40,6 +40,7 @@ from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.children.sync import owner_of, sync_children
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
+from memoserve_operator.preflight import FOUND, ModelPreflight
 from memoserve_operator.settings import OperatorSettings
 from memoserve_operator.status.conditions import comparable, set_condition, timestamp
 from memoserve_operator.status.observe import replica_counts
@@ -52,6 +53,9 @@ POD = resource_of("v1", "Pod")
 # While the cache endpoint is unknown, these are neither applied nor pruned: pods must not start
 # against a Secret that does not exist, and a working Secret must not go meanwhile.
 HELD_KINDS = frozenset({"Deployment", "Secret"})
+# While the model preflight finds no model the pods could read, no pods are rolled out for it;
+# a Deployment that exists keeps serving what it serves.
+PREFLIGHT_HELD = frozenset({"Deployment"})
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,13 @@ class Reconciler:
         memorystore: MemorystoreStep | None = None,
         index: ChildIndex | None = None,
         stats: CacheStatsReader | None = None,
+        preflight: ModelPreflight | None = None,
     ) -> None:
         self.kube, self.settings, self.metrics, self._clock = kube, settings, metrics, clock
         self.memorystore = memorystore
         self.index = index
         self.stats = stats
+        self.preflight = preflight
         self._locks: dict[str, asyncio.Lock] = {}
         self._queued: set[str] = set()
         self._last_run: dict[str, float] = {}
@@ -118,6 +124,8 @@ class Reconciler:
         if outcome.result == "gone" and not lock.locked():
             self._locks.pop(key, None)
             self._last_run.pop(key, None)
+            if self.preflight is not None:
+                self.preflight.forget(namespace, name)
         return outcome
 
     async def release(self, body: Object) -> float | None:
@@ -168,10 +176,14 @@ class Reconciler:
         cache = await resolve_cache(
             isvc, self.settings, memorystore=self.memorystore, meta=body["metadata"], old=old.cache
         )
+        model = await self.preflight.check(isvc) if self.preflight is not None else FOUND
+        held = (HELD_KINDS if cache.hold else frozenset()) | (
+            PREFLIGHT_HELD if model.hold else frozenset()
+        )
         desired = [
             stamp(obj)
             for obj in build_all(isvc, self.settings, redis=cache.endpoint)
-            if not (cache.hold and obj["kind"] in HELD_KINDS)
+            if obj["kind"] not in held
         ]
         children = await sync_children(
             self.kube,
@@ -179,7 +191,7 @@ class Reconciler:
             isvc,
             desired,
             field_manager=self.settings.field_manager,
-            keep=HELD_KINDS if cache.hold else frozenset(),
+            keep=held,
             index=self.index,
         )
         deployment = children.live.get("Deployment")
@@ -190,7 +202,7 @@ class Reconciler:
         )
         stats = await self._cache_stats(isvc, cache, deployment)
         status = build_status(
-            isvc, cache, children.live, pods, children.failures, old, now, stats=stats
+            isvc, cache, children.live, pods, children.failures, old, now, stats=stats, model=model
         )
         await self._write_status(isvc.namespace, isvc.name, old, status)
         if children.failures:

@@ -53,6 +53,18 @@ class OperatorSettings(BaseModel):
         description="a ready instance is read again after this long at most (API quota)",
     )
 
+    # The model preflight (preflight.py): spec.model.uri is looked up in Cloud Storage, as the
+    # pods' Google service account, before their Deployment is applied; a model that is missing
+    # or denied to them holds the Deployment and shows in ModelReady. Off by default: it needs
+    # the operator's account to be allowed to impersonate the pods' accounts.
+    model_preflight: bool = Field(
+        default=False, description="check spec.model.uri in Cloud Storage before rolling out"
+    )
+    storage_endpoint: str | None = Field(
+        default=None,
+        description="URL of a Cloud Storage emulator for the preflight (no credentials then)",
+    )
+
     # Pod defaults. A service that sets resources overrides these key by key.
     default_requests: dict[str, str] = Field(default_factory=lambda: {"cpu": "1", "memory": "2Gi"})
     run_as_user: int = Field(default=10001, ge=1, description="non-root UID of serving pods")

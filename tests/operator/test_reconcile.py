@@ -20,6 +20,7 @@ from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.children.compare import stamp
 from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.metrics import Metrics
+from memoserve_operator.preflight import ModelPreflight
 from memoserve_operator.reconcile import Reconciler
 from memoserve_operator.settings import OperatorSettings
 from tests.operator.fake_api import (
@@ -38,6 +39,7 @@ from tests.operator.fake_api import (
 )
 from tests.operator.helpers import SETTINGS
 from tests.operator.test_argocd_health import HEALTH_LUA, HealthCheck
+from tests.support.gcs import BUCKET, GcsEmulator
 
 pytestmark = pytest.mark.kmock(cls=FakeKube)
 
@@ -460,3 +462,65 @@ async def test_resync_is_due_by_the_clock_of_the_last_check(
     assert not reconciler.due(NAMESPACE, "iris", settled)  # Ready: every 5 minutes
     await asyncio.sleep(SETTINGS.resync_seconds)
     assert reconciler.due(NAMESPACE, "iris", settled)
+
+
+@pytest.fixture
+async def checking(api: Any, gcs_emulator: GcsEmulator) -> AsyncIterator[Reconciler]:
+    """A reconciler with the model preflight on, against the Cloud Storage emulator."""
+    gcs_emulator.wipe()
+    settings = SETTINGS.model_copy(
+        update={"model_preflight": True, "storage_endpoint": gcs_emulator.url}
+    )
+    kube = await KubeClient.open(Configuration(host=str(api.url)))
+    yield Reconciler(kube, settings, Metrics(), clock=Clock(), preflight=ModelPreflight(settings))
+    await kube.close()
+
+
+async def test_a_model_the_preflight_cannot_find_gets_no_pods(
+    api: Any, checking: Reconciler, gcs_emulator: GcsEmulator
+) -> None:
+    body = isvc_body(cache=EXTERNAL)
+    body["spec"]["model"]["uri"] = f"gs://{BUCKET}/iris/"
+    store(api, body)
+    await checking.reconcile(NAMESPACE, "iris", trigger="test")
+    assert "Deployment" not in applied_kinds(writes(api))
+    model = condition(api, "ModelReady")
+    assert (model["status"], model["reason"]) == ("False", "ModelPreflightFailed")
+    assert model["message"] == (
+        f"gs://{BUCKET}/iris/: no such object, and no objects under gs://{BUCKET}/iris/"
+    )
+    ready = condition(api, "Ready")
+    assert (ready["reason"], ready["message"]) == (
+        "ModelPreflightFailed",
+        "ServingReady: waits for the model",
+    )
+    health = HealthCheck(HEALTH_LUA.read_text())(dict(api.objects[ISVC, NAMESPACE, "iris"]))
+    assert health["status"] == "Degraded"
+
+
+async def test_a_found_model_rolls_out_and_a_bad_new_uri_keeps_the_old_pods(
+    api: Any, checking: Reconciler, gcs_emulator: GcsEmulator
+) -> None:
+    gcs_emulator.bucket().blob("iris/model.joblib").upload_from_string(b"model")
+    body = isvc_body(cache=EXTERNAL)
+    body["spec"]["model"]["uri"] = f"gs://{BUCKET}/iris/"
+    store(api, body)
+    await checking.reconcile(NAMESPACE, "iris", trigger="test")
+    assert "Deployment" in applied_kinds(writes(api))
+    assert condition(api, "ModelReady")["reason"] == "ModelLoading"  # the pods' turn
+    template = api.objects[key(*DEPLOYMENT), NAMESPACE, "iris"]["spec"]["template"]
+
+    body = isvc_body(generation=2, cache=EXTERNAL)
+    body["spec"]["model"]["uri"] = f"gs://{BUCKET}/iris-v2/"  # a typo'd upload
+    store(api, body)
+    since = mark(api)
+    await checking.reconcile(NAMESPACE, "iris", trigger="test")
+    assert "Deployment" not in applied_kinds(writes(api, since))
+    live = api.objects[key(*DEPLOYMENT), NAMESPACE, "iris"]
+    assert not live.deleted  # not pruned: it serves the model it loaded
+    assert live["spec"]["template"] == template
+    model = condition(api, "ModelReady")
+    assert (model["reason"], model["message"]) == (
+        "ModelPreflightFailed",
+        f"gs://{BUCKET}/iris-v2/: no such object, and no objects under gs://{BUCKET}/iris-v2/",
+    )

@@ -32,3 +32,15 @@ class GcsEmulator:
         # The emulator has no public accessor for the port it bound (port 0 = any free port).
         port: int = self._server._api._httpd.server_address[1]
         return f"http://127.0.0.1:{port}"
+
+    def bucket(self, name: str = BUCKET) -> Any:
+        """A google-cloud-storage Bucket of the emulator's, without touching the environment."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        client = storage.Client(
+            project="test",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": self.url},
+        )
+        return client.bucket(name)

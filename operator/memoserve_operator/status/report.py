@@ -20,6 +20,7 @@ from memoserve_contract.resource.status import CacheStatus, ConditionType, Infer
 from memoserve_operator.builders.meta import selector
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.kube.client import KubeError
+from memoserve_operator.preflight import FOUND, Preflight
 from memoserve_operator.status.conditions import merge_conditions, timestamp
 from memoserve_operator.status.observe import (
     autoscaling_verdict,
@@ -60,12 +61,17 @@ def build_status(
     now: datetime.datetime,
     *,
     stats: CacheStats | None = None,
+    model: Preflight = FOUND,
 ) -> InferenceServiceStatus:
     deployment = live.get("Deployment")
     serving = serving_verdict(deployment, pods)
     if cache.hold and deployment is None:
         serving = Verdict.false(serving.type, "WaitingForCache", "needs the cache endpoint")
-    parts = [serving, model_verdict(deployment, pods), cache.verdict]
+    # A preflight failure outranks the pods: those that are ready serve the previous spec.
+    loaded = model.verdict or model_verdict(deployment, pods)
+    if model.verdict is not None and deployment is None:
+        serving = Verdict.false(serving.type, model.verdict.reason, "waits for the model")
+    parts = [serving, loaded, cache.verdict]
     if isvc.spec.ingress_enabled:
         certificate = live.get("ManagedCertificate")
         wants = isvc.spec.wants_managed_certificate

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,14 +34,6 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
     return Samples(
         onnx=onnx_path, joblib=joblib_path, xgboost=xgb_path, mlp=mlp, x=x.astype(np.float32), y=y
     )
-
-
-@pytest.fixture(scope="session")
-def gcs_emulator() -> Iterator[GcsEmulator]:
-    emulator = GcsEmulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture
