@@ -23,6 +23,13 @@ REDIS_CA_FILE = REDIS_CA_DIR / "ca.crt"
 REDIS_AUTH_DIR = Path("/etc/memoserve/redis-auth")
 REDIS_PASSWORD_FILE = REDIS_AUTH_DIR / "password"
 TERMINATION_LOG = Path("/dev/termination-log")  # the container's terminationMessagePath
+GRPC_PORT = 8081  # plaintext (h2c): in-cluster clients
+# TLS, for the load balancer: it sends HTTP/2 to backends only over TLS (and does not verify
+# the certificate). The key and certificate come from the <name>-grpc-tls Secret.
+GRPC_TLS_PORT = 8443
+GRPC_TLS_DIR = Path("/etc/memoserve/grpc-tls")
+GRPC_TLS_CERT_FILE = GRPC_TLS_DIR / "tls.crt"
+GRPC_TLS_KEY_FILE = GRPC_TLS_DIR / "tls.key"
 
 
 def drain_seconds(isvc: InferenceService, default: int) -> int:
@@ -50,6 +57,13 @@ def serving_settings(isvc: InferenceService, *, default_drain_seconds: int) -> S
     }
     if spec.model.version is not None:
         values["model_version"] = spec.model.version
+    values["grpc_enabled"] = spec.grpc_enabled
+    if spec.grpc_enabled:
+        values["grpc_port"] = GRPC_PORT
+    if spec.grpc_through_ingress:
+        values["grpc_tls_port"] = GRPC_TLS_PORT
+        values["grpc_tls_cert_file"] = GRPC_TLS_CERT_FILE
+        values["grpc_tls_key_file"] = GRPC_TLS_KEY_FILE
     cache = spec.cache
     values["cache_enabled"] = spec.cache_source is not None
     if cache is not None and spec.cache_source is not None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 ENV_PREFIX = "MEMOSERVE_"
 
@@ -54,6 +54,19 @@ class ServingSettings(BaseModel):
     # gRPC (the v2 GRPCInferenceService and grpc.health.v1, on the same host, model and cache).
     grpc_enabled: bool = Field(default=True, description="serve the v2 gRPC API on grpc_port")
     grpc_port: int = Field(default=8081, ge=0, le=65535, description="gRPC listen port; 0 = any")
+    grpc_tls_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="also serve gRPC over TLS on this port (e.g. for a load balancer that sends "
+        "HTTP/2 only over TLS); unset = none",
+    )
+    grpc_tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain) of the TLS gRPC port"
+    )
+    grpc_tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of the TLS gRPC port"
+    )
 
     # Redis (Memorystore, or any Redis).
     redis_url: str | None = Field(
@@ -125,6 +138,14 @@ class ServingSettings(BaseModel):
         if value is not None and not value.startswith(("redis://", "rediss://")):
             raise ValueError("redis_url must start with redis:// or rediss://")
         return value or None
+
+    @model_validator(mode="after")
+    def _grpc_tls_files(self) -> ServingSettings:
+        tls = self.grpc_tls_port is not None
+        files = self.grpc_tls_cert_file is not None and self.grpc_tls_key_file is not None
+        if tls and not files:
+            raise ValueError("grpc_tls_port needs grpc_tls_cert_file and grpc_tls_key_file")
+        return self
 
     @property
     def cache_key_namespace(self) -> str:

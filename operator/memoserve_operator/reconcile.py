@@ -38,6 +38,7 @@ from memoserve_operator.cache.step import resolve_cache
 from memoserve_operator.children.compare import stamp
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.children.sync import owner_of, sync_children
+from memoserve_operator.grpc_tls.step import GrpcTlsStep
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.preflight import FOUND, ModelPreflight
@@ -91,6 +92,8 @@ class Reconciler:
         stats: CacheStatsReader | None = None,
         preflight: ModelPreflight | None = None,
     ) -> None:
+        # The gRPC TLS key and certificate: made and kept per service (grpc_tls/step.py).
+        self.grpc_tls = GrpcTlsStep(kube, clock=clock)
         self.kube, self.settings, self.metrics, self._clock = kube, settings, metrics, clock
         self.memorystore = memorystore
         self.index = index
@@ -124,6 +127,7 @@ class Reconciler:
         if outcome.result == "gone" and not lock.locked():
             self._locks.pop(key, None)
             self._last_run.pop(key, None)
+            self.grpc_tls.forget(namespace, name)
             if self.preflight is not None:
                 self.preflight.forget(namespace, name)
         return outcome
@@ -180,9 +184,10 @@ class Reconciler:
         held = (HELD_KINDS if cache.hold else frozenset()) | (
             PREFLIGHT_HELD if model.hold else frozenset()
         )
+        grpc_tls = await self.grpc_tls.material(isvc) if isvc.spec.grpc_through_ingress else None
         desired = [
             stamp(obj)
-            for obj in build_all(isvc, self.settings, redis=cache.endpoint)
+            for obj in build_all(isvc, self.settings, redis=cache.endpoint, grpc_tls=grpc_tls)
             if obj["kind"] not in held
         ]
         children = await sync_children(

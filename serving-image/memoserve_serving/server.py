@@ -27,6 +27,7 @@ from memoserve_contract.logs import configure_logging
 from memoserve_contract.settings import ServingSettings
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
+from memoserve_serving.grpc.server import GrpcServerError, read_tls_pair
 from memoserve_serving.http_protocol import HttpProtocol
 from memoserve_serving.state import (
     GRACEFUL_SHUTDOWN_SECONDS,
@@ -149,9 +150,13 @@ def run_server(settings: ServingSettings) -> None:
     # Loading before the port opens: a pod's startupProbe covers long downloads, and a model
     # that cannot load is a clear, immediate failure instead of a server that is never ready.
     try:
+        if settings.grpc_enabled and settings.grpc_tls_port is not None:
+            read_tls_pair(settings)  # before a long model download, not after
         served = load_served_model(settings)
-    except ModelLoadError as exc:
-        reason = f"cannot load model {settings.model_name}: {exc}"
+    except (ModelLoadError, GrpcServerError) as exc:
+        reason = str(exc)
+        if isinstance(exc, ModelLoadError):
+            reason = f"cannot load model {settings.model_name}: {exc}"
         log.error("%s", reason)
         write_termination_message(settings.termination_log, reason)
         raise SystemExit(1) from None

@@ -7,6 +7,7 @@ InferenceService, reconciles, and asserts on the recorded requests and the store
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,8 +17,10 @@ from kubernetes_asyncio.client import Configuration
 
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders import build_all
+from memoserve_operator.builders.grpc_tls import TlsMaterial
 from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.children.compare import stamp
+from memoserve_operator.grpc_tls.certificate import RENEW_BEFORE, VALIDITY, still_good
 from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.preflight import ModelPreflight
@@ -341,7 +344,7 @@ async def test_switched_off_features_are_pruned(api: Any, reconciler: Reconciler
     assert not api.objects[key("networking.k8s.io/v1", "Ingress"), NAMESPACE, "other"].deleted
     # The Secret is read by name: the operator may not list Secrets.
     secret_calls = [r for r in requests(api) if "/secrets" in str(r.url.path)]
-    assert all(r.name == "iris-redis" for r in secret_calls)
+    assert {r.name for r in secret_calls} == {"iris-redis", "iris-grpc-tls"}
 
 
 async def test_memorystore_without_a_client_holds_the_deployment_back(
@@ -524,3 +527,74 @@ async def test_a_found_model_rolls_out_and_a_bad_new_uri_keeps_the_old_pods(
         "ModelPreflightFailed",
         f"gs://{BUCKET}/iris-v2/: no such object, and no objects under gs://{BUCKET}/iris-v2/",
     )
+
+
+GRPC_OVER_LB = {"grpc": {"enabled": True}, "ingress": {"enabled": True}}
+
+
+def tls_secret(api: Any) -> dict[str, Any]:
+    return dict(api.objects[key("v1", "Secret"), NAMESPACE, "iris-grpc-tls"])
+
+
+def checksum(api: Any) -> str:
+    template = api.objects[key(*DEPLOYMENT), NAMESPACE, "iris"]["spec"]["template"]
+    return str(template["metadata"]["annotations"]["serving.memoserve.dev/config-checksum"])
+
+
+async def test_grpc_through_the_load_balancer_gets_a_kept_certificate(api: Any) -> None:
+    kube = await KubeClient.open(Configuration(host=str(api.url)))
+    clock = Clock()
+    try:
+        store(api, isvc_body(**GRPC_OVER_LB))
+        first = Reconciler(kube, SETTINGS, Metrics(), clock=clock)
+        await first.reconcile(NAMESPACE, "iris", trigger="test")
+        secret = tls_secret(api)
+        assert secret["type"] == "kubernetes.io/tls"
+        material = TlsMaterial(
+            base64.b64decode(secret["data"]["tls.crt"]).decode(),
+            base64.b64decode(secret["data"]["tls.key"]).decode(),
+        )
+        assert still_good(material, NAMESPACE, "iris", T0)
+        rolled = checksum(api)
+
+        # Nothing changed: no write, from this reconciler or from a restarted operator's
+        # (which reads the key back from the Secret instead of making a new one).
+        since = mark(api)
+        await first.reconcile(NAMESPACE, "iris", trigger="test")
+        await Reconciler(kube, SETTINGS, Metrics(), clock=clock).reconcile(
+            NAMESPACE, "iris", trigger="test"
+        )
+        assert writes(api, since) == []
+
+        # 30 days before it expires, a new certificate, and the pods roll to read it.
+        clock.now = T0 + VALIDITY - RENEW_BEFORE
+        since = mark(api)
+        await first.reconcile(NAMESPACE, "iris", trigger="test")
+        assert applied_kinds(writes(api, since)) == ["Secret", "Deployment"]
+        assert tls_secret(api)["data"] != secret["data"]
+        assert checksum(api) != rolled
+
+        # gRPC off: the key goes.
+        store(api, isvc_body(generation=2, ingress={"enabled": True}))
+        since = mark(api)
+        await first.reconcile(NAMESPACE, "iris", trigger="test")
+        deletes = [r for r in writes(api, since) if r.method.value == "DELETE"]
+        assert [str(r.url.path) for r in deletes] == [path("v1", "Secret", "iris-grpc-tls")]
+    finally:
+        await kube.close()
+
+
+async def test_a_cache_secret_stays_when_the_grpc_one_goes(
+    api: Any, reconciler: Reconciler
+) -> None:
+    store(api, isvc_body(cache=EXTERNAL, **GRPC_OVER_LB))
+    await reconciler.reconcile(NAMESPACE, "iris", trigger="test")
+    assert {"iris-redis", "iris-grpc-tls"} <= {
+        name for (resource, _, name) in api.objects if resource == key("v1", "Secret")
+    }
+    store(api, isvc_body(generation=2, cache=EXTERNAL, grpc={"enabled": True}))  # in-cluster only
+    since = mark(api)
+    await reconciler.reconcile(NAMESPACE, "iris", trigger="test")
+    deletes = [str(r.url.path) for r in writes(api, since) if r.method.value == "DELETE"]
+    assert path("v1", "Secret", "iris-grpc-tls") in deletes
+    assert path("v1", "Secret", "iris-redis") not in deletes

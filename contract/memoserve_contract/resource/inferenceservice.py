@@ -156,6 +156,14 @@ class NetworkPolicySpec(SpecModel):
     )
 
 
+class GrpcSpec(SpecModel):
+    """The v2 gRPC API (inference.GRPCInferenceService): in the cluster in plaintext (h2c) on
+    the Service's ``grpc`` port; with the ingress on, through the load balancer too (HTTP/2 to
+    the pods over TLS, with a certificate the operator makes)."""
+
+    enabled: bool = False
+
+
 class InferenceServiceSpec(SpecModel):
     """What to serve and how."""
 
@@ -207,6 +215,7 @@ class InferenceServiceSpec(SpecModel):
     batching: BatchingSpec | None = None
     cache: CacheSpec | None = Field(default=None, description="no cache: every request runs")
     ingress: IngressSpec | None = None
+    grpc: GrpcSpec | None = Field(default=None, description="unset: REST only")
     service_account: ServiceAccountSpec | None = None
     network_policy: NetworkPolicySpec | None = Field(
         default=None, description="unset: a NetworkPolicy with the defaults; enabled: false: none"
@@ -229,6 +238,15 @@ class InferenceServiceSpec(SpecModel):
     def ingress_enabled(self) -> bool:
         """A load balancer in front of the pods."""
         return self.ingress is not None and self.ingress.enabled
+
+    @property
+    def grpc_enabled(self) -> bool:
+        return self.grpc is not None and self.grpc.enabled
+
+    @property
+    def grpc_through_ingress(self) -> bool:
+        """gRPC through the load balancer: the pods serve it over TLS as well."""
+        return self.grpc_enabled and self.ingress_enabled
 
     @property
     def wants_managed_certificate(self) -> bool:

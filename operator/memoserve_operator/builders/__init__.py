@@ -9,6 +9,7 @@ from __future__ import annotations
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.backend_config import build_backend_config
 from memoserve_operator.builders.deployment import build_deployment
+from memoserve_operator.builders.grpc_tls import TlsMaterial, build_grpc_tls_secret
 from memoserve_operator.builders.hpa import build_hpa
 from memoserve_operator.builders.ingress import build_ingress
 from memoserve_operator.builders.managed_certificate import build_managed_certificate
@@ -45,7 +46,11 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
 
 
 def build_all(
-    isvc: InferenceService, settings: OperatorSettings, *, redis: RedisEndpoint | None = None
+    isvc: InferenceService,
+    settings: OperatorSettings,
+    *,
+    redis: RedisEndpoint | None = None,
+    grpc_tls: TlsMaterial | None = None,
 ) -> list[Object]:
     """Every object the operator applies for ``isvc``, in OWNED_KINDS order.
 
@@ -53,6 +58,10 @@ def build_all(
     from the spec. Without one, a Memorystore-backed service gets no ``<name>-redis`` Secret
     yet: the caller waits for the instance before applying the Deployment that reads it (and
     must not prune the existing Secret as stale meanwhile).
+
+    ``grpc_tls`` is the key and certificate (made and kept by the operator) of a service whose
+    gRPC goes through the load balancer; without one (``memoserve render``) no
+    ``<name>-grpc-tls`` Secret is built and the pods wait for the operator's.
     """
     if redis_refs(isvc) is None:
         redis = None
@@ -61,7 +70,15 @@ def build_all(
     objects = [build_service_account(isvc)]
     if redis is not None:
         objects.append(build_redis_secret(isvc, redis))
-    objects += [build_deployment(isvc, settings, redis), build_service(isvc), build_pdb(isvc)]
+    if grpc_tls is not None and isvc.spec.grpc_through_ingress:
+        objects.append(build_grpc_tls_secret(isvc, grpc_tls))
+    else:
+        grpc_tls = None
+    objects += [
+        build_deployment(isvc, settings, redis, grpc_tls),
+        build_service(isvc),
+        build_pdb(isvc),
+    ]
     if isvc.spec.autoscaled:
         objects.append(build_hpa(isvc, settings))
     if isvc.spec.ingress_enabled:

@@ -6,22 +6,26 @@ import hashlib
 import json
 
 from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_operator.builders.grpc_tls import TlsMaterial
 from memoserve_operator.builders.meta import SERVING, Object, object_meta, selector_labels
 from memoserve_operator.builders.pod import pod_template
 from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.settings import OperatorSettings
 
 
-def config_checksum(isvc: InferenceService, redis: RedisEndpoint | None) -> str:
+def config_checksum(
+    isvc: InferenceService, redis: RedisEndpoint | None, grpc_tls: TlsMaterial | None = None
+) -> str:
     """A digest of what the pods load at start and never re-read: the model and the cache.
 
     It includes the Redis endpoint the operator writes into the ``<name>-redis`` Secret (host,
-    AUTH string, CA), which the pod template does not show, so a changed Secret rolls the pods.
+    AUTH string, CA), which the pod template does not show, so a changed Secret rolls the pods;
+    likewise the gRPC TLS certificate (a renewed one is read only by new pods).
     """
     spec = isvc.spec
     # The Memorystore instance's own settings (size, replicas, configs...) reach the pods only
     # through the endpoint below: a resize must not restart every serving pod.
-    material = {
+    material: dict[str, object] = {
         "model": spec.model.model_dump(mode="json", by_alias=True),
         "cache": (
             spec.cache.model_dump(mode="json", by_alias=True, exclude={"memorystore"})
@@ -33,12 +37,17 @@ def config_checksum(isvc: InferenceService, redis: RedisEndpoint | None) -> str:
             [redis.url, redis.password or "", redis.ca_cert or ""] if redis is not None else None
         ),
     }
+    if grpc_tls is not None:  # only then: the checksum of every other service stays the same
+        material["grpcTls"] = grpc_tls.cert_pem
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def build_deployment(
-    isvc: InferenceService, settings: OperatorSettings, redis: RedisEndpoint | None = None
+    isvc: InferenceService,
+    settings: OperatorSettings,
+    redis: RedisEndpoint | None = None,
+    grpc_tls: TlsMaterial | None = None,
 ) -> Object:
     spec: Object = {
         "selector": {"matchLabels": selector_labels(isvc)},
@@ -52,7 +61,7 @@ def build_deployment(
         # A rollout cannot progress faster than a model loads: only call it stuck (the
         # Deployment's Progressing=False, which the Ready condition reports) after that.
         "progressDeadlineSeconds": settings.model_load_timeout_seconds + 300,
-        "template": pod_template(isvc, settings, config_checksum(isvc, redis)),
+        "template": pod_template(isvc, settings, config_checksum(isvc, redis, grpc_tls)),
     }
     if not isvc.spec.autoscaled:
         # With an HPA the field is left out entirely, so that server-side apply never owns

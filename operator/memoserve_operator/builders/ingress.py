@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from memoserve_contract.pod_settings import GRPC_TLS_PORT
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.ingress import IngressClass
 from memoserve_operator.builders.meta import INGRESS, SERVICE_PORT, Object, object_meta
@@ -12,6 +13,13 @@ CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 GLOBAL_STATIC_IP_ANNOTATION = "kubernetes.io/ingress.global-static-ip-name"
 REGIONAL_STATIC_IP_ANNOTATION = "kubernetes.io/ingress.regional-static-ip-name"
 MANAGED_CERTIFICATES_ANNOTATION = "networking.gke.io/managed-certificates"
+# The gRPC services the pods serve: a gRPC call is POST /<service>/<method>, at the root
+# whatever spec.ingress.path says, and goes to the TLS gRPC port (HTTP/2 to the pods).
+GRPC_SERVICES = (
+    "inference.GRPCInferenceService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+)
 
 
 def managed_certificate_name(isvc: InferenceService) -> str | None:
@@ -38,17 +46,10 @@ def build_ingress(isvc: InferenceService) -> Object:
         annotations[key] = ingress.static_ip_name
     if (certificate := managed_certificate_name(isvc)) is not None:
         annotations[MANAGED_CERTIFICATES_ANNOTATION] = certificate
-    rule: Object = {
-        "http": {
-            "paths": [
-                {
-                    "path": ingress.path,
-                    "pathType": "Prefix",
-                    "backend": {"service": {"name": isvc.name, "port": {"number": SERVICE_PORT}}},
-                }
-            ]
-        }
-    }
+    paths = [_path(isvc, ingress.path, SERVICE_PORT)]
+    if isvc.spec.grpc_through_ingress:
+        paths = [_path(isvc, f"/{service}", GRPC_TLS_PORT) for service in GRPC_SERVICES] + paths
+    rule: Object = {"http": {"paths": paths}}
     if ingress.host:
         rule = {"host": ingress.host, **rule}
     return {
@@ -56,4 +57,12 @@ def build_ingress(isvc: InferenceService) -> Object:
         "kind": "Ingress",
         "metadata": object_meta(isvc, INGRESS, annotations=annotations),
         "spec": {"rules": [rule]},
+    }
+
+
+def _path(isvc: InferenceService, path: str, port: int) -> Object:
+    return {
+        "path": path,
+        "pathType": "Prefix",
+        "backend": {"service": {"name": isvc.name, "port": {"number": port}}},
     }

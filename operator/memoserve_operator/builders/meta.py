@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from memoserve_contract.pod_settings import GRPC_PORT, GRPC_TLS_PORT, HTTP_PORT
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 
 Object = dict[str, Any]
@@ -20,7 +21,19 @@ CACHE = "cache"
 MONITORING = "monitoring"
 
 HTTP_PORT_NAME = "http"
+GRPC_PORT_NAME = "grpc"
+GRPC_TLS_PORT_NAME = "grpc-tls"
 SERVICE_PORT = 80  # in-cluster clients call http://NAME.NAMESPACE/v2/...
+
+
+def serving_ports(isvc: InferenceService) -> list[tuple[str, int]]:
+    """(name, container port) of each port the serving pods listen on."""
+    ports = [(HTTP_PORT_NAME, HTTP_PORT)]
+    if isvc.spec.grpc_enabled:
+        ports.append((GRPC_PORT_NAME, GRPC_PORT))
+    if isvc.spec.grpc_through_ingress:
+        ports.append((GRPC_TLS_PORT_NAME, GRPC_TLS_PORT))
+    return ports
 
 
 def selector_labels(isvc: InferenceService) -> dict[str, str]:

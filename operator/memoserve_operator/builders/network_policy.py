@@ -1,9 +1,10 @@
 """The serving pods' NetworkPolicy: only the traffic a serving pod needs.
 
-Ingress, to the serving port only: from pods of the service's namespace, from Google's load
-balancer health-check and proxy ranges (with an Ingress; ``OperatorSettings.lb_source_ranges``),
-from Managed Prometheus's collectors (with PodMonitoring), and from ``spec.networkPolicy
-.ingressCidrs`` (e.g. an internal load balancer's proxy-only subnet).
+Ingress, to the serving ports only (HTTP, and gRPC when on): from pods of the service's
+namespace, from Google's load balancer health-check and proxy ranges (with an Ingress;
+``OperatorSettings.lb_source_ranges``), from Managed Prometheus's collectors (with
+PodMonitoring), and from ``spec.networkPolicy.ingressCidrs`` (e.g. an internal load
+balancer's proxy-only subnet).
 Egress: DNS, the GKE metadata server (Workload Identity tokens), HTTPS (Cloud Storage and other
 Google APIs: their addresses are not fixed), and the Redis (its address when it is one, else its
 port).
@@ -15,11 +16,11 @@ import ipaddress
 
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import (
-    HTTP_PORT_NAME,
     SERVING,
     Object,
     object_meta,
     selector_labels,
+    serving_ports,
 )
 from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.settings import OperatorSettings
@@ -51,7 +52,7 @@ def _ingress(isvc: InferenceService, settings: OperatorSettings) -> list[Object]
     policy = isvc.spec.network_policy
     if policy is not None:
         sources += [_ip_block(cidr) for cidr in policy.ingress_cidrs]
-    return [{"from": sources, "ports": [_tcp(HTTP_PORT_NAME)]}]
+    return [{"from": sources, "ports": [_tcp(name) for name, _ in serving_ports(isvc)]}]
 
 
 def _redis_rule(redis: RedisEndpoint) -> Object:

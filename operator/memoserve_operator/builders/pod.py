@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 
-from memoserve_contract.pod_settings import HTTP_PORT, MODEL_DIR, TERMINATION_LOG
+from memoserve_contract.pod_settings import GRPC_TLS_DIR, HTTP_PORT, MODEL_DIR, TERMINATION_LOG
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.env import container_env, drain_seconds, redis_files
+from memoserve_operator.builders.grpc_tls import VOLUME as GRPC_TLS_VOLUME
+from memoserve_operator.builders.grpc_tls import grpc_tls_volume
 from memoserve_operator.builders.meta import (
     HTTP_PORT_NAME,
     SERVING,
     Object,
     labels,
     selector_labels,
+    serving_ports,
 )
 from memoserve_operator.builders.redis import redis_refs
 from memoserve_operator.settings import OperatorSettings
@@ -66,13 +69,18 @@ def container(isvc: InferenceService, settings: OperatorSettings) -> Object:
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     mounts += [mount for _, mount in redis_files(redis_refs(isvc))]
+    if isvc.spec.grpc_through_ingress:
+        mounts.append({"name": GRPC_TLS_VOLUME, "mountPath": str(GRPC_TLS_DIR), "readOnly": True})
     startup_failures = math.ceil(settings.model_load_timeout_seconds / STARTUP_PERIOD_SECONDS)
     return {
         "name": "server",
         "image": image(isvc, settings),
         "imagePullPolicy": "IfNotPresent",
         "command": ["memoserve", "serve"],
-        "ports": [{"name": HTTP_PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": name, "containerPort": port, "protocol": "TCP"}
+            for name, port in serving_ports(isvc)
+        ],
         "env": container_env(isvc, settings),
         "resources": resources(isvc, settings),
         # The server loads the model before it opens its port, so "live" answering means
@@ -113,6 +121,8 @@ def pod_template(isvc: InferenceService, settings: OperatorSettings, checksum: s
         {"name": "tmp", "emptyDir": {}},
     ]
     volumes += [volume for volume, _ in redis_files(redis_refs(isvc))]
+    if isvc.spec.grpc_through_ingress:
+        volumes.append(grpc_tls_volume(isvc))
     spec: Object = {
         "serviceAccountName": isvc.name,
         "automountServiceAccountToken": False,  # the server never calls the Kubernetes API

@@ -6,16 +6,24 @@ import json
 
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import (
+    GRPC_PORT_NAME,
+    GRPC_TLS_PORT_NAME,
     HTTP_PORT_NAME,
     SERVICE_PORT,
     SERVING,
     Object,
     object_meta,
     selector_labels,
+    serving_ports,
 )
 
 NEG_ANNOTATION = "cloud.google.com/neg"
 BACKEND_CONFIG_ANNOTATION = "cloud.google.com/backend-config"
+# GKE Ingress reads the backend protocol from this annotation: HTTP2 means HTTP/2 over TLS.
+APP_PROTOCOLS_ANNOTATION = "cloud.google.com/app-protocols"
+# spec.ports[].appProtocol, for Gateway API implementations, meshes and readers: gRPC in
+# plaintext is h2c (Kubernetes' own name); GKE's names are upper case.
+APP_PROTOCOLS = {GRPC_PORT_NAME: "kubernetes.io/h2c", GRPC_TLS_PORT_NAME: "HTTP2"}
 
 
 def build_service(isvc: InferenceService) -> Object:
@@ -25,6 +33,8 @@ def build_service(isvc: InferenceService) -> Object:
         # health-checks each pod itself, with the BackendConfig of the same name.
         annotations[NEG_ANNOTATION] = json.dumps({"ingress": True})
         annotations[BACKEND_CONFIG_ANNOTATION] = json.dumps({"default": isvc.name})
+    if isvc.spec.grpc_through_ingress:
+        annotations[APP_PROTOCOLS_ANNOTATION] = json.dumps({GRPC_TLS_PORT_NAME: "HTTP2"})
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -32,13 +42,19 @@ def build_service(isvc: InferenceService) -> Object:
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(isvc),
-            "ports": [
-                {
-                    "name": HTTP_PORT_NAME,
-                    "port": SERVICE_PORT,
-                    "targetPort": HTTP_PORT_NAME,
-                    "protocol": "TCP",
-                }
-            ],
+            "ports": [_port(name, number) for name, number in serving_ports(isvc)],
         },
     }
+
+
+def _port(name: str, container_port: int) -> Object:
+    # HTTP on 80 (http://NAME.NAMESPACE/v2/...); gRPC on the pods' own port numbers.
+    port: Object = {
+        "name": name,
+        "port": SERVICE_PORT if name == HTTP_PORT_NAME else container_port,
+        "targetPort": name,
+        "protocol": "TCP",
+    }
+    if name in APP_PROTOCOLS:
+        port["appProtocol"] = APP_PROTOCOLS[name]
+    return port

@@ -7,8 +7,8 @@
 - Kinds of ``OWNED_KINDS`` that are no longer desired are found by the instance and managed-by
   labels (in the index, else listed) and deleted when this InferenceService is their controller
   (with a uid precondition).
-  Secrets are read by name instead: the operator may not list Secrets (rbac.yaml), and only the
-  ``<name>-redis`` Secret is ever ours.
+  Secrets are read by name instead: the operator may not list Secrets (rbac.yaml), and only
+  ``<name>-redis`` and ``<name>-grpc-tls`` are ever ours.
 
 A refusal (403, 404 for a missing CRD, 409, 422) is collected per kind and the others go on; an
 API that does not answer (5xx, timeouts) stops the pass: the next try starts over.
@@ -21,6 +21,7 @@ from typing import Any
 
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 from memoserve_operator.builders import OWNED_KINDS
+from memoserve_operator.builders.grpc_tls import grpc_tls_secret_name
 from memoserve_operator.builders.meta import MANAGED_BY, redis_secret_name
 from memoserve_operator.children.compare import needs_apply
 from memoserve_operator.children.index import ChildIndex
@@ -77,15 +78,18 @@ async def sync_children(
                 raise
             children.failures.setdefault(kind, exc)
             children.live[kind] = None
-    wanted = {obj["kind"] for obj in desired} | keep
+    wanted = {obj["kind"] for obj in desired}
+    names = {(obj["kind"], obj["metadata"]["name"]) for obj in desired}
     for api_version, kind in OWNED_KINDS:
-        if kind not in wanted:
-            try:
-                await _prune(kube, metrics, isvc, api_version, kind, index)
-            except KubeError as exc:
-                if exc.transient:
-                    raise
-                children.failures.setdefault(kind, exc)
+        # One object per kind, but for Secrets (<name>-redis, <name>-grpc-tls): by name.
+        if kind in keep or (kind in wanted and kind != "Secret"):
+            continue
+        try:
+            await _prune(kube, metrics, isvc, api_version, kind, index, names)
+        except KubeError as exc:
+            if exc.transient:
+                raise
+            children.failures.setdefault(kind, exc)
     return children
 
 
@@ -120,13 +124,17 @@ async def _prune(
     api_version: str,
     kind: str,
     index: ChildIndex,
+    wanted: set[tuple[str, str]],
 ) -> None:
     resource, namespace = resource_of(api_version, kind), isvc.namespace
     if kind in index.watched_kinds:
         stale = index.owned(kind, namespace, isvc.name)
     elif kind == "Secret":
-        found = await kube.get(resource, namespace, redis_secret_name(isvc))
-        stale = [found] if found is not None else []
+        stale = []
+        for name in (redis_secret_name(isvc), grpc_tls_secret_name(isvc)):
+            if (kind, name) not in wanted:
+                found = await kube.get(resource, namespace, name)
+                stale += [found] if found is not None else []
     else:
         labels = f"app.kubernetes.io/instance={isvc.name},app.kubernetes.io/managed-by={MANAGED_BY}"
         stale = await kube.list(resource, namespace, labels)

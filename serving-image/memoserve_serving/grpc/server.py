@@ -16,6 +16,7 @@ import grpc  # type: ignore[import-untyped]  # no stubs
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
+from memoserve_contract.settings import ServingSettings
 from memoserve_serving.grpc.health import HealthServicer
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import (
@@ -36,10 +37,17 @@ class GrpcServerError(Exception):
 class GrpcServer:
     """A started server; ``port`` is the bound one (the configured one, or any for 0)."""
 
-    def __init__(self, server: grpc.aio.Server, port: int, health: HealthServicer) -> None:
+    def __init__(
+        self,
+        server: grpc.aio.Server,
+        port: int,
+        health: HealthServicer,
+        tls_port: int | None = None,
+    ) -> None:
         self.server = server
         self.port = port
         self.health = health
+        self.tls_port = tls_port  # the TLS port bound, if one was asked for
 
     async def stop(self, grace: float | None) -> None:
         """Refuse new RPCs (UNAVAILABLE) and give the running ones ``grace`` seconds (None:
@@ -74,16 +82,43 @@ async def start_grpc(state: ServingState) -> GrpcServer:
     pool.AddSerializedFile(health_pb2.DESCRIPTOR.serialized_pb)
     names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server, pool)
-    address = listen_address(settings.host, settings.grpc_port)
-    try:
-        port = server.add_insecure_port(address)
-    except RuntimeError as exc:  # grpcio raises for an address it cannot bind
-        raise GrpcServerError(f"gRPC cannot listen on {address}: {exc}") from None
-    if port == 0:  # older grpcio returned 0 instead
-        raise GrpcServerError(f"gRPC cannot listen on {address}")
+    port = _listen(server, settings.host, settings.grpc_port, None)
+    tls_port = None
+    if settings.grpc_tls_port is not None:
+        credentials = grpc.ssl_server_credentials([read_tls_pair(settings)])
+        tls_port = _listen(server, settings.host, settings.grpc_tls_port, credentials)
     await server.start()
     log.info("gRPC listening on %s", listen_address(settings.host, port))
-    return GrpcServer(server, port, health)
+    if tls_port is not None:
+        log.info("gRPC (TLS) listening on %s", listen_address(settings.host, tls_port))
+    return GrpcServer(server, port, health, tls_port)
+
+
+def _listen(server: grpc.aio.Server, host: str, port: int, credentials: object | None) -> int:
+    """Bind ``port`` (plaintext, or TLS with ``credentials``); the port bound."""
+    address = listen_address(host, port)
+    try:
+        if credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, credentials)
+    except RuntimeError as exc:  # grpcio raises for an address it cannot bind
+        raise GrpcServerError(f"gRPC cannot listen on {address}: {exc}") from None
+    if bound == 0:  # older grpcio returned 0 instead
+        raise GrpcServerError(f"gRPC cannot listen on {address}")
+    return int(bound)
+
+
+def read_tls_pair(settings: ServingSettings) -> tuple[bytes, bytes]:
+    """(private key, certificate chain) of the TLS gRPC port, as PEM; GrpcServerError, in one
+    line, when they cannot be read (``memoserve serve`` checks before it starts)."""
+    cert_file, key_file = settings.grpc_tls_cert_file, settings.grpc_tls_key_file
+    if cert_file is None or key_file is None:
+        raise GrpcServerError("gRPC TLS: grpc_tls_cert_file and grpc_tls_key_file are required")
+    try:
+        return key_file.read_bytes(), cert_file.read_bytes()
+    except OSError as exc:
+        raise GrpcServerError(f"gRPC TLS: cannot read the key or certificate: {exc}") from None
 
 
 @contextlib.asynccontextmanager

@@ -126,6 +126,24 @@ def test_a_taken_grpc_port_stops_the_process_with_a_clear_error(tmp_path: Path) 
     assert f"gRPC cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
+def test_a_tls_port_without_its_key_stops_the_process_with_a_clear_error(tmp_path: Path) -> None:
+    argv = [MEMOSERVE, "serve", "--model-name", "m", "--model-format", "onnx"]
+    argv += ["--model-uri", str(_sample_onnx(tmp_path)), "--host", "127.0.0.1"]
+    argv += ["--port", str(free_port()), "--grpc-port", "0", "--grpc-tls-port", "0"]
+    argv += ["--grpc-tls-cert-file", str(tmp_path / "tls.crt")]
+    argv += ["--grpc-tls-key-file", str(tmp_path / "tls.key")]
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "MEMOSERVE_LOG_FORMAT": "text"},
+    )
+    assert done.returncode == 1
+    assert "gRPC TLS: cannot read the key or certificate: " in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def _sample_onnx(tmp_path: Path) -> Path:
     from memoserve_dev.sample_models import write_sample_models
 

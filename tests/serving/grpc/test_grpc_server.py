@@ -3,8 +3,10 @@ redis-server, real clients (tritonclient.grpc sync and aio, and the generated st
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,6 +18,7 @@ import tritonclient.grpc.aio as triton_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from memoserve_operator.grpc_tls.certificate import make_certificate
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.test_app import infer_body
@@ -312,3 +315,40 @@ def test_grpc_requests_are_counted_with_http_ones(
         if sample.name == "memoserve_requests_total"
     }
     assert counts == {("miss", "200"): 1, ("hit", "200"): 1, ("bypass", "400"): 1}
+
+
+def test_the_tls_port_serves_the_operators_certificate_from_the_same_cache(
+    redis_url: str, model: AffineModel, tmp_path: Path
+) -> None:
+    """What the load balancer talks to: HTTP/2 over TLS with the key the operator made, and a
+    question asked there first is a hit on the plaintext port (one cache)."""
+    material = make_certificate("ml", "iris", datetime.datetime.now(datetime.UTC))
+    (tmp_path / "tls.crt").write_text(material.cert_pem)
+    (tmp_path / "tls.key").write_text(material.key_pem)
+    settings = serving_settings(
+        redis_url=redis_url,
+        grpc_tls_port=0,
+        grpc_tls_cert_file=tmp_path / "tls.crt",
+        grpc_tls_key_file=tmp_path / "tls.key",
+    )
+    with ServerThread(settings, model) as server:
+        running = server.app.state.grpc
+        assert running is not None
+        assert running.tls_port is not None
+        target = f"127.0.0.1:{running.tls_port}"
+        client = triton.InferenceServerClient(
+            target,
+            ssl=True,
+            root_certificates=str(tmp_path / "tls.crt"),
+            channel_args=[("grpc.ssl_target_name_override", "iris.ml.svc")],
+        )
+        assert client.is_server_ready()
+        result = client.infer("affine", [triton_input()])
+        assert result.as_numpy("y").tolist() == Y
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            _, cache = infer(GRPCInferenceServiceStub(channel), raw_request())
+        assert cache == "hit"
+        # Plaintext on the TLS port is refused, not answered.
+        with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as refused:
+            GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
