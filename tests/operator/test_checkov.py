@@ -13,6 +13,7 @@ its own virtualenv (``make tools``, which ``make test`` runs), offline (``--skip
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -124,7 +125,7 @@ def test_allowlist_entries_are_complete_and_unique() -> None:
     entries = yaml.safe_load(ALLOWLIST.read_text())
     for entry in entries:
         assert set(entry) == {"check", "resource", "reason"}, entry
-        assert entry["check"].startswith("CKV_"), entry
+        assert re.fullmatch(r"CKV2?_K8S_\d+", entry["check"]), entry
         reason = entry["reason"].strip()
         assert len(reason.split()) >= 8, f"give the reason in a sentence or two: {entry}"
         assert reason.endswith("."), entry
