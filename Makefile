@@ -15,7 +15,7 @@ run: install
 	test -f $(SAMPLE_MODELS)/iris.onnx || $(VENV)/bin/memoserve dev sample-model --out $(SAMPLE_MODELS)
 	$(VENV)/bin/memoserve run -f $(QUICKSTART) --port $(PORT)
 
-test: system-deps install control-plane lint typecheck pytest
+test: system-deps install tools control-plane lint typecheck pytest
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-# Outside scanners the tests run, each in a virtualenv of its own (their pins are not ours).
+# Outside scanners the tests run, each in a virtualenv of its own (their pins are not ours):
+# checkov reads the rendered manifests in tests/operator/test_checkov.py.
 CHECKOV := .local/checkov/bin/checkov
 tools: $(CHECKOV)
 
@@ -49,7 +50,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install tools
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: system-deps install

@@ -50,6 +50,7 @@ POD_ENV = {"MEMOSERVE_OPERATOR_LIVENESS_URL", "MEMOSERVE_OPERATOR_METRICS_PORT"}
 # The downward API: leader election's identity and the Lease's namespace (leader.py).
 DOWNWARD_ENV = {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
 LEADER_ELECTION = "memoserve-operator-leader-election"  # the Role and RoleBinding
+SECRETS = "memoserve-operator-secrets"  # the ClusterRole and ClusterRoleBinding for Secrets
 
 # The operator's permissions, (apiGroup, resource) -> verbs. A change here is a deliberate change
 # of what the operator may do (tests/e2e runs it with exactly this ClusterRole).
@@ -68,13 +69,14 @@ EXPECTED_PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("cloud.google.com", "backendconfigs"): CHILD,
     ("networking.gke.io", "managedcertificates"): CHILD,
     ("monitoring.googleapis.com", "podmonitorings"): CHILD,
-    ("", "secrets"): frozenset({"get", "create", "patch", "delete"}),
     ("", "pods"): frozenset({"get", "list", "watch"}),
     ("", "events"): frozenset({"create", "patch"}),
     ("events.k8s.io", "events"): frozenset({"create", "patch"}),
     ("apiextensions.k8s.io", "customresourcedefinitions"): frozenset({"get", "list", "watch"}),
     ("", "namespaces"): frozenset({"list", "watch"}),
 }
+# Secrets apart (ClusterRole SECRETS), so that a site can bind them per namespace.
+EXPECTED_SECRET_PERMISSIONS = {("", "secrets"): frozenset({"get", "create", "patch", "delete"})}
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -100,7 +102,9 @@ def one(objects: list[Obj], kind: str, name: str = NAME) -> Obj:
 def test_base_installs_the_operator(base: list[Obj]) -> None:
     assert sorted((o["kind"], o["metadata"]["name"]) for o in base) == [
         ("ClusterRole", NAME),
+        ("ClusterRole", SECRETS),
         ("ClusterRoleBinding", NAME),
+        ("ClusterRoleBinding", SECRETS),
         ("ConfigMap", "memoserve-operator-config"),
         ("Deployment", NAME),
         ("Namespace", NAMESPACE),
@@ -433,18 +437,28 @@ def permissions(role: Obj) -> dict[tuple[str, str], frozenset[str]]:
     return {key: frozenset(verbs) for key, verbs in granted.items()}
 
 
+def cluster_permissions(base: list[Obj]) -> dict[tuple[str, str], frozenset[str]]:
+    """What the operator's two ClusterRoles grant together."""
+    return permissions(one(base, "ClusterRole")) | permissions(one(base, "ClusterRole", SECRETS))
+
+
 def test_cluster_role_is_exactly_what_the_operator_uses(base: list[Obj]) -> None:
     assert permissions(one(base, "ClusterRole")) == EXPECTED_PERMISSIONS
+    assert permissions(one(base, "ClusterRole", SECRETS)) == EXPECTED_SECRET_PERMISSIONS
 
 
-def test_cluster_role_has_no_wildcards_or_escalation(base: list[Obj]) -> None:
-    role = one(base, "ClusterRole")
+@pytest.mark.parametrize("name", [NAME, SECRETS])
+def test_cluster_role_has_no_wildcards_or_escalation(base: list[Obj], name: str) -> None:
+    role = one(base, "ClusterRole", name)
     assert "aggregationRule" not in role
     for rule in role["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert all("*" not in value for value in rule[field]), rule
         assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
-    granted = permissions(role)
+
+
+def test_cluster_role_writes_with_patch_and_reads_no_secret_en_masse(base: list[Obj]) -> None:
+    granted = cluster_permissions(base)
     # Everything is written with PATCH (server-side apply); "update" only where kube demands it.
     assert {key for key, verbs in granted.items() if "update" in verbs} == {
         (GROUP, "inferenceservices/finalizers")
@@ -476,7 +490,7 @@ def test_server_side_apply_can_create_and_delete_the_child(
     base: list[Obj], child: tuple[str, str]
 ) -> None:
     # An apply that creates the object is authorised as create as well as patch.
-    assert {"create", "patch", "delete"} <= permissions(one(base, "ClusterRole"))[child]
+    assert {"create", "patch", "delete"} <= cluster_permissions(base)[child]
 
 
 def test_kopf_can_discover_and_report(base: list[Obj]) -> None:
@@ -488,12 +502,15 @@ def test_kopf_can_discover_and_report(base: list[Obj]) -> None:
     assert "create" in granted[("", "events")]
 
 
-def test_binding_grants_the_role_to_the_operator_service_account(base: list[Obj]) -> None:
-    binding = one(base, "ClusterRoleBinding")
+@pytest.mark.parametrize("name", [NAME, SECRETS])
+def test_binding_grants_the_role_to_the_operator_service_account(
+    base: list[Obj], name: str
+) -> None:
+    binding = one(base, "ClusterRoleBinding", name)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
-        "name": one(base, "ClusterRole")["metadata"]["name"],
+        "name": one(base, "ClusterRole", name)["metadata"]["name"],
     }
     account = one(base, "ServiceAccount")["metadata"]
     assert binding["subjects"] == [
@@ -512,7 +529,7 @@ def test_leader_election_may_touch_its_own_lease_only(base: list[Obj]) -> None:
         lease | {"verbs": ["create"]},
         lease | {"resourceNames": [settings.lease_name], "verbs": ["get", "update"]},
     ]
-    assert not any(resource == "leases" for _, resource in permissions(one(base, "ClusterRole")))
+    assert not any(resource == "leases" for _, resource in cluster_permissions(base))
     binding = one(base, "RoleBinding", LEADER_ELECTION)
     assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
     assert binding["roleRef"] == {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from tests.operator.helpers import ROOT, SETTINGS
 pytestmark = pytest.mark.kmock(cls=FakeKube)
 
 RBAC = ROOT / "manifests" / "base" / "rbac.yaml"
+SECURITY_DOC = ROOT / "docs" / "security.md"
 CRDS = "apiextensions.k8s.io/v1/customresourcedefinitions"
 ISVC_PATH = path("serving.memoserve.dev/v1alpha1", "InferenceService")
 Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -51,11 +53,18 @@ OPTIONAL = {"Secret", "HorizontalPodAutoscaler", "BackendConfig", "ManagedCertif
 
 
 @functools.cache
-def granted() -> frozenset[Permission]:
+def cluster_roles() -> tuple[dict[str, Any], ...]:
     documents = [d for d in yaml.safe_load_all(RBAC.read_text()) if d]
-    role = next(d for d in documents if d["kind"] == "ClusterRole")
+    return tuple(d for d in documents if d["kind"] == "ClusterRole")
+
+
+@functools.cache
+def granted() -> frozenset[Permission]:
+    """What the operator's ClusterRoles grant together (each bound to its ServiceAccount:
+    test_manifests.py)."""
     return frozenset(
         (group, resource, verb)
+        for role in cluster_roles()
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
@@ -200,3 +209,25 @@ def test_no_list_on_secrets_and_no_writes_on_pods() -> None:
     assert ("", "secrets", "list") not in granted()
     assert ("", "secrets", "watch") not in granted()
     assert ("", "pods", "patch") not in granted()
+
+
+def test_secrets_have_a_cluster_role_of_their_own() -> None:
+    """So that a site can bind it per namespace (docs/security.md)."""
+    roles = {role["metadata"]["name"]: role for role in cluster_roles()}
+    assert roles["memoserve-operator-secrets"]["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]}
+    ]
+    others = [role for name, role in roles.items() if name != "memoserve-operator-secrets"]
+    assert not any("secrets" in rule["resources"] for role in others for rule in role["rules"])
+
+
+def test_security_doc_says_what_is_granted_on_secrets() -> None:
+    """docs/security.md's one-line claim is the truth: its verbs are exactly the granted ones,
+    and none it says are never granted is."""
+    claim = re.search(r"Cluster-wide on Secrets: (.*?)\. Never (.*?)\.", SECURITY_DOC.read_text())
+    assert claim, "docs/security.md lost its line 'Cluster-wide on Secrets: ... Never ...'"
+    said, never = (set(re.findall(r"`(\w+)`", part)) for part in claim.groups())
+    secrets = {verb for group, resource, verb in granted() if (group, resource) == ("", "secrets")}
+    assert said == secrets
+    assert {"list", "watch"} <= never
+    assert not never & secrets
