@@ -25,10 +25,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $@
 
-# Outside scanners the tests run, each in a virtualenv of its own (their pins are not ours):
-# checkov reads the rendered manifests in tests/operator/test_checkov.py.
+# Outside tools the tests run, each in a virtualenv of its own (their pins are not ours):
+# checkov reads the rendered manifests in tests/operator/test_checkov.py; grpcurl (built from
+# its Go module, cached per machine) runs the command `memoserve run` prints.
 CHECKOV := .local/checkov/bin/checkov
 tools: $(CHECKOV)
+	bash scripts/build-grpcurl.sh
 
 $(CHECKOV):
 	python3 -m venv .local/checkov

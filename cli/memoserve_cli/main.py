@@ -99,6 +99,9 @@ def run_command(
         typer.Option("--file", "-f", help="InferenceService YAML, the one kubectl would apply"),
     ],
     port: Annotated[int, typer.Option(help="listen port; 0 = any free port")] = 8080,
+    grpc_port: Annotated[
+        int, typer.Option(help="gRPC port when spec.grpc.enabled; 0 = any free port")
+    ] = 8081,
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
     redis_url: Annotated[
         str | None,
@@ -131,6 +134,7 @@ def run_command(
         file=file,
         host=host,
         port=port,
+        grpc_port=grpc_port,
         redis_url=redis_url,
         redis_password=redis_password,
         redis_ca_file=redis_ca_file,

@@ -30,7 +30,7 @@ class Running:
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
-            [MEMOSERVE, "run", "--port", "0", *args],
+            [MEMOSERVE, "run", "--port", "0", "--grpc-port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -64,6 +64,12 @@ class Running:
         start = next(i for i, line in enumerate(lines) if line.strip().startswith("curl "))
         words = shlex.split(lines[start].rstrip("\\") + " " + lines[start + 1])
         return words[2], words[words.index("-d") + 1]
+
+    def grpcurl(self) -> list[str]:
+        """The grpcurl example the banner printed, as argv."""
+        lines = self.stdout.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.strip().startswith("grpcurl "))
+        return shlex.split(lines[start].rstrip("\\") + " " + lines[start + 1])
 
     def children(self) -> list[int]:
         pid = self.process.pid
@@ -130,6 +136,14 @@ def _ask_twice(running: Running) -> list[str]:
     return [a.headers["x-memoserve-cache"] for a in answers]
 
 
+def grpcurl() -> str:
+    """grpcurl, built by scripts/build-grpcurl.sh (`make tools`), once per machine."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "build-grpcurl.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"grpcurl could not be built (make tools): {done.stderr}"
+    return done.stdout.splitlines()[-1]
+
+
 def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
@@ -146,6 +160,14 @@ def test_quickstart_with_redis_server_on_path(
     assert '"name":"float_input","shape":[1,4],"datatype":"FP32"' in banner
     (redis_pid,) = running.children()
     assert _ask_twice(running) == ["miss", "hit"]
+    # The grpcurl it prints works as printed (grpcurl built from its Go module, by reflection),
+    # and a question asked over HTTP is a hit over gRPC.
+    argv = running.grpcurl()
+    assert argv[0] == "grpcurl"
+    done = subprocess.run([grpcurl(), *argv[1:]], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "x-memoserve-cache: hit" in done.stdout
+    assert '"name": "label"' in done.stdout
     assert running.stop(signal.SIGINT) == 0  # Ctrl-C
     assert not _alive(redis_pid)
     assert running.stdout.rstrip().endswith("stopped")

@@ -102,7 +102,9 @@ def test_port_in_use_is_refused_before_loading(quickstart: Path) -> None:
             timeout=60,
         )
     assert done.returncode == 1
-    assert done.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert done.stderr == (
+        f"error: --port: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
 
 
 @pytest.fixture

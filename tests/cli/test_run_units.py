@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
 from memoserve_cli.run import RunError
-from memoserve_cli.run.banner import curl_command, example_request
+from memoserve_cli.run.banner import curl_command, example_request, grpc_request, grpcurl_command
 from memoserve_cli.run.cache import CachePlan, plan_cache
 from memoserve_cli.run.spec import load_service, local_settings, spec_notices
 from memoserve_contract.settings import ServingSettings
@@ -21,6 +22,10 @@ from memoserve_dev.redis_server import RedisServer
 from memoserve_operator.builders.env import container_env
 from memoserve_operator.render import parse_file
 from memoserve_operator.settings import OperatorSettings
+from memoserve_serving.cache.keys import request_digest
+from memoserve_serving.grpc.codec import decode_request as decode_grpc
+from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
+from memoserve_serving.protocol.request import decode_request as decode_http
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 from tests.cli.test_run import QUICKSTART
 from tests.operator.helpers import make_isvc
@@ -30,6 +35,8 @@ ROOT = QUICKSTART.parents[2]
 LOCAL_FIELDS = {"host", "port", "model_dir", "drain_seconds", "log_level", "log_format"}
 LOCAL_FIELDS |= {"redis_url", "redis_password", "redis_password_file", "redis_ca_file"}  # Secrets
 LOCAL_FIELDS |= {"termination_log"}  # a pod's file; a terminal here
+# gRPC in plaintext on --grpc-port; the TLS port is for GKE's load balancer only.
+LOCAL_FIELDS |= {"grpc_port", "grpc_tls_port", "grpc_tls_cert_file", "grpc_tls_key_file"}
 REDIS = CachePlan("test", redis_url="redis://127.0.0.1:6379/0", redis_password="pw")
 
 TLS_EXTERNAL = {
@@ -62,6 +69,7 @@ def _pod(isvc: Any) -> ServingSettings:
         {"cache": TLS_EXTERNAL, "batching": {"maxBatchSize": 8, "maxWaitMs": 2.5}},
         {"cache": {"memorystore": {}}, "gpu": {"type": "nvidia-l4"}, "drainSeconds": 30},
         {"model": {"uri": "/m/x.onnx", "format": "onnx", "name": "flowers", "version": "3"}},
+        {"grpc": {"enabled": True}, "ingress": {"enabled": True}},
     ],
 )
 def test_settings_are_the_pods_but_for_the_local_fields(spec: dict[str, Any]) -> None:
@@ -71,6 +79,7 @@ def test_settings_are_the_pods_but_for_the_local_fields(spec: dict[str, Any]) ->
         assert getattr(local, field) == getattr(pod, field), field
     assert local.cache_enabled  # the plan has a Redis
     assert (local.host, local.port, local.drain_seconds) == ("127.0.0.1", 9000, 0)
+    assert (local.grpc_port, local.grpc_tls_port) == (8081, None)
 
 
 def test_spec_values_reach_the_settings() -> None:
@@ -197,3 +206,34 @@ def test_curl_survives_the_shell() -> None:
     assert shlex.split(curl_command("u", body, "/tmp/r.json").replace("\\\n", ""))[-1] == (
         "@/tmp/r.json"
     )
+
+
+def test_the_grpcurl_request_is_the_curl_requests_question() -> None:
+    """Asked over gRPC as printed, the example is the same cache entry as over HTTP."""
+    mixed = ModelMetadata(
+        (
+            TensorSpec("ids", "INT64", (-1, 3)),
+            TensorSpec("mask", "BOOL", (2,)),
+            TensorSpec("text", "BYTES", (-1,)),
+            TensorSpec("x", "FP32", (1, 4)),
+        ),
+        (),
+        "x",
+    )
+    body = example_request(mixed)
+    printed = grpc_request("m", body)
+    assert printed is not None
+    message = json_format.Parse(printed, pb.ModelInferRequest())
+    over_grpc, _ = decode_grpc(message)
+    over_http = decode_http(body.encode())
+    assert request_digest(over_grpc) == request_digest(over_http)
+    argv = shlex.split(grpcurl_command("127.0.0.1:8081", printed).replace("\\\n", ""))
+    assert argv == [
+        "grpcurl", "-plaintext", "-v", "-d", printed,
+        "127.0.0.1:8081", "inference.GRPCInferenceService/ModelInfer",
+    ]  # fmt: skip
+
+
+def test_no_grpcurl_for_datatypes_that_travel_raw() -> None:
+    half = ModelMetadata((TensorSpec("h", "FP16", (1,)),), (), "x")
+    assert grpc_request("m", example_request(half)) is None

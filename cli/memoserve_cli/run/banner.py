@@ -1,4 +1,5 @@
-"""What ``memoserve run`` prints once it listens: what runs, and a curl that works with it.
+"""What ``memoserve run`` prints once it listens: what runs, and a curl that works with it
+(and a grpcurl, when the spec turns gRPC on).
 
 The example request is built from the loaded model's own metadata (input names, datatypes,
 shapes; a variable dimension becomes 1) with plausible values, so it is valid for any model.
@@ -6,6 +7,7 @@ shapes; a variable dimension becomes 1) with plausible values, so it is valid fo
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import shlex
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from itertools import cycle, islice
 from typing import Any
 
+from memoserve_serving.grpc.contents import FIELDS
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 
 # Values for the example tensors, cycled: feature-like numbers (iris's first flower, as it
@@ -37,6 +40,7 @@ class RunSummary:
     cache: str
     url: str  # the server's base URL
     cache_enabled: bool
+    grpc_target: str | None = None  # HOST:PORT of the plaintext gRPC port, when it is on
 
 
 def example_request(metadata: ModelMetadata) -> str:
@@ -70,7 +74,32 @@ def curl_command(infer_url: str, body: str, body_file: str | None = None) -> str
     )
 
 
-def banner(summary: RunSummary, curl: str) -> str:
+def grpc_request(model: str, body: str) -> str | None:
+    """``body`` (a v2 JSON infer request) as a ModelInferRequest in protobuf's JSON mapping,
+    typed contents; None when a datatype has no typed contents (FP16, BF16 travel raw)."""
+    inputs = []
+    for tensor in json.loads(body)["inputs"]:
+        field = FIELDS.get(tensor["datatype"])
+        if field is None:
+            return None
+        data = tensor["data"]
+        if tensor["datatype"] == "BYTES":  # protobuf JSON writes bytes as base64
+            data = [base64.b64encode(str(value).encode()).decode() for value in data]
+        typed = {key: value for key, value in tensor.items() if key != "data"}
+        inputs.append(typed | {"contents": {field: data}})
+    request = {"model_name": model, "inputs": inputs}
+    return json.dumps(request, separators=(",", ":"))
+
+
+def grpcurl_command(target: str, request: str) -> str:
+    """A ready-to-paste grpcurl (reflection: no .proto needed; -v shows the trailers)."""
+    return (
+        f"grpcurl -plaintext -v -d {shlex.quote(request)} \\\n"
+        f"    {shlex.quote(target)} inference.GRPCInferenceService/ModelInfer"
+    )
+
+
+def banner(summary: RunSummary, curl: str, grpcurl: str | None = None) -> str:
     if summary.cache_enabled:
         expect = "the first call is a miss, the second a hit: see X-Memoserve-Cache"
     else:
@@ -84,6 +113,19 @@ def banner(summary: RunSummary, curl: str) -> str:
             f"  url     {summary.url}/v2/models/{summary.model}",
             f"try it ({expect}):",
             "  " + curl.replace("\n", "\n  "),
+            *_grpc_lines(summary, grpcurl),
             "Ctrl-C stops it.",
         ]
     )
+
+
+def _grpc_lines(summary: RunSummary, grpcurl: str | None) -> list[str]:
+    if summary.grpc_target is None:
+        return []
+    lines = [
+        f"or over gRPC at {summary.grpc_target} (the same cache: a hit; -v shows the "
+        "x-memoserve-cache trailer):"
+    ]
+    if grpcurl is not None:
+        lines.append("  " + grpcurl.replace("\n", "\n  "))
+    return lines

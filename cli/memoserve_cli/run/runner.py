@@ -32,6 +32,7 @@ class RunOptions:
     file: Path
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int = 8081
     redis_url: str | None = None
     redis_password: str | None = None
     redis_ca_file: Path | None = None
@@ -65,6 +66,8 @@ def run(options: RunOptions) -> None:
     for line in spec_notices(isvc):
         notice(line)
     _check_port(options.host, options.port)
+    if isvc.spec.grpc_enabled:
+        _check_port(options.host, options.grpc_port, "--grpc-port")
     previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in _STOP_SIGNALS}
     stack = contextlib.ExitStack()
     try:
@@ -97,7 +100,12 @@ def _serve(
         notice=notice,
     )
     settings = local_settings(
-        isvc, plan, host=options.host, port=options.port, log_level=options.log_level
+        isvc,
+        plan,
+        host=options.host,
+        port=options.port,
+        grpc_port=options.grpc_port,
+        log_level=options.log_level,
     )
     try:
         with _download_progress(settings.model_uri) as progress:
@@ -106,7 +114,9 @@ def _serve(
         raise RunError(f"{options.file}: {exc}") from None
 
     def started(port: int) -> None:
-        say(_banner(isvc, options, settings, served, plan, port, workdir))
+        grpc = server.state.grpc  # started by then (the app's lifespan), when it is on
+        grpc_port = grpc.port if grpc is not None else None
+        say(_banner(isvc, options, settings, served, plan, (port, grpc_port), workdir))
 
     server = build_server(
         settings,
@@ -123,7 +133,7 @@ def _banner(
     settings: ServingSettings,
     served: ServedModel,
     plan: CachePlan,
-    port: int,
+    ports: tuple[int, int | None],
     workdir: Path,
 ) -> str:
     from memoserve_cli.run.banner import (
@@ -132,10 +142,14 @@ def _banner(
         banner,
         curl_command,
         example_request,
+        grpc_request,
+        grpcurl_command,
     )
 
+    port, grpc_port = ports
     host = "127.0.0.1" if options.host in ("0.0.0.0", "") else options.host
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    address = f"[{host}]" if ":" in host else host
+    url = f"http://{address}:{port}"
     body = example_request(served.model.metadata)
     body_file = None
     if len(body) > MAX_INLINE_CHARS:
@@ -151,9 +165,15 @@ def _banner(
         cache=plan.description,
         url=url,
         cache_enabled=plan.enabled,
+        grpc_target=f"{address}:{grpc_port}" if grpc_port is not None else None,
     )
     infer_url = f"{url}/v2/models/{served.name}/infer"
-    return banner(summary, curl_command(infer_url, body, str(body_file) if body_file else None))
+    curl = curl_command(infer_url, body, str(body_file) if body_file else None)
+    request = grpc_request(served.name, body) if summary.grpc_target else None
+    grpcurl = None
+    if summary.grpc_target is not None and request is not None and body_file is None:
+        grpcurl = grpcurl_command(summary.grpc_target, request)
+    return banner(summary, curl, grpcurl)
 
 
 @contextlib.contextmanager
@@ -181,7 +201,7 @@ def _download_progress(uri: str) -> Iterator[Progress | None]:
         yield update
 
 
-def _check_port(host: str, port: int) -> None:
+def _check_port(host: str, port: int, option: str = "--port") -> None:
     """RunError now, rather than a server that fails after the model has loaded."""
     if port == 0:
         return
@@ -191,4 +211,5 @@ def _check_port(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise RunError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            reason = exc.strerror or exc
+            raise RunError(f"{option}: cannot listen on {host}:{port}: {reason}") from None

@@ -55,7 +55,13 @@ def download_dir() -> Path:
 
 
 def local_settings(
-    isvc: InferenceService, plan: CachePlan, *, host: str, port: int, log_level: str
+    isvc: InferenceService,
+    plan: CachePlan,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    grpc_port: int = 8081,
 ) -> ServingSettings:
     """The pod's serving settings for ``isvc``, with the local overrides (see the module)."""
     # The Secret-held values (URL, password) are not in it: the plan stands in for them.
@@ -64,11 +70,16 @@ def local_settings(
     env.pop(env_var("redis_ca_file"), None)
     env.pop(env_var("redis_password_file"), None)
     env.pop(env_var("termination_log"), None)  # a pod's; errors go to the terminal here
+    # The TLS gRPC port is for GKE's load balancer, with the operator's certificate: locally,
+    # gRPC is plaintext only (on --grpc-port, when the spec turns it on).
+    for name in ("grpc_port", "grpc_tls_port", "grpc_tls_cert_file", "grpc_tls_key_file"):
+        env.pop(env_var(name), None)
     try:
         return ServingSettings.from_env(
             env,
             host=host,
             port=port,
+            grpc_port=grpc_port,
             model_dir=download_dir(),
             drain_seconds=0,  # no load balancer to let go: stop at once
             log_level=log_level.upper(),
