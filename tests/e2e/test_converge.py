@@ -3,9 +3,13 @@ on the kwok GPU pool, readiness flows into the status, and kubectl shows it as d
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
 
+from memoserve_operator.builders.grpc_tls import TlsMaterial
 from memoserve_operator.children.compare import contains
+from memoserve_operator.grpc_tls.certificate import still_good
 from memoserve_operator.render import render_objects
 from memoserve_operator.settings import OperatorSettings
 from tests.e2e.helpers import (
@@ -105,3 +109,38 @@ def test_gpu_example_converges_into_every_child(
     wide = control_plane.kubectl("get", "misvc", name, "-n", namespace, "-o", "wide").stdout
     assert "gs://my-models/resnet50/v3/model.onnx" in wide
     assert "nvidia-l4" in wide
+
+
+def test_grpc_example_gets_its_ports_routes_and_a_kept_certificate(
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    name = apply_example(control_plane, namespace, "grpc.yaml")
+    secret = wait_for(
+        lambda: control_plane.get_or_none("secret", f"{name}-grpc-tls", "-n", namespace),
+        "the gRPC TLS Secret",
+    )
+    assert secret["type"] == "kubernetes.io/tls"
+    material = TlsMaterial(
+        base64.b64decode(secret["data"]["tls.crt"]).decode(),
+        base64.b64decode(secret["data"]["tls.key"]).decode(),
+    )
+    assert still_good(material, namespace, name, datetime.datetime.now(datetime.UTC))
+
+    service = control_plane.get("service", name, "-n", namespace)
+    assert [(p["name"], p["port"], p.get("appProtocol")) for p in service["spec"]["ports"]] == [
+        ("http", 80, None), ("grpc", 8081, "kubernetes.io/h2c"), ("grpc-tls", 8443, "HTTP2"),
+    ]  # fmt: skip
+    annotations = service["metadata"]["annotations"]
+    assert json.loads(annotations["cloud.google.com/app-protocols"]) == {"grpc-tls": "HTTP2"}
+    ingress = wait_for(
+        lambda: control_plane.get_or_none("ingress", name, "-n", namespace), "the Ingress"
+    )
+    routes = {
+        p["path"]: p["backend"]["service"]["port"]["number"]
+        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+    }
+    assert routes["/inference.GRPCInferenceService"] == 8443
+    assert routes["/"] == 80
+    template = control_plane.get("deployment", name, "-n", namespace)["spec"]["template"]
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    assert volumes["grpc-tls"]["secret"]["secretName"] == f"{name}-grpc-tls"

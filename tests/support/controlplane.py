@@ -263,6 +263,11 @@ class ControlPlane:
         """``kubectl get ARGS -o json``, parsed."""
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
+    def get_or_none(self, *args: str) -> Any:
+        """``get``, or None when kubectl finds no such object (or fails otherwise)."""
+        result = self.kubectl("get", *args, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
     def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
         """A kubeconfig that authenticates as the ServiceAccount (a TokenRequest token)."""
         token = self.kubectl(
