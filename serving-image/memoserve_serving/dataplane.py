@@ -1,23 +1,22 @@
-"""The data plane: validate -> cache lookup -> (batched) model run -> store. No HTTP in here."""
+"""The data plane: cache lookup -> miss: the backend (the model here, or upstream) -> store.
+
+No HTTP in here, and no knowledge of where a miss is computed (backend.py).
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from memoserve_serving.batching import Batcher, ModelCost, run_unbatched
+from memoserve_serving.backend import LocalBackend, ModelBackend
+from memoserve_serving.batching import Batcher, ModelCost
 from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.answer import Answer
-from memoserve_serving.protocol.datatypes import datatype_of
-from memoserve_serving.protocol.errors import InferenceError
-from memoserve_serving.protocol.request import validate_outputs, validate_request
+from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.protocol.request import validate_outputs
 from memoserve_serving.protocol.response import encode_outputs_json, wants_binary
 from memoserve_serving.protocol.types import (
     NO_PARAMETERS,
@@ -28,12 +27,6 @@ from memoserve_serving.protocol.types import (
 from memoserve_serving.runtimes.base import Model
 
 
-class ModelExecutionError(InferenceError):
-    """The model failed on a request that passed validation: our problem, not the client's."""
-
-    status = 500
-
-
 @dataclass(frozen=True, slots=True)
 class ServedModel:
     """What the server knows about the one model it serves."""
@@ -41,7 +34,7 @@ class ServedModel:
     name: str
     version: str | None
     digest: str
-    model: Model
+    model: Model | ModelBackend  # the built-in runtime, or a backend of its own (an upstream)
 
     def metadata(self) -> dict[str, Any]:
         """v2 model metadata (GET /v2/models/{name})."""
@@ -58,7 +51,11 @@ class ServedModel:
 def _project(outputs: tuple[Tensor, ...], request: InferenceRequest) -> tuple[Tensor, ...]:
     """The requested outputs, in the order asked, from the whole answer."""
     by_name = {tensor.name: tensor for tensor in outputs}
-    return tuple(by_name[output.name] for output in request.outputs)
+    try:
+        return tuple(by_name[output.name] for output in request.outputs)
+    except KeyError as exc:  # an upstream's answer has no such output (ours: validated before)
+        missing = exc.args[0]
+        raise BadRequest(f"output {missing!r}: the model's answer has no such output") from None
 
 
 def _spec(name: str, datatype: str, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -83,31 +80,46 @@ class DataPlane:
         self._cache = cache
         self._keys = RequestKeys(key_namespace, served.digest)
         self._metrics = metrics
-        self._executor = executor
-        self._batcher = batcher
         # expensive: worth coordinating misses with other replicas (the cross-replica lock)
         self._cost = cost if cost is not None else ModelCost()
-        self._run_one = run_unbatched(served.model, metrics, self._cost)
-        self._metadata = served.model.metadata
-        self._output_types = {t.name: t.datatype for t in served.model.metadata.outputs}
+        model = served.model
+        self.backend: ModelBackend = (
+            model
+            if isinstance(model, ModelBackend)
+            else LocalBackend(
+                model,
+                name=served.name,
+                metrics=metrics,
+                executor=executor,
+                batcher=batcher,
+                cost=self._cost,
+            )
+        )
+        self._metadata = self.backend.metadata
 
     async def infer(
-        self, request: InferenceRequest, *, read: bool = True, write: bool = True
+        self,
+        request: InferenceRequest,
+        *,
+        read: bool = True,
+        write: bool = True,
+        deadline: float | None = None,
     ) -> tuple[InferenceResponse, CacheResult]:
-        """Answer ``request``; ``read``/``write`` False skip the cache (no-cache, no-store)."""
+        """Answer ``request``; ``read``/``write`` False skip the cache (no-cache, no-store);
+        ``deadline`` (event loop time) bounds the model's run where the backend can."""
         cache = self._cache
         if cache is None:
-            outputs = await self._validated_execute(request)
+            outputs = await self._execute(request, deadline=deadline)
             return self._response(request, outputs, encode_outputs_json(outputs)), CacheResult.OFF
         computed: list[tuple[Answer, tuple[Tensor, ...]]] = []
         select = request.selects_outputs
-        if select:
+        if select and self.backend.checks_requests:
             # Checked here too: a hit never reaches the model's validation.
             validate_outputs(request, self._metadata)
 
         async def compute() -> bytes:
             # A selection of outputs is cached as the whole answer (see RequestKeys).
-            outputs = await self._validated_execute(request, every_output=select)
+            outputs = await self._execute(request, every_output=select, deadline=deadline)
             answer = Answer.of(outputs)
             computed.append((answer, outputs))  # spares unpacking what we just packed
             return answer.pack()
@@ -127,7 +139,7 @@ class DataPlane:
             except ValueError:
                 # A value we cannot read (written by some other software?): answer uncached.
                 self._metrics.cache_error("corrupt_value")
-                tensors = await self._validated_execute(request, every_output=select)
+                tensors = await self._execute(request, every_output=select, deadline=deadline)
                 answer, result = Answer.of(tensors), CacheResult.ERROR
         if select:
             chosen = _project(tensors if tensors is not None else answer.tensors(), request)
@@ -137,42 +149,12 @@ class DataPlane:
             tensors = answer.tensors()
         return self._response(request, tensors or (), outputs_json), result
 
-    async def _validated_execute(
-        self, request: InferenceRequest, *, every_output: bool = False
-    ) -> tuple[Tensor, ...]:
-        # Validation runs only where the model is about to run: an answer is cached only for a
-        # request that passed it, and the key covers every field it checks (names, datatypes,
-        # shapes, requested outputs) and the model digest, so a hit needs no second look.
-        validate_request(request, self._metadata)
-        return await self._execute(request, every_output)
-
     async def _execute(
-        self, request: InferenceRequest, every_output: bool = False
+        self, request: InferenceRequest, every_output: bool = False, deadline: float | None = None
     ) -> tuple[Tensor, ...]:
-        inputs = {tensor.name: tensor.data for tensor in request.inputs}
         wanted = [] if every_output else [output.name for output in request.outputs]
-        try:
-            if self._batcher is not None:
-                produced = await self._batcher.submit(inputs, wanted)
-            else:
-                loop = asyncio.get_running_loop()
-                produced = await loop.run_in_executor(self._executor, self._run_one, inputs, wanted)
-        except InferenceError:
-            raise
-        except Exception as exc:
-            raise ModelExecutionError(f"model {self.served.name} failed: {exc}") from exc
-        return self._tensors(produced, wanted)
-
-    def _tensors(
-        self, produced: Mapping[str, np.ndarray[Any, Any]], wanted: Sequence[str]
-    ) -> tuple[Tensor, ...]:
-        names = wanted or [name for name in self._output_types if name in produced]
-        tensors = []
-        for name in names:
-            array = np.asarray(produced[name])
-            datatype = self._output_types.get(name) or datatype_of(array.dtype)
-            tensors.append(Tensor(name, datatype, tuple(array.shape), array))
-        return tuple(tensors)
+        outputs: tuple[Tensor, ...] = await self.backend.run(request, wanted, deadline=deadline)
+        return outputs
 
     def _response(
         self, request: InferenceRequest, outputs: tuple[Tensor, ...], outputs_json: bytes | None

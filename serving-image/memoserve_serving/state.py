@@ -16,6 +16,7 @@ from memoserve_serving.cache.base import AnswerCache
 from memoserve_serving.dataplane import DataPlane, ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import ModelNotFound, ModelNotReady
+from memoserve_serving.runtimes.base import Model
 
 if TYPE_CHECKING:
     from memoserve_serving.grpc.server import GrpcServer
@@ -129,9 +130,10 @@ async def running_dataplane(
     # Whether a miss is worth the cross-replica lock (see MEMOSERVE_CACHE_LOCK_MIN_MODEL_MS).
     cost = ModelCost(expensive_at=settings.cache_lock_min_model_ms / 1000)
     batcher = None
-    if settings.batch_max_size > 1 and served.model.batchable:
+    model = served.model
+    if isinstance(model, Model) and settings.batch_max_size > 1 and model.batchable:
         batcher = Batcher(
-            served.model,
+            model,
             executor,
             state.metrics,
             max_size=settings.batch_max_size,
