@@ -36,8 +36,13 @@ class ServingSettings(BaseModel):
 
     # The model.
     model_name: str = Field(min_length=1, description="v2 model name served at /v2/models/{name}")
-    model_uri: str = Field(min_length=1, description="gs://bucket/prefix[/file] or a local path")
-    model_format: ModelFormat = Field(description="how to load the model files")
+    model_uri: str = Field(
+        default="",
+        description="gs://bucket/prefix[/file] or a local path (required without upstream_url)",
+    )
+    model_format: ModelFormat | None = Field(
+        default=None, description="how to load the model files (required without upstream_url)"
+    )
     model_version: str | None = Field(default=None, description="v2 model version, if any")
     model_dir: Path = Field(
         default=Path("/tmp/memoserve/models"), description="where gs:// models are downloaded"
@@ -66,6 +71,32 @@ class ServingSettings(BaseModel):
     )
     grpc_tls_key_file: Path | None = Field(
         default=None, description="PEM private key of the TLS gRPC port"
+    )
+
+    # The cache front (docs/front.md): misses go to a v2 server upstream instead of a model here.
+    upstream_url: str | None = Field(
+        default=None,
+        description="http(s)://HOST:PORT of the v2 server that computes misses (the model tier); "
+        "set = no model is loaded here",
+    )
+    upstream_model_name: str | None = Field(
+        default=None, description="the model's v2 name upstream; default: model_name"
+    )
+    model_identity: str = Field(
+        default="",
+        description="what names the upstream's model in cache keys (the operator: a digest of "
+        "its URI, image and arguments), mixed with the upstream's model metadata",
+    )
+    upstream_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="longest wait for an upstream answer"
+    )
+    upstream_max_connections: int = Field(
+        default=64, ge=1, description="calls in flight to the upstream, per process"
+    )
+    upstream_max_queued: int = Field(
+        default=256,
+        ge=0,
+        description="misses waiting for a connection beyond those; more get 503 + Retry-After",
     )
 
     # Redis (Memorystore, or any Redis).
@@ -132,12 +163,25 @@ class ServingSettings(BaseModel):
         default=LogFormat.JSON, description="json (Cloud Logging) or text"
     )
 
+    @field_validator("upstream_url")
+    @classmethod
+    def _upstream_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("upstream_url must start with http:// or https://")
+        return value.rstrip("/") if value else None
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://")):
             raise ValueError("redis_url must start with redis:// or rediss://")
         return value or None
+
+    @model_validator(mode="after")
+    def _model_or_upstream(self) -> ServingSettings:
+        if self.upstream_url is None and (not self.model_uri or self.model_format is None):
+            raise ValueError("model_uri and model_format are required (or an upstream_url)")
+        return self
 
     @model_validator(mode="after")
     def _grpc_tls_files(self) -> ServingSettings:

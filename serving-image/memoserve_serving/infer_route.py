@@ -80,6 +80,7 @@ class InferRoute:
         metrics.inflight += 1
         result = CacheResult.BYPASS  # a request that never reached the cache
         status = 200
+        retry_after: int | None = None
         try:
             dataplane = self.state.dataplane_for(*target)
             json_length: int | None = None
@@ -109,6 +110,7 @@ class InferRoute:
             if status >= 500:
                 log.error("infer failed: %s", exc, extra={"model": target[0]})
             payload, binary_json_length = orjson.dumps({"error": str(exc)}), None
+            retry_after = exc.retry_after
         except Exception:
             # A bug of ours: say so in the log with the traceback, and in JSON to the client.
             log.exception("infer failed unexpectedly", extra={"model": target[0]})
@@ -118,6 +120,8 @@ class InferRoute:
             if binary_json_length is not None:
                 headers[0] = _CONTENT_BINARY
                 headers.append((b"inference-header-content-length", b"%d" % binary_json_length))
+            if retry_after is not None:
+                headers.append((b"retry-after", b"%d" % retry_after))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": payload})
         finally:

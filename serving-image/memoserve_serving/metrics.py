@@ -151,6 +151,13 @@ class ServingMetrics:
             registry=r,
         ).labels(model)
 
+        self.shed = Counter(
+            "memoserve_shed",
+            "Misses refused (503, Retry-After) because the model tier was saturated (the front).",
+            ["model"],
+            registry=r,
+        ).labels(model)
+
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(self.model, kind).inc()
 

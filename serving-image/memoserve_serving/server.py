@@ -145,14 +145,16 @@ def write_termination_message(path: Path | None, reason: str) -> None:
 
 
 def run_server(settings: ServingSettings) -> None:
-    """Load the model, then serve until SIGTERM. A model that cannot load exits 1, one line."""
+    """Load the model (a cache front: none), then serve until SIGTERM. A model that cannot
+    load exits 1, one line."""
     configure_logging(settings.log_level, settings.log_format)
     # Loading before the port opens: a pod's startupProbe covers long downloads, and a model
     # that cannot load is a clear, immediate failure instead of a server that is never ready.
     try:
         if settings.grpc_enabled and settings.grpc_tls_port is not None:
             read_tls_pair(settings)  # before a long model download, not after
-        served = load_served_model(settings)
+        # A cache front loads no model: it connects to its upstream once it listens.
+        served = load_served_model(settings) if settings.upstream_url is None else None
     except (ModelLoadError, GrpcServerError) as exc:
         reason = str(exc)
         if isinstance(exc, ModelLoadError):

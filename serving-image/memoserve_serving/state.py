@@ -60,8 +60,10 @@ class ServingState:
 def load_served_model(settings: ServingSettings, progress: Progress | None = None) -> ServedModel:
     """Fetch and load the model (blocking: run it in a thread); ``progress`` sees the bytes."""
     from memoserve_serving.runtimes.loader import load_model
-    from memoserve_serving.storage import fetch_model
+    from memoserve_serving.storage import ModelLoadError, fetch_model
 
+    if settings.model_format is None:
+        raise ModelLoadError("no model format given")
     files = fetch_model(settings.model_uri, settings.model_dir, progress)
     model = load_model(settings.model_format, files.path)
     return ServedModel(settings.model_name, settings.model_version, files.digest, model)
@@ -108,24 +110,68 @@ async def running_dataplane(
     state: ServingState,
     served: ServedModel | None = None,
     cache_factory: CacheFactory | None = None,
-) -> AsyncIterator[DataPlane]:
+) -> AsyncIterator[None]:
     """Load the model (unless given), open the cache (``cache_factory``, default
-    :func:`open_cache`) and batcher; close them all on exit."""
+    :func:`open_cache`) and batcher; close them all on exit.
+
+    A cache front (``upstream_url``) loads no model: it listens at once and becomes ready when
+    the upstream has said what it serves (it may start long before the model tier is up).
+    """
     settings = state.settings
-    if served is None:
-        served = await asyncio.to_thread(load_served_model, settings)
-    log.info(
-        "model %s loaded (%s, digest %s)",
-        served.name,
-        settings.model_format,
-        served.digest[:16],
-        extra={"model": served.name, "digest": served.digest},
-    )
+    async with contextlib.AsyncExitStack() as stack:
+        if served is None and settings.upstream_url is not None:
+            connecting = asyncio.create_task(
+                _connect_upstream(state, cache_factory, stack), name="memoserve-upstream"
+            )
+            try:
+                yield
+            finally:
+                state.dataplane = None
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connecting
+            return
+        if served is None:
+            served = await asyncio.to_thread(load_served_model, settings)
+        log.info(
+            "model %s loaded (%s, digest %s)",
+            served.name,
+            settings.model_format,
+            served.digest[:16],
+            extra={"model": served.name, "digest": served.digest},
+        )
+        await _assemble(state, served, cache_factory, stack)
+        try:
+            yield
+        finally:
+            state.dataplane = None
+
+
+async def _connect_upstream(
+    state: ServingState, cache_factory: CacheFactory | None, stack: contextlib.AsyncExitStack
+) -> None:
+    from memoserve_serving.upstream.connect import connect_upstream
+
+    served = await connect_upstream(state.settings, state.metrics, stack)
+    await _assemble(state, served, cache_factory, stack)
+
+
+async def _assemble(
+    state: ServingState,
+    served: ServedModel,
+    cache_factory: CacheFactory | None,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """The data plane for ``served`` (``state.dataplane``), with what it needs pushed on
+    ``stack`` to be closed in reverse order."""
+    settings = state.settings
     # One thread per model: the runtimes use their own intra-op threads, and batching needs
     # the model to run one batch at a time so that the queue fills while it is busy.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memoserve-model")
+    stack.callback(executor.shutdown, wait=False, cancel_futures=True)
     cache = (cache_factory or open_cache)(settings, state.metrics)
     if cache is not None:
+        stack.push_async_callback(cache.close)
         await cache.warm_up()  # never fails: Redis may come up later
     # Whether a miss is worth the cross-replica lock (see MEMOSERVE_CACHE_LOCK_MIN_MODEL_MS).
     cost = ModelCost(expensive_at=settings.cache_lock_min_model_ms / 1000)
@@ -141,6 +187,7 @@ async def running_dataplane(
             cost=cost,
         )
         batcher.start()
+        stack.push_async_callback(batcher.stop)
     dataplane = DataPlane(
         served,
         cache=cache,
@@ -150,18 +197,13 @@ async def running_dataplane(
         batcher=batcher,
         cost=cost,
     )
-    state.dataplane = dataplane
     publishing = _publish_stats(settings, state.metrics, served, cache)
-    try:
-        yield dataplane
-    finally:
-        state.dataplane = None
-        if publishing is not None:
-            publishing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publishing
-        if batcher is not None:
-            await batcher.stop()
-        if cache is not None:
-            await cache.close()
-        executor.shutdown(wait=False, cancel_futures=True)
+    if publishing is not None:
+        stack.push_async_callback(_cancelled, publishing)
+    state.dataplane = dataplane
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -9,6 +9,7 @@ HTTP header does.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, NoReturn
@@ -36,7 +37,9 @@ STATUS_CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    502: grpc.StatusCode.UNAVAILABLE,  # the cache front's upstream failed: a retry may help
     503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 
@@ -118,7 +121,12 @@ class InferenceServicer(GRPCInferenceServiceServicer):
                 if key == "cache-control":
                     read, write = cache_directives(value.encode())
             decoded, raw = decode_request(request)
-            answer, result = await dataplane.infer(decoded, read=read, write=write)
+            # The client's deadline bounds a cache front's call upstream.
+            remaining = context.time_remaining()
+            deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
+            answer, result = await dataplane.infer(
+                decoded, read=read, write=write, deadline=deadline
+            )
             response = encode_response(answer, raw)
         except InferenceError as exc:
             status = exc.status

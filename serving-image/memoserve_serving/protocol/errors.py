@@ -4,9 +4,11 @@ from __future__ import annotations
 
 
 class InferenceError(Exception):
-    """Base class: ``status`` is the HTTP status code, ``str(self)`` the client-facing message."""
+    """Base class: ``status`` is the HTTP status code, ``str(self)`` the client-facing message;
+    ``retry_after``, when set, the seconds a client should wait (HTTP Retry-After)."""
 
     status = 500
+    retry_after: int | None = None
 
 
 class BadRequest(InferenceError):

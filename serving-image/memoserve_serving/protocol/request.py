@@ -81,7 +81,7 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferenceRequ
     cursor = binary_at
     has_binary = json_length is not None
     for index, raw in enumerate(raw_inputs):
-        tensor, cursor = _input(raw, index, body, cursor, has_binary)
+        tensor, cursor = decode_tensor(raw, index, body, cursor, has_binary)
         inputs.append(tensor)
     if cursor != len(body):
         raise BadRequest(
@@ -94,7 +94,11 @@ def decode_request(body: bytes, json_length: int | None = None) -> InferenceRequ
     return InferenceRequest(request_id, tuple(inputs), outputs, parameters, binary_outputs)
 
 
-def _input(raw: Any, index: int, body: bytes, cursor: int, has_binary: bool) -> tuple[Tensor, int]:
+def decode_tensor(
+    raw: Any, index: int, body: bytes, cursor: int, has_binary: bool
+) -> tuple[Tensor, int]:
+    """One tensor of a request's inputs (or a response's outputs) and where the binary data
+    of the next one starts: ``raw`` is its JSON object, ``cursor`` where its binary data would."""
     if type(raw) is not dict:
         raise BadRequest(f"input #{index} must be an object")
     get = raw.get

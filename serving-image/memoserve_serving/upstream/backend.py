@@ -1,0 +1,124 @@
+"""The upstream as a backend of the data plane: a miss becomes one v2 REST call to it.
+
+Calls go over a pool of keep-alive connections (aiohttp). At most ``max_connections`` are in
+flight; up to ``max_queued`` more wait for one; the rest are shed at once (503, Retry-After),
+so a saturated model tier costs the front bounded memory, never a growing queue. A call ends
+by its deadline (the client's, else ``timeout``); what the upstream refuses (4xx) goes back to
+the client as it said it, and nothing that failed is ever cached (the data plane stores only
+answers ``run`` returns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import aiohttp
+
+from memoserve_serving.backend import ModelBackend
+from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.protocol.types import InferenceRequest, Tensor
+from memoserve_serving.runtimes.base import ModelMetadata
+from memoserve_serving.upstream.codec import (
+    InvalidAnswer,
+    decode_answer,
+    encode_request,
+    error_message,
+)
+from memoserve_serving.upstream.errors import (
+    Overloaded,
+    UpstreamFailed,
+    UpstreamNotReady,
+    UpstreamRefused,
+    UpstreamTimeout,
+)
+
+_JSON = {"Content-Type": "application/json"}
+
+
+class UpstreamBackend(ModelBackend):
+    """``session`` is the caller's to close (connect.py pushes it on the lifespan's stack)."""
+
+    # The upstream checks its own requests; its metadata may be incomplete (MLServer lists no
+    # inputs unless told), so the front does not second-guess it.
+    checks_requests = False
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        model: str,
+        metadata: ModelMetadata,
+        *,
+        metrics: ServingMetrics,
+        timeout: float,
+        max_connections: int,
+        max_queued: int,
+    ) -> None:
+        self.metadata = metadata
+        self.url = url
+        self._session = session
+        self._infer_url = f"{url}/v2/models/{model}/infer"
+        self._metrics = metrics
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(max_connections)
+        self._max_queued = max_queued
+        self._queued = 0
+
+    async def run(
+        self, request: InferenceRequest, wanted: Sequence[str], *, deadline: float | None = None
+    ) -> tuple[Tensor, ...]:
+        if self._slots.locked() and self._queued >= self._max_queued:
+            self._metrics.shed.inc()
+            raise Overloaded(f"the model tier is saturated ({self._queued} misses waiting)")
+        body, json_length = encode_request(request, wanted)
+        self._queued += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            return await self._call(body, json_length, wanted, deadline)
+        finally:
+            self._slots.release()
+
+    async def _call(
+        self, body: bytes, json_length: int | None, wanted: Sequence[str], deadline: float | None
+    ) -> tuple[Tensor, ...]:
+        headers = _JSON
+        if json_length is not None:
+            headers = {**_JSON, "Inference-Header-Content-Length": str(json_length)}
+        seconds = self._timeout
+        if deadline is not None:
+            seconds = min(seconds, deadline - asyncio.get_running_loop().time())
+            if seconds <= 0:
+                raise UpstreamTimeout("the request's deadline passed before the upstream call")
+        try:
+            async with self._session.post(
+                self._infer_url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+            ) as response:
+                payload = await response.read()
+                status = response.status
+                answer_json_length = response.headers.get("Inference-Header-Content-Length")
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"upstream {self.url} did not answer within {seconds:.3g} s"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailed(f"upstream {self.url}: {exc or type(exc).__name__}") from None
+        if status == 200:
+            try:
+                length = int(answer_json_length) if answer_json_length is not None else None
+                return decode_answer(payload, length, wanted)
+            except (InvalidAnswer, ValueError) as exc:
+                problem = f"upstream {self.url} answered an invalid response: {exc}"
+                raise UpstreamFailed(problem) from None
+        message = error_message(payload)
+        if 400 <= status < 500:
+            raise UpstreamRefused(status, message)
+        if status == 503:
+            raise UpstreamNotReady(f"upstream {self.url} is not ready: {message}")
+        raise UpstreamFailed(f"upstream {self.url} answered {status}: {message}")

@@ -1,0 +1,108 @@
+"""Connect a cache front to its upstream: what it serves, and the name it goes by in keys.
+
+The front cannot hash the upstream's model bytes, so its cache keys carry a digest of
+``model_identity`` (the operator's: the model URI, the server's image and arguments) and of
+the model metadata the upstream reports (name, versions, platform, inputs, outputs): a new
+image, URI or model version is a new set of keys (docs/front.md). Until the upstream answers,
+the front is not ready; it asks again with a growing pause, for as long as it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from typing import Any
+
+import aiohttp
+import orjson
+
+from memoserve_contract.settings import ServingSettings
+from memoserve_serving.dataplane import ServedModel
+from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
+from memoserve_serving.upstream.backend import UpstreamBackend
+
+log = logging.getLogger(__name__)
+
+FIRST_PAUSE, LONGEST_PAUSE = 0.2, 5.0
+METADATA_TIMEOUT = 5.0
+
+
+def model_metadata(document: Any) -> ModelMetadata:
+    """v2 model metadata JSON -> ModelMetadata (missing inputs/outputs: none listed)."""
+    if type(document) is not dict:
+        raise ValueError("model metadata is not a JSON object")
+
+    def specs(key: str) -> tuple[TensorSpec, ...]:
+        items = document.get(key) or []
+        return tuple(
+            TensorSpec(str(t["name"]), str(t["datatype"]), tuple(int(d) for d in t["shape"]))
+            for t in items
+        )
+
+    return ModelMetadata(specs("inputs"), specs("outputs"), str(document.get("platform") or ""))
+
+
+def upstream_digest(identity: str, metadata: Any) -> str:
+    """The model's name in cache keys: the operator's identity and what the upstream says."""
+    reported = {key: metadata.get(key) for key in ("name", "versions", "platform")}
+    reported |= {key: metadata.get(key) for key in ("inputs", "outputs")}
+    canonical = orjson.dumps(
+        {"identity": identity, "upstream": reported}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(b"memoserve-upstream-v1" + canonical).hexdigest()
+
+
+async def connect_upstream(
+    settings: ServingSettings, metrics: ServingMetrics, stack: contextlib.AsyncExitStack
+) -> ServedModel:
+    """The served model of a front, once its upstream has answered its metadata."""
+    assert settings.upstream_url is not None
+    url = settings.upstream_url
+    model = settings.upstream_model_name or settings.model_name
+    connector = aiohttp.TCPConnector(
+        limit=settings.upstream_max_connections, keepalive_timeout=60, ttl_dns_cache=30
+    )
+    session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+    stack.push_async_callback(session.close)
+    document = await _metadata(session, f"{url}/v2/models/{model}")
+    backend = UpstreamBackend(
+        session,
+        url,
+        model,
+        model_metadata(document),
+        metrics=metrics,
+        timeout=settings.upstream_timeout_seconds,
+        max_connections=settings.upstream_max_connections,
+        max_queued=settings.upstream_max_queued,
+    )
+    digest = upstream_digest(settings.model_identity, document)
+    log.info(
+        "upstream %s serves %s (digest %s)",
+        url,
+        model,
+        digest[:16],
+        extra={"model": settings.model_name, "digest": digest},
+    )
+    return ServedModel(settings.model_name, settings.model_version, digest, backend)
+
+
+async def _metadata(session: aiohttp.ClientSession, url: str) -> Any:
+    pause = FIRST_PAUSE
+    while True:
+        try:
+            async with session.get(
+                url, timeout=aiohttp.ClientTimeout(total=METADATA_TIMEOUT)
+            ) as response:
+                body = await response.read()
+                if response.status == 200:
+                    document = orjson.loads(body)
+                    model_metadata(document)  # readable, or ask again
+                    return document
+                log.info("upstream metadata %s: HTTP %s, asking again", url, response.status)
+        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            log.info("upstream metadata %s: %s, asking again", url, exc or type(exc).__name__)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, LONGEST_PAUSE)
