@@ -27,10 +27,12 @@ $(VENV)/.installed: pyproject.toml
 
 # Outside tools the tests run, each in a virtualenv of its own (their pins are not ours):
 # checkov reads the rendered manifests in tests/operator/test_checkov.py; grpcurl (built from
-# its Go module, cached per machine) runs the command `memoserve run` prints.
+# its Go module, cached per machine) runs the command `memoserve run` prints; MLServer
+# (.local/mlserver) is the cache front's upstream in tests/serving/front and the bench's peer.
 CHECKOV := .local/checkov/bin/checkov
 tools: $(CHECKOV)
 	bash scripts/build-grpcurl.sh
+	VENV=$(VENV) bash scripts/mlserver-venv.sh
 
 $(CHECKOV):
 	python3 -m venv .local/checkov

@@ -7,8 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=${VENV:-.venv}
-export MLSERVER_VENV=${MLSERVER_VENV:-$PWD/.local/bench/mlserver-venv}
-MLSERVER_SPEC=("mlserver>=1.7,<1.8" "mlserver-sklearn>=1.7,<1.8" "uvloop<0.22" "httptools")
+export MLSERVER_VENV=${MLSERVER_VENV:-$PWD/.local/mlserver}
 
 for tool in wrk redis-server redis-cli taskset timeout; do
     command -v "$tool" >/dev/null || { echo "bench: $tool not found (make system-deps)" >&2; exit 1; }
@@ -19,33 +18,13 @@ if (($(nproc) < 2)); then
     exit 1
 fi
 
-# MLServer lives in its own virtualenv: it pins an older starlette/fastapi than memoserve.
-# uvloop<0.22 because newer ones break its parallel workers; scikit-learn pinned to the version
-# that writes iris.joblib. A failed install is reported in the table, not fatal.
-mlserver_venv() {
-    local sklearn spec marker log
-    sklearn=$("$VENV/bin/python" -c 'import sklearn; print(sklearn.__version__)')
-    spec="${MLSERVER_SPEC[*]} scikit-learn==$sklearn"
-    marker=$MLSERVER_VENV/.bench-installed
-    log=.local/bench/mlserver-install.log
-    [[ -f $marker && $(cat "$marker") == "$spec" ]] && return 0
-    mkdir -p .local/bench
-    echo "bench: installing MLServer into $MLSERVER_VENV (first run only; log: $log)" >&2
+# MLServer lives in its own virtualenv (scripts/mlserver-venv.sh, shared with the tests). A
+# failed install is reported in the table, not fatal.
+mkdir -p .local/bench
+if ! VENV=$VENV MLSERVER_VENV=$MLSERVER_VENV bash scripts/mlserver-venv.sh >.local/bench/mlserver-install.log 2>&1; then
+    echo "bench: MLServer install failed (see .local/bench/mlserver-install.log); its row will say so" >&2
     rm -rf "$MLSERVER_VENV"
-    local pip=$MLSERVER_VENV/bin/pip
-    if {
-        python3 -m venv "$MLSERVER_VENV" &&
-            timeout 300 "$pip" install -q --upgrade pip &&
-            { timeout 600 "$pip" install -q "${MLSERVER_SPEC[@]}" "scikit-learn==$sklearn" ||
-                timeout 600 "$pip" install -q "${MLSERVER_SPEC[@]}"; }
-    } >"$log" 2>&1; then
-        echo "$spec" >"$marker"
-    else
-        echo "bench: MLServer install failed (see $log); its row will say so" >&2
-        rm -rf "$MLSERVER_VENV"
-    fi
-}
-mlserver_venv
+fi
 
 # bench.py stops every server it starts; this trap covers the case where it dies first.
 pidfile=$(mktemp)

@@ -15,7 +15,7 @@ from memoserve_dev.ports import free_port
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 VENV = Path(os.environ.get("VENV", ROOT / ".venv"))
-MLSERVER_VENV = Path(os.environ.get("MLSERVER_VENV", ROOT / ".local/bench/mlserver-venv"))
+MLSERVER_VENV = Path(os.environ.get("MLSERVER_VENV", ROOT / ".local/mlserver"))
 
 # What every memoserve row runs with unless the row says otherwise. L1 is off: the Redis hit
 # path is what the hit rows measure.
