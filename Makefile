@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml
 # its Go module, cached per machine) runs the command `memoserve run` prints; MLServer
 # (.local/mlserver) is the cache front's upstream in tests/serving/front and the bench's peer.
 CHECKOV := .local/checkov/bin/checkov
-tools: $(CHECKOV)
+tools: install $(CHECKOV)
 	bash scripts/build-grpcurl.sh
 	VENV=$(VENV) bash scripts/mlserver-venv.sh
 
