@@ -73,6 +73,15 @@ class ServingSettings(BaseModel):
         default=None, description="PEM private key of the TLS gRPC port"
     )
 
+    # Processes (a cache front's cores: docs/front.md). Each worker listens on the same ports
+    # with SO_REUSEPORT and the kernel spreads connections between them.
+    workers: int = Field(
+        default=1, ge=1, le=64, description="server processes sharing the ports (SO_REUSEPORT)"
+    )
+    reuse_port: bool = Field(
+        default=False, description="listen with SO_REUSEPORT (set for each of several workers)"
+    )
+
     # The cache front (docs/front.md): misses go to a v2 server upstream instead of a model here.
     upstream_url: str | None = Field(
         default=None,

@@ -148,6 +148,10 @@ def run_server(settings: ServingSettings) -> None:
     """Load the model (a cache front: none), then serve until SIGTERM. A model that cannot
     load exits 1, one line."""
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        from memoserve_serving.workers import run_workers
+
+        raise SystemExit(run_workers(settings))
     # Loading before the port opens: a pod's startupProbe covers long downloads, and a model
     # that cannot load is a clear, immediate failure instead of a server that is never ready.
     try:
@@ -165,4 +169,23 @@ def run_server(settings: ServingSettings) -> None:
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise take tens of ms on a big heap and eat the Redis timeout.
     gc.freeze()
-    build_server(settings, served).run()  # uvicorn exits 3 if the lifespan fails to start
+    sockets = [reuse_port_socket(settings.host, settings.port)] if settings.reuse_port else None
+    build_server(settings, served).run(sockets)  # exits 3 if the lifespan fails to start
+
+
+def reuse_port_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with SO_REUSEPORT: several processes listen on the
+    port at once and the kernel spreads new connections between them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+        if listen:
+            sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

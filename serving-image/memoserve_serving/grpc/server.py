@@ -68,8 +68,8 @@ async def start_grpc(state: ServingState) -> GrpcServer:
             # read whole, as HTTP answers 413.
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             # gRPC sets SO_REUSEPORT by default: a second server on a taken port would share its
-            # traffic instead of failing to start.
-            ("grpc.so_reuseport", 0),
+            # traffic instead of failing to start. Only several workers of ours share on purpose.
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ]
     )
     servicer = InferenceServicer(state)

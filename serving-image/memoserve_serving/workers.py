@@ -1,0 +1,111 @@
+"""Several server processes on the same ports (``MEMOSERVE_WORKERS``): a cache front's cores.
+
+Python serves a hit on one core; a front pod with N cores runs N workers. The parent reserves
+the ports (bound with SO_REUSEPORT, never listening: it takes no connections, and a port
+someone else holds fails here, once), starts the workers (spawned: fresh interpreters, each
+with its own event loop, cache connections and data plane), and then only supervises:
+
+- SIGTERM / SIGINT go to every worker, which drains as a single server does (server.py);
+- a worker that exits on its own takes the others down and the pod restarts (Kubernetes sees
+  the exit code): a pod half-serving at reduced capacity would hide the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import cast
+
+from memoserve_contract.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 60  # after the workers' own drain and in-flight grace
+
+
+def _reserve(host: str, port: int) -> tuple[socket.socket, int]:
+    from memoserve_serving.server import reuse_port_socket
+
+    sock = reuse_port_socket(host, port, listen=False)
+    return sock, int(sock.getsockname()[1])
+
+
+def _worker(settings: ServingSettings) -> None:
+    from memoserve_serving.server import run_server
+
+    run_server(settings)
+
+
+def run_workers(settings: ServingSettings) -> int:
+    """Run ``settings.workers`` servers until they stop; the exit code for the process."""
+    reserved: list[socket.socket] = []
+    try:
+        ports: dict[str, int | None] = {}
+        for name in ("port", "grpc_port", "grpc_tls_port"):
+            wanted = getattr(settings, name)
+            if wanted is None or (name != "port" and not settings.grpc_enabled):
+                continue
+            sock, ports[name] = _reserve(settings.host, wanted)
+            reserved.append(sock)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", settings.host, exc)
+        for sock in reserved:
+            sock.close()
+        return 1
+    each = settings.model_copy(update={**ports, "workers": 1, "reuse_port": True})
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_worker, args=(each,), name=f"memoserve-worker-{i}")
+        for i in range(settings.workers)
+    ]
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:  # the same signal: a second one stops a worker at once
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for process in processes:
+            process.start()
+        log.info(
+            "%d workers on port %s (gRPC %s)",
+            len(processes),
+            ports["port"],
+            ports.get("grpc_port"),
+        )
+        return _supervise(processes, lambda: stopping)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sock in reserved:
+            sock.close()
+
+
+def _supervise(processes: Sequence[BaseProcess], stopping: Callable[[], bool]) -> int:
+    """Wait for every worker; the first failure's exit code (0 if none failed)."""
+    running = {process.sentinel: process for process in processes}
+    code = 0
+    while running:
+        for sentinel in wait(list(running)):
+            process = running.pop(cast(int, sentinel))
+            process.join()
+            exit_code = process.exitcode or 0
+            if exit_code and not code:
+                code = exit_code
+            if running and not stopping():
+                log.error("%s exited (%s): stopping the others", process.name, exit_code)
+                for other in running.values():
+                    other.terminate()
+                code = code or 1
+    return code

@@ -1,0 +1,129 @@
+"""`memoserve serve --workers N`: N processes on the same ports (SO_REUSEPORT), as a process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+
+from memoserve_dev.ports import free_port
+from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
+from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
+from tests.serving.test_server import MEMOSERVE, wait_ready
+
+BODY = {
+    "inputs": [
+        {"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}
+    ]
+}
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes (not multiprocessing's resource tracker)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    children = [int(child) for child in text.split()]
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _requests_seen(url: str) -> float:
+    """memoserve_requests_total of whichever worker answers this fresh connection."""
+    text = httpx.get(f"{url}/metrics", headers={"Connection": "close"}).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("memoserve_requests_total{")
+    )
+
+
+def test_two_workers_share_the_ports_and_stop_together(sample_models: Path, redis_url: str) -> None:
+    port, grpc_port = free_port(), free_port()
+    argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
+    argv += ["--model-uri", str(sample_models / "iris.onnx"), "--redis-url", redis_url]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port)]
+    argv += ["--workers", "2"]
+    env = {**os.environ, "MEMOSERVE_DRAIN_SECONDS": "0.2", "MEMOSERVE_LOG_FORMAT": "text"}
+    process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        deadline = time.monotonic() + 30
+        while len(_children(process.pid)) < 2 or not all(
+            httpx.get(f"{url}/v2/health/ready", headers={"Connection": "close"}).status_code == 200
+            for _ in range(10)
+        ):
+            assert time.monotonic() < deadline, "the workers never all became ready"
+            time.sleep(0.1)
+        workers = _children(process.pid)
+        assert len(workers) == 2
+        # Fresh connections land on both workers: their own request counts differ.
+        answers = [
+            httpx.post(f"{url}/v2/models/iris/infer", json=BODY, headers={"Connection": "close"})
+            for _ in range(30)
+        ]
+        assert {a.status_code for a in answers} == {200}
+        assert {a.headers["x-memoserve-cache"] for a in answers[1:]} == {"hit"}  # one Redis
+        seen = {_requests_seen(url) for _ in range(30)}
+        assert len(seen) >= 2, f"every connection reached one worker: {seen}"
+        tensor = pb.ModelInferRequest.InferInputTensor(
+            name="float_input", datatype="FP32", shape=[1, 4]
+        )
+        tensor.contents.fp32_contents.extend([5.1, 3.5, 1.4, 0.2])
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            _, call = GRPCInferenceServiceStub(channel).ModelInfer.with_call(
+                pb.ModelInferRequest(model_name="iris", inputs=[tensor]), timeout=10
+            )
+        assert dict(call.trailing_metadata())["x-memoserve-cache"] == "hit"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_taken_port_fails_before_any_worker_starts(sample_models: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
+        argv += ["--model-uri", str(sample_models / "iris.onnx"), "--host", "127.0.0.1"]
+        argv += ["--port", str(port), "--grpc-port", "0", "--workers", "2"]
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "MEMOSERVE_LOG_FORMAT": "text"},
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot listen on 127.0.0.1" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_worker_that_dies_takes_the_pod_down(sample_models: Path) -> None:
+    port = free_port()
+    argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
+    argv += ["--model-uri", str(sample_models / "iris.onnx"), "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--grpc-port", "0", "--workers", "2"]
+    process = subprocess.Popen(
+        argv, env={**os.environ, "MEMOSERVE_LOG_FORMAT": "text"}, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        deadline = time.monotonic() + 30
+        while len(_children(process.pid)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        os.kill(_children(process.pid)[0], signal.SIGKILL)
+        assert process.wait(timeout=30) != 0
+        assert process.stderr is not None
+        assert "exited (-9): stopping the others" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
