@@ -103,6 +103,13 @@ def run_command(
         int, typer.Option(help="gRPC port when spec.grpc.enabled; 0 = any free port")
     ] = 8081,
     host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="be the cache front of this v2 server (http://HOST:PORT) instead of loading "
+            "the spec's model"
+        ),
+    ] = None,
     redis_url: Annotated[
         str | None,
         typer.Option(help="cache in this Redis (redis:// or rediss://) instead of the spec's"),
@@ -135,6 +142,7 @@ def run_command(
         host=host,
         port=port,
         grpc_port=grpc_port,
+        upstream=upstream,
         redis_url=redis_url,
         redis_password=redis_password,
         redis_ca_file=redis_ca_file,

@@ -20,6 +20,7 @@ import yaml
 
 from memoserve_dev.redis_server import RedisServer
 from tests.support.gcs import BUCKET, GcsEmulator
+from tests.support.peers import mlserver
 
 MEMOSERVE = str(Path(sys.executable).with_name("memoserve"))
 QUICKSTART = Path(__file__).resolve().parents[2] / "manifests" / "examples" / "quickstart.yaml"
@@ -233,3 +234,24 @@ def test_gs_model_from_the_emulator(
     assert running.stop() == 0
     assert f"downloading gs://{BUCKET}/iris/iris.onnx" in running.stderr  # the progress bar
     assert list((tmp_path / "cache" / "memoserve" / "models").glob("gcs-*/iris.onnx"))
+
+
+def test_upstream_makes_it_the_cache_front_of_a_running_server(
+    start: Starter, quickstart: Path, tmp_path: Path, sample_models: Path
+) -> None:
+    (tmp_path / "mlserver").mkdir()
+    upstream = mlserver(tmp_path / "mlserver", sample_models / "iris.joblib").start()
+    try:
+        running = start(["-f", str(quickstart), "--upstream", upstream.url], _env(tmp_path))
+        banner = running.wait_banner()
+        assert f"model   iris (cache front of {upstream.url})" in banner
+        assert "lists no inputs: POST your request to http://127.0.0.1:" in banner
+        url = banner.split("POST your request to ", 1)[1].split(")", 1)[0]
+        flower = [5.1, 3.5, 1.4, 0.2]
+        body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": flower}]}
+        answers = [httpx.post(url, json=body, timeout=10) for _ in range(2)]
+        assert [a.status_code for a in answers] == [200, 200], answers[0].text
+        assert [a.headers["x-memoserve-cache"] for a in answers] == ["miss", "hit"]
+        assert running.stop(signal.SIGTERM) == 0
+    finally:
+        upstream.stop()

@@ -107,6 +107,20 @@ def test_port_in_use_is_refused_before_loading(quickstart: Path) -> None:
     )
 
 
+def test_an_upstream_that_does_not_answer_is_one_line(quickstart: Path) -> None:
+    port = free_port()  # nothing listens there
+    done = subprocess.run(
+        [MEMOSERVE, "run", "-f", str(quickstart), "--port", "0", "--grpc-port", "0",
+         "--upstream", f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: --upstream: cannot read http://127.0.0.1:{port}/v2/models/iris: "
+        "[Errno 111] Connection refused\n"
+    )
+
+
 @pytest.fixture
 def quickstart(tmp_path: Path, sample_models: Path) -> Path:
     document = yaml.safe_load(QUICKSTART.read_text())

@@ -34,8 +34,7 @@ class RunSummary:
     service: str  # namespace/name of the InferenceService
     file: str
     model: str  # the v2 model name
-    model_format: str
-    model_uri: str
+    where: str  # "FORMAT, URI", or "cache front of URL"
     digest: str
     cache: str
     url: str  # the server's base URL
@@ -107,7 +106,7 @@ def banner(summary: RunSummary, curl: str, grpcurl: str | None = None) -> str:
     return "\n".join(
         [
             f"memoserve run: InferenceService {summary.service} from {summary.file}",
-            f"  model   {summary.model} ({summary.model_format}, {summary.model_uri})",
+            f"  model   {summary.model} ({summary.where})",
             f"  digest  sha256:{summary.digest[:16]}",
             f"  cache   {summary.cache}",
             f"  url     {summary.url}/v2/models/{summary.model}",

@@ -20,8 +20,7 @@ from memoserve_cli.run import RunError
 if TYPE_CHECKING:
     from memoserve_cli.run.cache import CachePlan
     from memoserve_contract.resource.inferenceservice import InferenceService
-    from memoserve_contract.settings import ServingSettings
-    from memoserve_serving.dataplane import ServedModel
+    from memoserve_serving.runtimes.base import ModelMetadata
     from memoserve_serving.storage import Progress
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -33,6 +32,7 @@ class RunOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     grpc_port: int = 8081
+    upstream: str | None = None  # a v2 server to be the cache front of (no model loaded here)
     redis_url: str | None = None
     redis_password: str | None = None
     redis_ca_file: Path | None = None
@@ -99,6 +99,11 @@ def _serve(
         workdir=workdir,
         notice=notice,
     )
+    upstream = None
+    if options.upstream is not None:
+        from memoserve_cli.run.upstream import identity, read_upstream
+
+        upstream = read_upstream(options.upstream, isvc.model_name)
     settings = local_settings(
         isvc,
         plan,
@@ -106,17 +111,31 @@ def _serve(
         port=options.port,
         grpc_port=options.grpc_port,
         log_level=options.log_level,
+        upstream_url=upstream.url if upstream else None,
+        model_identity=identity(upstream.url) if upstream else "",
     )
-    try:
-        with _download_progress(settings.model_uri) as progress:
-            served = load_served_model(settings, progress)
-    except ModelLoadError as exc:
-        raise RunError(f"{options.file}: {exc}") from None
+    served = None
+    if upstream is None:
+        try:
+            with _download_progress(settings.model_uri) as progress:
+                served = load_served_model(settings, progress)
+        except ModelLoadError as exc:
+            raise RunError(f"{options.file}: {exc}") from None
+        model = Loaded(
+            served.name,
+            f"{settings.model_format}, {settings.model_uri}",
+            served.digest,
+            served.model.metadata,
+        )
+    else:
+        model = Loaded(
+            isvc.model_name, f"cache front of {upstream.url}", upstream.digest, upstream.metadata
+        )
 
     def started(port: int) -> None:
         grpc = server.state.grpc  # started by then (the app's lifespan), when it is on
         grpc_port = grpc.port if grpc is not None else None
-        say(_banner(isvc, options, settings, served, plan, (port, grpc_port), workdir))
+        say(_banner(isvc, options, model, plan, (port, grpc_port), workdir))
 
     server = build_server(
         settings,
@@ -127,11 +146,20 @@ def _serve(
     server.run()  # until the first SIGINT/SIGTERM (a second one raises KeyboardInterrupt)
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What the banner says of the model: served here, or by the upstream."""
+
+    name: str
+    where: str  # "onnx, /path" or "cache front of URL"
+    digest: str
+    metadata: ModelMetadata
+
+
 def _banner(
     isvc: InferenceService,
     options: RunOptions,
-    settings: ServingSettings,
-    served: ServedModel,
+    model: Loaded,
     plan: CachePlan,
     ports: tuple[int, int | None],
     workdir: Path,
@@ -150,7 +178,7 @@ def _banner(
     host = "127.0.0.1" if options.host in ("0.0.0.0", "") else options.host
     address = f"[{host}]" if ":" in host else host
     url = f"http://{address}:{port}"
-    body = example_request(served.model.metadata)
+    body = example_request(model.metadata)
     body_file = None
     if len(body) > MAX_INLINE_CHARS:
         body_file = workdir / "request.json"
@@ -158,18 +186,19 @@ def _banner(
     summary = RunSummary(
         service=f"{isvc.namespace}/{isvc.name}",
         file=str(options.file),
-        model=served.name,
-        model_format=str(settings.model_format),
-        model_uri=settings.model_uri,
-        digest=served.digest,
+        model=model.name,
+        where=model.where,
+        digest=model.digest,
         cache=plan.description,
         url=url,
         cache_enabled=plan.enabled,
         grpc_target=f"{address}:{grpc_port}" if grpc_port is not None else None,
     )
-    infer_url = f"{url}/v2/models/{served.name}/infer"
+    infer_url = f"{url}/v2/models/{model.name}/infer"
+    if not model.metadata.inputs:  # MLServer lists none unless its model settings do
+        return banner(summary, f"(the model lists no inputs: POST your request to {infer_url})")
     curl = curl_command(infer_url, body, str(body_file) if body_file else None)
-    request = grpc_request(served.name, body) if summary.grpc_target else None
+    request = grpc_request(model.name, body) if summary.grpc_target else None
     grpcurl = None
     if summary.grpc_target is not None and request is not None and body_file is None:
         grpcurl = grpcurl_command(summary.grpc_target, request)

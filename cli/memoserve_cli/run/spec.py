@@ -62,6 +62,8 @@ def local_settings(
     port: int,
     log_level: str,
     grpc_port: int = 8081,
+    upstream_url: str | None = None,
+    model_identity: str = "",
 ) -> ServingSettings:
     """The pod's serving settings for ``isvc``, with the local overrides (see the module)."""
     # The Secret-held values (URL, password) are not in it: the plan stands in for them.
@@ -80,6 +82,8 @@ def local_settings(
             host=host,
             port=port,
             grpc_port=grpc_port,
+            upstream_url=upstream_url,
+            model_identity=model_identity or None,
             model_dir=download_dir(),
             drain_seconds=0,  # no load balancer to let go: stop at once
             log_level=log_level.upper(),
