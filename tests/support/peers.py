@@ -91,3 +91,21 @@ def mlserver(workdir: Path, model_file: Path, name: str = "iris", port: int = 0)
     (repo / name / "model-settings.json").write_text(json.dumps(model_settings))
     argv = [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(repo)]
     return PeerServer(argv, port, name, workdir)
+
+
+KSERVE_SCRIPT = Path(__file__).parent / "peer_scripts" / "kserve_affine.py"
+
+
+def kserve_affine(workdir: Path, port: int = 0) -> PeerServer:
+    """A real ``kserve.ModelServer`` serving an ``affine`` model (peer_scripts/kserve_affine.py);
+    ``runs(server)`` reads how often it ran."""
+    python = require(KSERVE_VENV)
+    port = port or free_port()
+    counts = workdir / "kserve-runs"
+    argv = [str(python), str(KSERVE_SCRIPT), str(port), str(free_port()), str(counts)]
+    return PeerServer(argv, port, "affine", workdir)
+
+
+def runs(server: PeerServer) -> int:
+    counts = server.cwd / "kserve-runs"
+    return int(counts.read_text() or 0) if counts.exists() else 0

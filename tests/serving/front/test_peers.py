@@ -18,7 +18,7 @@ import pytest
 
 from memoserve_dev.redis_server import RedisServer
 from tests.serving.front.test_front import wait_ready
-from tests.support.peers import PeerServer, mlserver
+from tests.support.peers import PeerServer, kserve_affine, mlserver, runs
 from tests.support.serving import ServerThread, serving_settings
 
 FLOWER = [5.1, 3.5, 1.4, 0.2]
@@ -111,3 +111,36 @@ def test_redis_killed_under_load_fails_no_request(
         started = time.monotonic()
         assert asyncio.run(load()) == [200] * 240
         assert time.monotonic() - started < 60
+
+
+@pytest.fixture
+def kserve_server(tmp_path: Path) -> Iterator[PeerServer]:
+    server = kserve_affine(tmp_path).start()
+    yield server
+    server.stop()
+
+
+AFFINE = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+
+
+def test_kserve_model_server_miss_then_hit(kserve_server: PeerServer, redis_url: str) -> None:
+    with front_for(kserve_server, redis_url) as front:
+        wait_ready(front, timeout=30)
+        first, second = ask(front, AFFINE), ask(front, AFFINE)
+        assert [first.status_code, second.status_code] == [200, 200], first.text
+        assert [a.headers["x-memoserve-cache"] for a in (first, second)] == ["miss", "hit"]
+        assert first.json()["outputs"][0]["data"] == [3.0, 5.0, 7.0, 9.0]
+        assert runs(kserve_server) == 1
+
+
+def test_kserve_killed_is_a_502_then_recovers(kserve_server: PeerServer, redis_url: str) -> None:
+    with front_for(kserve_server, redis_url) as front:
+        wait_ready(front, timeout=30)
+        assert ask(front, AFFINE).status_code == 200
+        kserve_server.stop()
+        other = {"inputs": [{**AFFINE["inputs"][0], "data": [0, 0, 0, 1]}]}
+        assert ask(front, other).status_code == 502
+        assert ask(front, AFFINE).headers["x-memoserve-cache"] == "hit"
+        kserve_server.start()
+        assert ask(front, other).status_code == 200
+        assert runs(kserve_server) == 2
