@@ -15,6 +15,7 @@ import httpx
 from memoserve_dev.ports import free_port
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
+from tests.serving.grpc.test_grpc_lifecycle import serve_until_it_exits
 from tests.serving.test_server import MEMOSERVE, wait_ready
 
 BODY = {
@@ -89,20 +90,14 @@ def test_two_workers_share_the_ports_and_stop_together(sample_models: Path, redi
             process.wait()
 
 
-def test_a_taken_port_fails_before_any_worker_starts(sample_models: Path) -> None:
+def test_a_taken_port_fails_before_any_worker_starts(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
-        argv += ["--model-uri", str(sample_models / "iris.onnx"), "--host", "127.0.0.1"]
-        argv += ["--port", str(port), "--grpc-port", "0", "--workers", "2"]
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=60,
-            env={**os.environ, "MEMOSERVE_LOG_FORMAT": "text"},
-        )  # fmt: skip
+        done = serve_until_it_exits(tmp_path, "--grpc-port", str(port), "--workers", "2")
     assert done.returncode == 1
-    assert "cannot listen on 127.0.0.1" in done.stderr
+    assert "cannot listen on 127.0.0.1: [Errno 98] Address already in use" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -107,37 +107,31 @@ def test_on_uvloop_like_production(redis_url: str) -> None:
     assert caches == ["miss", "hit"]
 
 
+def serve_until_it_exits(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``memoserve serve`` on the sample iris model with ``options``, expected to stop."""
+    argv = [MEMOSERVE, "serve", "--model-name", "m", "--model-format", "onnx"]
+    argv += ["--model-uri", str(_sample_onnx(tmp_path)), "--host", "127.0.0.1"]
+    argv += ["--port", str(free_port()), *options]
+    env = {**os.environ, "MEMOSERVE_LOG_FORMAT": "text"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+
+
 def test_a_taken_grpc_port_stops_the_process_with_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        argv = [MEMOSERVE, "serve", "--model-name", "m", "--model-format", "onnx"]
-        argv += ["--model-uri", str(_sample_onnx(tmp_path)), "--host", "127.0.0.1"]
-        argv += ["--port", str(free_port()), "--grpc-port", str(port)]
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "MEMOSERVE_LOG_FORMAT": "text"},
-        )
+        done = serve_until_it_exits(tmp_path, "--grpc-port", str(port))
     assert done.returncode == 3  # uvicorn's code for a failed startup
     assert f"gRPC cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
 def test_a_tls_port_without_its_key_stops_the_process_with_a_clear_error(tmp_path: Path) -> None:
-    argv = [MEMOSERVE, "serve", "--model-name", "m", "--model-format", "onnx"]
-    argv += ["--model-uri", str(_sample_onnx(tmp_path)), "--host", "127.0.0.1"]
-    argv += ["--port", str(free_port()), "--grpc-port", "0", "--grpc-tls-port", "0"]
-    argv += ["--grpc-tls-cert-file", str(tmp_path / "tls.crt")]
-    argv += ["--grpc-tls-key-file", str(tmp_path / "tls.key")]
-    done = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "MEMOSERVE_LOG_FORMAT": "text"},
+    done = serve_until_it_exits(
+        tmp_path,
+        *("--grpc-port", "0", "--grpc-tls-port", "0"),
+        *("--grpc-tls-cert-file", str(tmp_path / "tls.crt")),
+        *("--grpc-tls-key-file", str(tmp_path / "tls.key")),
     )
     assert done.returncode == 1
     assert "gRPC TLS: cannot read the key or certificate: " in done.stderr
