@@ -1,0 +1,191 @@
+"""The cache front, side by side in one run (docs/front.md, docs/performance.md):
+
+- front hit vs today's in-pod hit: server CPU per request (per core);
+- a miss through the front vs a direct miss: CPU per miss of front + upstream vs the pod alone;
+- the front with 2 workers vs 1: hits per second (on a 2-vCPU machine wrk shares the second
+  core with the second worker, so the figure understates the scaling);
+- memoserve front + MLServer vs MLServer alone on a 90 %-repeat workload: requests per second,
+  the servers sharing the same one core.
+
+    .venv/bin/python bench/serving/front_bench.py [--measure 10]
+
+Servers on CPU 0, wrk and redis-server on CPU 1, as in bench.py. Prints a markdown table and
+writes it to bench/results/front-<timestamp>.md. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from load import CLK_TCK, LoadShape, WrkResult, measure, tree_ticks, wait_quiet, warm_up
+from models import write_models
+from procs import Proc, Procs, Redis, wait_ready
+from report import environment
+from servers import ROOT, VENV, clean_env, mlserver_available, start_mlserver
+
+from memoserve_dev.ports import free_port
+
+SERVER_CPU, LOAD_CPU = 0, 1
+ENV = {
+    "MEMOSERVE_LOG_LEVEL": "WARNING",
+    "MEMOSERVE_DRAIN_SECONDS": "0",
+    "MEMOSERVE_L1_MAX_BYTES": "0",
+    "MEMOSERVE_GRPC_ENABLED": "false",
+}
+ONNX = {"BENCH_INPUT_NAME": "float_input", "BENCH_DATATYPE": "FP32", "BENCH_FEATURES": "4"}
+SKLEARN = {"BENCH_INPUT_NAME": "input-0", "BENCH_DATATYPE": "FP64", "BENCH_FEATURES": "4"}
+IRIS = (
+    b'{"inputs":[{"name":"float_input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
+)
+
+
+@dataclass(frozen=True)
+class Measured:
+    wrk: WrkResult
+    others_us: float  # CPU per request of the other servers in the path (the upstream)
+
+    @property
+    def us(self) -> float:
+        return self.wrk.server_us_per_request
+
+
+@dataclass
+class Bench:
+    procs: Procs
+    redis: Redis
+    shape: LoadShape
+    workdir: Path
+    runs: itertools.count[int]
+    rows: list[str]
+
+    def memoserve(self, label: str, *args: str, cpus: str = "0", **env: str) -> tuple[Proc, int]:
+        port = free_port()
+        argv = [str(VENV / "bin/memoserve"), "serve", "--model-name", "iris"]
+        argv += ["--host", "127.0.0.1", "--port", str(port), *args]
+        proc = self.procs.start(label, cpus, argv, env={**clean_env(), **ENV, **env})  # type: ignore[arg-type]
+        problem = wait_ready(proc, port, "/v2/health/ready", 120)
+        if problem:
+            raise RuntimeError(problem)
+        return proc, port
+
+    def load(
+        self, title: str, port: int, script: str, env: dict[str, str], server: Proc, *path: Proc
+    ) -> Measured:
+        url = f"http://127.0.0.1:{port}/v2/models/iris/infer"
+        env = {**env, "BENCH_RUN_ID": str(next(self.runs))}
+        if script == "static.lua":
+            body = self.workdir / "iris.json"
+            body.write_bytes(IRIS)
+            env["BENCH_BODY_FILE"] = str(body)
+        wait_quiet(20)
+        warm_up(url, script, env, self.shape)
+        env["BENCH_RUN_ID"] = str(next(self.runs))
+        others = [p.pid for p in path]
+        before = tree_ticks(others)
+        result = measure(
+            url, script, env, self.shape, server_pid=server.pid,
+            helper_pids=[*others, self.redis.proc.pid],
+        )  # fmt: skip
+        others_s = (tree_ticks(others) - before) / CLK_TCK
+        measured = Measured(result, others_s * 1e6 / result.requests if result.requests else 0)
+        errors = result.non2xx + result.socket_errors
+        self.rows.append(
+            f"| {title} | {result.rps:,.0f} | {measured.us:.1f} | "
+            f"{measured.others_us:.1f} | {result.p99_us / 1000:.2f} | {errors} |"
+        )
+        print(self.rows[-1], file=sys.stderr)
+        return measured
+
+    def stop(self, *procs: Proc) -> None:
+        for proc in procs:
+            self.procs.stop(proc)
+        self.redis.cli("FLUSHALL")
+
+
+def run(bench: Bench, models_dir: Path) -> list[str]:
+    models = write_models(models_dir)
+    onnx = ("--model-uri", str(models.iris_onnx), "--model-format", "onnx")
+    redis = ("--redis-url", bench.redis.url)
+
+    pod, port = bench.memoserve("inpod", *onnx, *redis)
+    inpod = bench.load("in-pod hit (today)", port, "static.lua", ONNX, pod)
+    direct = bench.load("direct miss (in the pod)", port, "distinct.lua", ONNX, pod)
+    bench.stop(pod)
+
+    up, up_port = bench.memoserve("upstream", *onnx, MEMOSERVE_CACHE_ENABLED="false")
+    upstream = ("--upstream-url", f"http://127.0.0.1:{up_port}", "--model-identity", "bench")
+    front, port = bench.memoserve("front", *upstream, *redis)
+    hit = bench.load("front hit", port, "static.lua", ONNX, front, up)
+    miss = bench.load("miss through the front (+ upstream)", port, "distinct.lua", ONNX, front, up)
+    bench.stop(front)
+    front2, port = bench.memoserve("front-2w", *upstream, *redis, cpus="0,1", MEMOSERVE_WORKERS="2")
+    two = bench.load(
+        "front hit, 2 workers (CPUs 0-1; wrk on 1)", port, "static.lua", ONNX, front2, up
+    )
+    bench.stop(front2, up)
+
+    ratios = [
+        f"- front hit / in-pod hit, CPU per request: {inpod.us / hit.us:.2f}x",
+        f"- a miss through the front: {miss.us + miss.others_us:.0f} us of CPU (front "
+        f"{miss.us:.0f} + upstream {miss.others_us:.0f}) vs {direct.us:.0f} us in the pod: "
+        f"{miss.us + miss.others_us - direct.us:+.0f} us",
+        f"- 2 workers / 1, hits per second: {two.wrk.rps / hit.wrk.rps:.2f}x",
+    ]
+    missing = mlserver_available()
+    if missing is not None:
+        ratios.append(f"- MLServer rows not run: {missing}")
+        return ratios
+    mls_port = free_port()
+    mls = start_mlserver(
+        bench.procs, SERVER_CPU, mls_port, model_name="iris", model=models.iris_joblib,
+        workdir=bench.workdir,
+    )  # fmt: skip
+    problem = wait_ready(mls, mls_port, "/v2/models/iris/ready", 120)
+    if problem:
+        raise RuntimeError(problem)
+    alone = bench.load("MLServer alone, 90 % repeats", mls_port, "repeat90.lua", SKLEARN, mls)
+    behind = ("--upstream-url", f"http://127.0.0.1:{mls_port}", "--model-identity", "bench")
+    front, port = bench.memoserve("front-mls", *behind, *redis)
+    fronted = bench.load(
+        "memoserve front + MLServer, 90 % repeats (one core)", port, "repeat90.lua", SKLEARN,
+        front, mls,
+    )  # fmt: skip
+    bench.stop(front, mls)
+    ratios.append(
+        f"- front + MLServer / MLServer alone, 90 % repeats: {fronted.wrk.rps / alone.wrk.rps:.1f}x"
+    )
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the cache front, side by side")
+    parser.add_argument("--measure", type=int, default=10, help="seconds per measured run")
+    args = parser.parse_args()
+    shape = LoadShape(measure_s=args.measure, cpu=LOAD_CPU)
+    with (
+        tempfile.TemporaryDirectory(prefix="memoserve-front-bench-") as tmp,
+        Procs(Path(tmp), None) as procs,
+    ):
+        workdir = Path(tmp)
+        env = environment("memoserve dev sample-model (iris)")
+        bench = Bench(procs, Redis(procs, LOAD_CPU), shape, workdir, itertools.count(1), [])
+        ratios = run(bench, workdir / "models")
+    head = [
+        "| row | req/s | server CPU us/req | upstream CPU us/req | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    text = "\n".join([*env, "", *head, *bench.rows, "", *ratios]) + "\n"
+    print(text)
+    out = ROOT / "bench" / "results" / f"front-{datetime.now():%Y%m%d-%H%M%S}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
