@@ -140,7 +140,7 @@ async def running_dataplane(
             served.digest[:16],
             extra={"model": served.name, "digest": served.digest},
         )
-        await _assemble(state, served, cache_factory, stack)
+        await _assemble(state, served, cache_factory, stack, _model_cost(settings))
         try:
             yield
         finally:
@@ -152,8 +152,9 @@ async def _connect_upstream(
 ) -> None:
     from memoserve_serving.upstream.connect import connect_upstream
 
-    served = await connect_upstream(state.settings, state.metrics, stack)
-    await _assemble(state, served, cache_factory, stack)
+    cost = _model_cost(state.settings)
+    served = await connect_upstream(state.settings, state.metrics, stack, cost)
+    await _assemble(state, served, cache_factory, stack, cost)
 
 
 async def _assemble(
@@ -161,6 +162,7 @@ async def _assemble(
     served: ServedModel,
     cache_factory: CacheFactory | None,
     stack: contextlib.AsyncExitStack,
+    cost: ModelCost,
 ) -> None:
     """The data plane for ``served`` (``state.dataplane``), with what it needs pushed on
     ``stack`` to be closed in reverse order."""
@@ -173,8 +175,6 @@ async def _assemble(
     if cache is not None:
         stack.push_async_callback(cache.close)
         await cache.warm_up()  # never fails: Redis may come up later
-    # Whether a miss is worth the cross-replica lock (see MEMOSERVE_CACHE_LOCK_MIN_MODEL_MS).
-    cost = ModelCost(expensive_at=settings.cache_lock_min_model_ms / 1000)
     batcher = None
     model = served.model
     if isinstance(model, Model) and settings.batch_max_size > 1 and model.batchable:
@@ -201,6 +201,11 @@ async def _assemble(
     if publishing is not None:
         stack.push_async_callback(_cancelled, publishing)
     state.dataplane = dataplane
+
+
+def _model_cost(settings: ServingSettings) -> ModelCost:
+    """Whether a miss is worth the cross-replica lock (see MEMOSERVE_CACHE_LOCK_MIN_MODEL_MS)."""
+    return ModelCost(expensive_at=settings.cache_lock_min_model_ms / 1000)
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:

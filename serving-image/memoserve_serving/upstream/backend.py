@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from memoserve_serving.backend import ModelBackend
+from memoserve_serving.batching import ModelCost
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from memoserve_serving.runtimes.base import ModelMetadata
@@ -54,6 +55,7 @@ class UpstreamBackend(ModelBackend):
         timeout: float,
         max_connections: int,
         max_queued: int,
+        cost: ModelCost | None = None,
     ) -> None:
         self.metadata = metadata
         self.url = url
@@ -64,6 +66,8 @@ class UpstreamBackend(ModelBackend):
         self._slots = asyncio.Semaphore(max_connections)
         self._max_queued = max_queued
         self._queued = 0
+        # How long the upstream takes: whether a miss is worth the cross-replica lock.
+        self._cost = cost
 
     async def run(
         self, request: InferenceRequest, wanted: Sequence[str], *, deadline: float | None = None
@@ -77,10 +81,15 @@ class UpstreamBackend(ModelBackend):
             await self._slots.acquire()
         finally:
             self._queued -= 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            return await self._call(body, json_length, wanted, deadline)
+            answer = await self._call(body, json_length, wanted, deadline)
         finally:
             self._slots.release()
+        if self._cost is not None:
+            self._cost.observe(loop.time() - started, 1)
+        return answer
 
     async def _call(
         self, body: bytes, json_length: int | None, wanted: Sequence[str], deadline: float | None

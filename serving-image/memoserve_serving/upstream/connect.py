@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 
 from memoserve_contract.settings import ServingSettings
+from memoserve_serving.batching import ModelCost
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
@@ -56,7 +57,10 @@ def upstream_digest(identity: str, metadata: Any) -> str:
 
 
 async def connect_upstream(
-    settings: ServingSettings, metrics: ServingMetrics, stack: contextlib.AsyncExitStack
+    settings: ServingSettings,
+    metrics: ServingMetrics,
+    stack: contextlib.AsyncExitStack,
+    cost: ModelCost | None = None,
 ) -> ServedModel:
     """The served model of a front, once its upstream has answered its metadata."""
     assert settings.upstream_url is not None
@@ -77,6 +81,7 @@ async def connect_upstream(
         timeout=settings.upstream_timeout_seconds,
         max_connections=settings.upstream_max_connections,
         max_queued=settings.upstream_max_queued,
+        cost=cost,
     )
     digest = upstream_digest(settings.model_identity, document)
     log.info(
