@@ -27,12 +27,21 @@ $(VENV)/.installed: pyproject.toml
 
 # Outside scanners the tests run, each in a virtualenv of its own (their pins are not ours).
 CHECKOV := .local/checkov/bin/checkov
-tools: $(CHECKOV)
+KSERVE := .local/kserve/.installed
+tools: $(CHECKOV) $(KSERVE)
 
 $(CHECKOV):
 	python3 -m venv .local/checkov
 	.local/checkov/bin/pip install -q --upgrade pip
 	.local/checkov/bin/pip install -q 'checkov>=3.2,<4'
+
+# KServe's Python SDK (InferenceGRPCClient) for tests/serving/grpc/test_kserve_client.py: it
+# brings ~70 packages and its own inference.* stubs, so it runs in its own interpreter.
+$(KSERVE):
+	python3 -m venv .local/kserve
+	.local/kserve/bin/pip install -q --upgrade pip
+	.local/kserve/bin/pip install -q 'kserve>=0.21,<0.22'
+	touch $@
 
 system-deps:
 	bash scripts/install-system-deps.sh
