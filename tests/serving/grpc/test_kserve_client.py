@@ -21,15 +21,15 @@ from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
 
 ROOT = Path(__file__).resolve().parents[3]
-KSERVE_PYTHON = ROOT / ".local/kserve/bin/python"
+KSERVE_VENV = ROOT / ".local/kserve"  # made by `make tools`, which touches .installed last
 SCRIPT = Path(__file__).with_name("kserve_client.py")
 
 
 def run_kserve_client(target: str) -> dict[str, Any]:
-    if not KSERVE_PYTHON.exists():
-        pytest.fail(f"no KServe client at {KSERVE_PYTHON}: run `make tools`")
+    if not (KSERVE_VENV / ".installed").exists():
+        pytest.fail(f"KServe's client is not installed in {KSERVE_VENV}: run `make tools`")
     done = subprocess.run(
-        [str(KSERVE_PYTHON), str(SCRIPT), target, "affine", "x"],
+        [str(KSERVE_VENV / "bin/python"), str(SCRIPT), target, "affine", "x"],
         capture_output=True,
         text=True,
         timeout=90,
