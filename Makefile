@@ -28,9 +28,11 @@ $(VENV)/.installed: pyproject.toml
 # Outside tools the tests run, each in a virtualenv of its own (their pins are not ours):
 # checkov reads the rendered manifests in tests/operator/test_checkov.py; grpcurl (built from
 # its Go module, cached per machine) runs the command `memoserve run` prints; MLServer
-# (.local/mlserver) is the cache front's upstream in tests/serving/front and the bench's peer.
+# (.local/mlserver) is the cache front's upstream in tests/serving/front and the bench's peer;
+# KServe (.local/kserve) is a gRPC client and a front's upstream in the tests.
 CHECKOV := .local/checkov/bin/checkov
-tools: install $(CHECKOV)
+KSERVE := .local/kserve/.installed
+tools: install $(CHECKOV) $(KSERVE)
 	bash scripts/build-grpcurl.sh
 	VENV=$(VENV) bash scripts/mlserver-venv.sh
 
@@ -38,6 +40,14 @@ $(CHECKOV):
 	python3 -m venv .local/checkov
 	.local/checkov/bin/pip install -q --upgrade pip
 	.local/checkov/bin/pip install -q 'checkov>=3.2,<4'
+
+# KServe's Python SDK (InferenceGRPCClient) for tests/serving/grpc/test_kserve_client.py: it
+# brings ~70 packages and its own inference.* stubs, so it runs in its own interpreter.
+$(KSERVE):
+	python3 -m venv .local/kserve
+	.local/kserve/bin/pip install -q --upgrade pip
+	.local/kserve/bin/pip install -q 'kserve>=0.21,<0.22'
+	touch $@
 
 system-deps:
 	bash scripts/install-system-deps.sh

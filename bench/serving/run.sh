@@ -3,6 +3,8 @@
 # each started in turn on CPU 0 and driven by wrk on CPU 1. Prints a markdown table and writes
 # it to bench/results/serving-<timestamp>.md. Extra arguments go to bench.py, e.g.
 #   bash bench/serving/run.sh --only raw,hit-onnx --measure 5
+# or, after --grpc, to grpc_bench.py (gRPC: ceiling, memoserve hit, MLServer), e.g.
+#   bash bench/serving/run.sh --grpc --rounds 3
 # See bench/serving/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +41,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$VENV/bin/python" bench/serving/bench.py --pidfile "$pidfile" "$@" &
+# `run.sh --grpc [...]`: the gRPC bench (grpc_bench.py) with the same MLServer virtualenv.
+script=bench/serving/bench.py
+if [[ ${1:-} == --grpc ]]; then
+    script=bench/serving/grpc_bench.py
+    shift
+fi
+"$VENV/bin/python" "$script" --pidfile "$pidfile" "$@" &
 bench_pid=$!
 status=0
 wait "$bench_pid" || status=$?

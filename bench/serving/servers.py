@@ -65,7 +65,14 @@ def mlserver_available() -> str | None:
 
 
 def start_mlserver(
-    procs: Procs, cpu: int, port: int, *, model_name: str, model: Path, workdir: Path
+    procs: Procs,
+    cpu: int,
+    port: int,
+    *,
+    model_name: str,
+    model: Path,
+    workdir: Path,
+    grpc_port: int | None = None,
 ) -> Proc:
     """MLServer + mlserver-sklearn on a joblib model: inference in the server process
     (parallel_workers=0, as in the baselines), no access log; the rest as shipped."""
@@ -78,7 +85,7 @@ def start_mlserver(
         "parallel_workers": 0,
         "host": "127.0.0.1",
         "http_port": port,
-        "grpc_port": free_port(),
+        "grpc_port": grpc_port or free_port(),
         "metrics_port": free_port(),
         "metrics_dir": str(workdir / "mlserver-metrics"),
     }
