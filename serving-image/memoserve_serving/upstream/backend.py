@@ -1,6 +1,6 @@
 """The upstream as a backend of the data plane: a miss becomes one v2 REST call to it.
 
-Calls go over a pool of keep-alive connections (aiohttp). At most ``max_connections`` are in
+Calls go over a pool of keep-alive connections (http1.py). At most ``max_connections`` are in
 flight; up to ``max_queued`` more wait for one; the rest are shed at once (503, Retry-After),
 so a saturated model tier costs the front bounded memory, never a growing queue. A call ends
 by its deadline (the client's, else ``timeout``); what the upstream refuses (4xx) goes back to
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-
-import aiohttp
 
 from memoserve_serving.backend import ModelBackend
 from memoserve_serving.batching import ModelCost
@@ -33,12 +31,13 @@ from memoserve_serving.upstream.errors import (
     UpstreamRefused,
     UpstreamTimeout,
 )
+from memoserve_serving.upstream.http1 import Http1Pool
 
-_JSON = {"Content-Type": "application/json"}
+_JSON = ((b"Content-Type", b"application/json"),)
 
 
 class UpstreamBackend(ModelBackend):
-    """``session`` is the caller's to close (connect.py pushes it on the lifespan's stack)."""
+    """``pool`` is the caller's to close (connect.py pushes it on the lifespan's stack)."""
 
     # The upstream checks its own requests; its metadata may be incomplete (MLServer lists no
     # inputs unless told), so the front does not second-guess it.
@@ -46,7 +45,7 @@ class UpstreamBackend(ModelBackend):
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        pool: Http1Pool,
         url: str,
         model: str,
         metadata: ModelMetadata,
@@ -59,8 +58,8 @@ class UpstreamBackend(ModelBackend):
     ) -> None:
         self.metadata = metadata
         self.url = url
-        self._session = session
-        self._infer_url = f"{url}/v2/models/{model}/infer"
+        self._pool = pool
+        self._infer_path = f"/v2/models/{model}/infer".encode()
         self._metrics = metrics
         self._timeout = timeout
         self._slots = asyncio.Semaphore(max_connections)
@@ -94,34 +93,28 @@ class UpstreamBackend(ModelBackend):
     async def _call(
         self, body: bytes, json_length: int | None, wanted: Sequence[str], deadline: float | None
     ) -> tuple[Tensor, ...]:
-        headers = _JSON
+        headers: tuple[tuple[bytes, bytes], ...] = _JSON
         if json_length is not None:
-            headers = {**_JSON, "Inference-Header-Content-Length": str(json_length)}
+            headers = (*_JSON, (b"Inference-Header-Content-Length", str(json_length).encode()))
         seconds = self._timeout
         if deadline is not None:
             seconds = min(seconds, deadline - asyncio.get_running_loop().time())
             if seconds <= 0:
                 raise UpstreamTimeout("the request's deadline passed before the upstream call")
         try:
-            async with self._session.post(
-                self._infer_url,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=seconds),
-            ) as response:
-                payload = await response.read()
-                status = response.status
-                answer_json_length = response.headers.get("Inference-Header-Content-Length")
+            async with asyncio.timeout(seconds):
+                response = await self._pool.request(b"POST", self._infer_path, body, headers)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"upstream {self.url} did not answer within {seconds:.3g} s"
             ) from None
-        except aiohttp.ClientError as exc:
+        except OSError as exc:  # ConnectionError included
             raise UpstreamFailed(f"upstream {self.url}: {exc or type(exc).__name__}") from None
+        status, payload = response.status, response.body
         if status == 200:
+            length = response.headers.get(b"inference-header-content-length")
             try:
-                length = int(answer_json_length) if answer_json_length is not None else None
-                return decode_answer(payload, length, wanted)
+                return decode_answer(payload, int(length) if length else None, wanted)
             except (InvalidAnswer, ValueError) as exc:
                 problem = f"upstream {self.url} answered an invalid response: {exc}"
                 raise UpstreamFailed(problem) from None

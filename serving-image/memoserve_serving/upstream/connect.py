@@ -15,7 +15,6 @@ import hashlib
 import logging
 from typing import Any
 
-import aiohttp
 import orjson
 
 from memoserve_contract.settings import ServingSettings
@@ -24,6 +23,7 @@ from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 from memoserve_serving.upstream.backend import UpstreamBackend
+from memoserve_serving.upstream.http1 import Http1Pool
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,11 @@ async def connect_upstream(
     assert settings.upstream_url is not None
     url = settings.upstream_url
     model = settings.upstream_model_name or settings.model_name
-    connector = aiohttp.TCPConnector(
-        limit=settings.upstream_max_connections, keepalive_timeout=60, ttl_dns_cache=30
-    )
-    session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
-    stack.push_async_callback(session.close)
-    document = await _metadata(session, f"{url}/v2/models/{model}")
+    pool = Http1Pool(url, limit=settings.upstream_max_connections)
+    stack.push_async_callback(pool.close)
+    document = await _metadata(pool, url, f"/v2/models/{model}")
     backend = UpstreamBackend(
-        session,
+        pool,
         url,
         model,
         model_metadata(document),
@@ -94,20 +91,20 @@ async def connect_upstream(
     return ServedModel(settings.model_name, settings.model_version, digest, backend)
 
 
-async def _metadata(session: aiohttp.ClientSession, url: str) -> Any:
+async def _metadata(pool: Http1Pool, url: str, path: str) -> Any:
     pause = FIRST_PAUSE
     while True:
         try:
-            async with session.get(
-                url, timeout=aiohttp.ClientTimeout(total=METADATA_TIMEOUT)
-            ) as response:
-                body = await response.read()
-                if response.status == 200:
-                    document = orjson.loads(body)
-                    model_metadata(document)  # readable, or ask again
-                    return document
-                log.info("upstream metadata %s: HTTP %s, asking again", url, response.status)
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
-            log.info("upstream metadata %s: %s, asking again", url, exc or type(exc).__name__)
+            async with asyncio.timeout(METADATA_TIMEOUT):
+                response = await pool.request(b"GET", path.encode())
+            if response.status == 200:
+                document = orjson.loads(response.body)
+                model_metadata(document)  # readable, or ask again
+                return document
+            log.info("upstream metadata %s%s: HTTP %s, asking again", url, path, response.status)
+        except (OSError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+            log.info(
+                "upstream metadata %s%s: %s, asking again", url, path, exc or type(exc).__name__
+            )
         await asyncio.sleep(pause)
         pause = min(pause * 2, LONGEST_PAUSE)
