@@ -25,8 +25,11 @@ def config_checksum(
     spec = isvc.spec
     # The Memorystore instance's own settings (size, replicas, configs...) reach the pods only
     # through the endpoint below: a resize must not restart every serving pod.
+    model = spec.model.model_dump(mode="json", by_alias=True)
+    if model["server"] is None:  # the checksums of services without one stay as they were
+        del model["server"]
     material: dict[str, object] = {
-        "model": spec.model.model_dump(mode="json", by_alias=True),
+        "model": model,
         "cache": (
             spec.cache.model_dump(mode="json", by_alias=True, exclude={"memorystore"})
             if spec.cache
