@@ -69,6 +69,11 @@ def selector(isvc: InferenceService) -> str:
     return ",".join(f"{key}={value}" for key, value in selector_labels(isvc).items())
 
 
+def model_selector(isvc: InferenceService) -> str:
+    """model_selector_labels as a label-selector string."""
+    return ",".join(f"{key}={value}" for key, value in model_selector_labels(isvc).items())
+
+
 def labels(isvc: InferenceService, component: str) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": APP_NAME,
