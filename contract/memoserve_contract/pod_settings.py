@@ -8,6 +8,10 @@ everything else keeps the image's default.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +47,38 @@ def cache_namespace(isvc: InferenceService) -> str:
     return f"{isvc.namespace}/{isvc.name}"
 
 
-def serving_settings(isvc: InferenceService, *, default_drain_seconds: int) -> ServingSettings:
-    """The serving process's settings, minus the Redis URL (an env var from a Secret)."""
-    spec = isvc.spec
-    values: dict[str, Any] = {
+def _process(isvc: InferenceService, default_drain_seconds: int) -> dict[str, Any]:
+    """What every memoserve process of the service is told: its name, port and drain."""
+    return {
         "model_name": isvc.model_name,
-        "model_uri": spec.model.uri,
-        "model_format": spec.model.format,
-        "model_dir": MODEL_DIR,
         "port": HTTP_PORT,
         "drain_seconds": drain_seconds(isvc, default_drain_seconds),
         "termination_log": TERMINATION_LOG,
     }
-    if spec.model.version is not None:
-        values["model_version"] = spec.model.version
-    values["grpc_enabled"] = spec.grpc_enabled
+
+
+def _model(isvc: InferenceService) -> dict[str, Any]:
+    """The built-in runtime's model (a process that loads it)."""
+    model = isvc.spec.model
+    values: dict[str, Any] = {
+        "model_uri": model.uri,
+        "model_format": model.format,
+        "model_dir": MODEL_DIR,
+    }
+    if model.version is not None:
+        values["model_version"] = model.version
+    batching = isvc.spec.batching
+    if batching is not None and batching.max_batch_size is not None:
+        values["batch_max_size"] = batching.max_batch_size
+    if batching is not None and batching.max_wait_ms is not None:
+        values["batch_max_wait_ms"] = batching.max_wait_ms
+    return values
+
+
+def _clients(isvc: InferenceService) -> dict[str, Any]:
+    """What the process clients reach serves: gRPC (and TLS) and the cache."""
+    spec = isvc.spec
+    values: dict[str, Any] = {"grpc_enabled": spec.grpc_enabled}
     if spec.grpc_enabled:
         values["grpc_port"] = GRPC_PORT
     if spec.grpc_through_ingress:
@@ -77,16 +98,120 @@ def serving_settings(isvc: InferenceService, *, default_drain_seconds: int) -> S
             values["redis_ca_file"] = REDIS_CA_FILE
         if cache.auth_expected:
             values["redis_password_file"] = REDIS_PASSWORD_FILE
-    if spec.batching is not None:
-        if spec.batching.max_batch_size is not None:
-            values["batch_max_size"] = spec.batching.max_batch_size
-        if spec.batching.max_wait_ms is not None:
-            values["batch_max_wait_ms"] = spec.batching.max_wait_ms
+    return values
+
+
+def serving_settings(isvc: InferenceService, *, default_drain_seconds: int) -> ServingSettings:
+    """The one-tier serving process's settings (model and cache in one pod), minus the Redis
+    URL (an env var from a Secret)."""
+    values = _process(isvc, default_drain_seconds) | _model(isvc) | _clients(isvc)
     return ServingSettings.model_validate(values)
+
+
+# The split (docs/front.md): a cache front (NAME) in front of a model tier (NAME-model).
+
+
+def model_tier_name(isvc: InferenceService) -> str:
+    """The model tier's Deployment and Service (the front's upstream)."""
+    return f"{isvc.name}-model"
+
+
+def model_port(isvc: InferenceService) -> int:
+    """The model tier's v2 REST port: model.server's, else the built-in runtime's."""
+    server = isvc.spec.model.server
+    return server.port if server is not None else HTTP_PORT
+
+
+def upstream_url(isvc: InferenceService) -> str:
+    """Where the front sends misses: the model tier's Service (same port as its pods)."""
+    return f"http://{model_tier_name(isvc)}.{isvc.namespace}.svc:{model_port(isvc)}"
+
+
+def model_identity(isvc: InferenceService) -> str:
+    """What names the model tier's model in the front's cache keys: a digest of what decides
+    its answers (URI, runtime or server image, command and args, version). A model changed in
+    place under the same URI is not seen (docs/front.md)."""
+    model = isvc.spec.model
+    server = model.server
+    material = {
+        "uri": model.uri,
+        "format": model.format,
+        "version": model.version,
+        "server": (
+            {"image": server.image, "command": server.command, "args": server.args}
+            if server is not None
+            else None
+        ),
+    }
+    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_CPU_SUFFIX = {"m": Decimal("0.001"), "k": Decimal(1000)}
+
+
+def cores(cpu: int | str | None) -> int:
+    """A CPU quantity rounded up to whole cores (at least 1, at most 64: the workers' range)."""
+    if cpu is None:
+        return 1
+    text = str(cpu)
+    scale = _CPU_SUFFIX.get(text[-1:], Decimal(1))
+    try:
+        value = Decimal(text.rstrip("mk")) * scale
+    except InvalidOperation:
+        return 1
+    return max(1, min(64, math.ceil(value)))
+
+
+def front_settings(
+    isvc: InferenceService, *, default_drain_seconds: int, cpu_request: int | str | None
+) -> ServingSettings:
+    """The cache front's process: no model of its own, misses go to the model tier.
+
+    ``cpu_request``: the front container's CPU request (the operator's default merged with
+    front.resources), one worker per core unless front.workers says otherwise."""
+    front = isvc.spec.front
+    server = isvc.spec.model.server
+    values = _process(isvc, default_drain_seconds) | _clients(isvc)
+    values["upstream_url"] = upstream_url(isvc)
+    if server is not None:
+        values["upstream_model_name"] = server.model_name or isvc.model_name
+    values["model_identity"] = model_identity(isvc)
+    workers = front.workers if front is not None else None
+    values["workers"] = workers if workers is not None else cores(cpu_request)
+    if front is not None and front.max_queued_misses is not None:
+        values["upstream_max_queued"] = front.max_queued_misses
+    return ServingSettings.model_validate(values)
+
+
+def model_settings(isvc: InferenceService, *, default_drain_seconds: int) -> ServingSettings:
+    """The built-in runtime as the model tier: the model, no cache (the front has it), no gRPC
+    (the front calls it over REST)."""
+    values = _process(isvc, default_drain_seconds) | _model(isvc)
+    values |= {"grpc_enabled": False, "cache_enabled": False}
+    return ServingSettings.model_validate(values)
+
+
+def _env(settings: ServingSettings) -> dict[str, str]:
+    """Only the settings the spec decided: everything else keeps the image's default."""
+    unset = set(ServingSettings.model_fields) - settings.model_fields_set
+    return settings.to_env(exclude=unset)
+
+
+def front_env(
+    isvc: InferenceService, *, default_drain_seconds: int, cpu_request: int | str | None
+) -> dict[str, str]:
+    """The plain environment variables of a front pod (the Redis URL not included)."""
+    return _env(
+        front_settings(isvc, default_drain_seconds=default_drain_seconds, cpu_request=cpu_request)
+    )
+
+
+def model_env(isvc: InferenceService, *, default_drain_seconds: int) -> dict[str, str]:
+    """The environment variables of a built-in model tier pod (nothing from a Secret)."""
+    return _env(model_settings(isvc, default_drain_seconds=default_drain_seconds))
 
 
 def pod_env(isvc: InferenceService, *, default_drain_seconds: int) -> dict[str, str]:
     """The plain environment variables of a serving pod (the Redis URL not included)."""
-    served = serving_settings(isvc, default_drain_seconds=default_drain_seconds)
-    unset = set(ServingSettings.model_fields) - served.model_fields_set
-    return served.to_env(exclude=unset)
+    return _env(serving_settings(isvc, default_drain_seconds=default_drain_seconds))

@@ -25,11 +25,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from memoserve_contract.cache_stats import CacheStats
-from memoserve_contract.pod_settings import cache_namespace
+from memoserve_contract.pod_settings import cache_namespace, model_tier_name
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 from memoserve_contract.resource.status import ConditionType, InferenceServiceStatus
 from memoserve_operator.builders import build_all
-from memoserve_operator.builders.meta import selector
+from memoserve_operator.builders.meta import model_selector, selector
 from memoserve_operator.cache.memorystore.record import Ref
 from memoserve_operator.cache.memorystore.step import MemorystoreStep
 from memoserve_operator.cache.outcome import CacheOutcome
@@ -199,15 +199,24 @@ class Reconciler:
             keep=held,
             index=self.index,
         )
-        deployment = children.live.get("Deployment")
-        pods = (
-            await self.kube.list(POD, isvc.namespace, selector(isvc))
-            if needs_pods(deployment)
-            else []
-        )
+        deployment = children.live.get(("Deployment", isvc.name))
+        pods = await self._pods(isvc, deployment, selector(isvc))
+        model_pods = []
+        if isvc.spec.split:
+            tier = children.live.get(("Deployment", model_tier_name(isvc)))
+            model_pods = await self._pods(isvc, tier, model_selector(isvc))
         stats = await self._cache_stats(isvc, cache, deployment)
         status = build_status(
-            isvc, cache, children.live, pods, children.failures, old, now, stats=stats, model=model
+            isvc,
+            cache,
+            children.live,
+            pods,
+            children.failures,
+            old,
+            now,
+            stats=stats,
+            model=model,
+            model_pods=model_pods,
         )
         await self._write_status(isvc.namespace, isvc.name, old, status)
         if children.failures:
@@ -217,6 +226,14 @@ class Reconciler:
         ready = status.condition(ConditionType.READY)
         result = "ok" if ready is not None and ready.status == "True" else "waiting"
         return ReconcileOutcome(result, cache.retry_after)
+
+    async def _pods(
+        self, isvc: InferenceService, deployment: Object | None, labels: str
+    ) -> list[Object]:
+        """A Deployment's pods, read only while it is not all ready (their words say why)."""
+        if not needs_pods(deployment):
+            return []
+        return await self.kube.list(POD, isvc.namespace, labels)
 
     async def _cache_stats(
         self, isvc: InferenceService, cache: CacheOutcome, deployment: Object | None

@@ -84,6 +84,14 @@ class OperatorSettings(BaseModel):
     # (Managed Service for Prometheus) calls it
     # "prometheus.googleapis.com|memoserve_inflight_requests|gauge".
     inflight_metric_name: str = Field(default="memoserve_inflight_requests", min_length=1)
+    # A split service's model tier (built-in runtime) scales on it: only misses reach it, so
+    # the front's CPU says nothing about the GPUs' load.
+    default_target_inflight_requests_per_pod: int = Field(
+        default=16,
+        ge=1,
+        le=100000,
+        description="the model tier's HPA target when spec.autoscaling names none",
+    )
     pod_monitoring: bool = Field(
         default=False,
         description="also write a PodMonitoring (Managed Service for Prometheus) per service",

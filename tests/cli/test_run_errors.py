@@ -61,6 +61,10 @@ def _cases(tmp_path: Path, sample_models: Path) -> list[tuple[list[str], str]]:
             f"spec.cache.external: cannot connect to redis://127.0.0.1:{closed}/0",
         ),
         (
+            ["-f", str(QUICKSTART.parent / "front-triton.yaml")],
+            "spec.model.server (nvcr.io/nvidia/tritonserver:24.08-py3) is a container for GKE",
+        ),
+        (
             ["-f", variant("bad-redis-url"), "--redis-url", "http://127.0.0.1:6379"],
             "--redis-url: Redis URL must start with redis:// or rediss://",
         ),

@@ -105,6 +105,11 @@ def test_gpu_runs_on_cpu_with_a_notice() -> None:
     assert line == "spec.gpu (2 x nvidia-tesla-t4) applies on GKE; locally the model runs on CPU"
 
 
+def test_front_runs_as_one_process_with_a_notice() -> None:
+    (line,) = spec_notices(make_isvc(front={"enabled": True}))
+    assert line.startswith("spec.front (the cache front) applies on GKE")
+
+
 def test_quickstart_points_where_make_run_writes_the_sample_model() -> None:
     (isvc,) = parse_file(QUICKSTART)  # valid for the CRD, as every example
     assert isvc.model_name == "iris"
@@ -117,7 +122,10 @@ def test_quickstart_points_where_make_run_writes_the_sample_model() -> None:
 
 def test_one_service_per_run(tmp_path: Path) -> None:
     both = tmp_path / "both.yaml"
-    examples = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))[:2]
+    examples = [
+        ROOT / "manifests" / "examples" / f
+        for f in ("external-redis.yaml", "gpu-l4-hpa-ingress.yaml")
+    ]
     both.write_text("---\n".join(p.read_text() for p in examples))
     with pytest.raises(RunError, match=r"holds 2 InferenceServices \(churn, resnet\); run one"):
         load_service(both)

@@ -48,10 +48,14 @@ def _rendered_objects() -> list[object]:
     found: list[object] = []
     for path in GOLDEN_INPUTS:  # what test_golden compares with the output files
         for obj in build_all(parse(load(path)), SETTINGS):
-            found.append(pytest.param(obj, id=f"{path.stem}/{obj['kind']}"))
+            found.append(
+                pytest.param(obj, id=f"{path.stem}/{obj['kind']}/{obj['metadata']['name']}")
+            )
     for path in EXAMPLES:
         for obj in yaml.safe_load_all(render(path, SETTINGS)):
-            found.append(pytest.param(obj, id=f"example-{path.stem}/{obj['kind']}"))
+            found.append(
+                pytest.param(obj, id=f"example-{path.stem}/{obj['kind']}/{obj['metadata']['name']}")
+            )
     return found
 
 

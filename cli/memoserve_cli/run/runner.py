@@ -63,6 +63,11 @@ def run(options: RunOptions) -> None:
     except ValueError as exc:  # an unknown level name
         raise RunError(f"--log-level: {exc}") from None
     isvc = load_service(options.file)
+    if isvc.spec.model.server is not None:
+        raise RunError(
+            f"{options.file}: spec.model.server ({isvc.spec.model.server.image}) is a container "
+            "for GKE; memoserve run serves only the built-in runtime (docs/front.md)"
+        )
     for line in spec_notices(isvc):
         notice(line)
     _check_port(options.host, options.port)

@@ -33,6 +33,44 @@ NAME_MAX_LENGTH = 63
 V2_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a path segment of /v2/models/{name}
 
 
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"  # what a container's env[].name may be
+
+
+class EnvVarSpec(SpecModel):
+    """One environment variable of model.server's container (plain values only)."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME_PATTERN)
+    value: str = Field(default="", max_length=32768)
+
+
+class ModelServerSpec(SpecModel):
+    """Any Open Inference Protocol (v2) REST server as the model tier (Triton, MLServer, a KServe
+    runtime), behind the cache front: its container, as the model Deployment runs it."""
+
+    image: str = Field(min_length=1, max_length=512, description="the server's image")
+    command: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, max_length=64, description="the container's command (default: the image's)"
+    )
+    args: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, max_length=256, description="the container's args"
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="its v2 REST port")
+    readiness_path: str = Field(
+        default="/v2/health/ready",
+        max_length=1024,
+        pattern=r"^/",
+        description="HTTP GET path that answers 200 once the model is loaded",
+    )
+    model_name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=V2_NAME_PATTERN,
+        description="the model's v2 name in that server (default: spec.model.name or "
+        "metadata.name)",
+    )
+    env: list[EnvVarSpec] = Field(default_factory=list, max_length=64)
+
+
 class ModelSpec(SpecModel):
     """The model to serve."""
 
@@ -44,6 +82,17 @@ class ModelSpec(SpecModel):
                 "with /)",
                 ".uri",
             ),
+            (
+                "has(self.format) || has(self.server)",
+                "spec.model.format (onnx, sklearn or xgboost) is required unless "
+                "spec.model.server is given",
+                ".format",
+            ),
+            (
+                "!has(self.format) || !has(self.server)",
+                "spec.model.format names the built-in runtime: omit it with spec.model.server",
+                ".format",
+            ),
         )
     )
 
@@ -52,7 +101,9 @@ class ModelSpec(SpecModel):
         max_length=1024,
         description="gs://bucket/prefix (or a file), or an absolute path inside the image",
     )
-    format: ModelFormat = Field(description="onnx, sklearn or xgboost")
+    format: ModelFormat | None = Field(
+        default=None, description="onnx, sklearn or xgboost: the built-in runtime"
+    )
     name: str | None = Field(
         default=None,
         max_length=63,
@@ -61,6 +112,11 @@ class ModelSpec(SpecModel):
     )
     version: str | None = Field(
         default=None, max_length=63, pattern=V2_NAME_PATTERN, description="v2 model version"
+    )
+    server: ModelServerSpec | None = Field(
+        default=None,
+        description="a v2 server's container as the model tier instead of the built-in runtime "
+        "(needs front.enabled)",
     )
 
 
@@ -164,6 +220,56 @@ class GrpcSpec(SpecModel):
     enabled: bool = False
 
 
+class FrontSpec(SpecModel):
+    """The cache front (docs/front.md): the cache in a CPU-only Deployment of its own (NAME),
+    the model in another (NAME-model, on the GPUs); clients, the Service and the Ingress reach
+    the front. spec.minReplicas, maxReplicas, replicas, autoscaling, gpu and resources are the
+    model tier's."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                "!has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+                "spec.front.minReplicas must be <= spec.front.maxReplicas",
+                ".maxReplicas",
+            ),
+        )
+    )
+
+    enabled: bool = Field(default=False, description="split the cache front from the model")
+    min_replicas: int = Field(default=1, ge=1, le=1000, description="fewest front pods")
+    max_replicas: int | None = Field(
+        default=None, ge=1, le=1000, description="most front pods; > minReplicas: an HPA on CPU"
+    )
+    target_cpu_utilization: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilization",
+        description="the front HPA's average CPU utilisation (% of requests); default: the "
+        "operator's",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="server processes per front pod; default: the CPU request, rounded up",
+    )
+    resources: ResourcesSpec | None = Field(
+        default=None, description="the front container's; merged over the operator's defaults"
+    )
+    max_queued_misses: int | None = Field(
+        default=None,
+        ge=0,
+        le=100000,
+        description="misses waiting for the model tier, per worker; past this 503 + Retry-After",
+    )
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_replicas is not None and self.max_replicas > self.min_replicas
+
+
 class InferenceServiceSpec(SpecModel):
     """What to serve and how."""
 
@@ -188,6 +294,20 @@ class InferenceServiceSpec(SpecModel):
                 " || !('nvidia.com/gpu' in self.resources.requests)))",
                 "request GPUs with spec.gpu (type and count), not spec.resources",
                 ".resources",
+            ),
+            (
+                "!has(self.model.server) || (has(self.front) && self.front.enabled)",
+                "spec.model.server needs spec.front.enabled: true (an external server has no "
+                "cache of its own)",
+                ".model.server",
+            ),
+            (
+                "!has(self.model.server) || !has(self.autoscaling)"
+                " || !has(self.autoscaling.targetInflightRequestsPerPod)",
+                "spec.autoscaling.targetInflightRequestsPerPod needs the built-in runtime: an "
+                "external spec.model.server has no memoserve_inflight_requests (its HPA scales on "
+                "CPU)",
+                ".autoscaling.targetInflightRequestsPerPod",
             ),
         )
     )
@@ -223,6 +343,15 @@ class InferenceServiceSpec(SpecModel):
     drain_seconds: int | None = Field(
         default=None, ge=0, le=600, description="after SIGTERM: not-ready this long, then stop"
     )
+    front: FrontSpec | None = Field(
+        default=None,
+        description="the cache front tier (docs/front.md); unset or enabled: false: one tier",
+    )
+
+    @property
+    def split(self) -> bool:
+        """The cache front and the model run in Deployments of their own."""
+        return self.front is not None and self.front.enabled
 
     @property
     def autoscaled(self) -> bool:

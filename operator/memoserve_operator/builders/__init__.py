@@ -6,15 +6,29 @@ JSON-ready dicts ready for server-side apply. ``build_all`` is the whole desired
 
 from __future__ import annotations
 
+from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.backend_config import build_backend_config
 from memoserve_operator.builders.deployment import build_deployment
-from memoserve_operator.builders.grpc_tls import TlsMaterial, build_grpc_tls_secret
+from memoserve_operator.builders.front import build_front_deployment, build_front_hpa
+from memoserve_operator.builders.grpc_tls import (
+    TlsMaterial,
+    build_grpc_tls_secret,
+    grpc_tls_secret_name,
+)
 from memoserve_operator.builders.hpa import build_hpa
 from memoserve_operator.builders.ingress import build_ingress
 from memoserve_operator.builders.managed_certificate import build_managed_certificate
-from memoserve_operator.builders.meta import Object
-from memoserve_operator.builders.network_policy import build_network_policy
+from memoserve_operator.builders.meta import Object, redis_secret_name
+from memoserve_operator.builders.model_tier import (
+    build_model_deployment,
+    build_model_hpa,
+    build_model_pdb,
+)
+from memoserve_operator.builders.network_policy import (
+    build_model_network_policy,
+    build_network_policy,
+)
 from memoserve_operator.builders.pdb import build_pdb
 from memoserve_operator.builders.pod_monitoring import build_pod_monitoring
 from memoserve_operator.builders.redis import (
@@ -23,7 +37,7 @@ from memoserve_operator.builders.redis import (
     external_endpoint,
     redis_refs,
 )
-from memoserve_operator.builders.service import build_service
+from memoserve_operator.builders.service import build_model_service, build_service
 from memoserve_operator.builders.service_account import build_service_account
 from memoserve_operator.settings import OperatorSettings
 
@@ -42,6 +56,11 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io/v1", "Ingress"),
     ("monitoring.googleapis.com/v1", "PodMonitoring"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+)
+# The kinds of which a split service (spec.front.enabled) has two: NAME (the front, or the one
+# tier) and NAME-model (the model tier).
+TIERED_KINDS = frozenset(
+    {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"}
 )
 
 
@@ -74,13 +93,16 @@ def build_all(
         objects.append(build_grpc_tls_secret(isvc, grpc_tls))
     else:
         grpc_tls = None
-    objects += [
-        build_deployment(isvc, settings, redis, grpc_tls),
-        build_service(isvc),
-        build_pdb(isvc),
-    ]
-    if isvc.spec.autoscaled:
-        objects.append(build_hpa(isvc, settings))
+    if isvc.spec.split:
+        objects += _split(isvc, settings, redis, grpc_tls)
+    else:
+        objects += [
+            build_deployment(isvc, settings, redis, grpc_tls),
+            build_service(isvc),
+            build_pdb(isvc),
+        ]
+        if isvc.spec.autoscaled:
+            objects.append(build_hpa(isvc, settings))
     if isvc.spec.ingress_enabled:
         objects.append(build_backend_config(isvc, settings))
         if isvc.spec.wants_managed_certificate:
@@ -90,4 +112,40 @@ def build_all(
         objects.append(build_pod_monitoring(isvc))
     if isvc.spec.network_policy_enabled:
         objects.append(build_network_policy(isvc, settings, redis))
+        if isvc.spec.split:
+            objects.append(build_model_network_policy(isvc, settings))
     return objects
+
+
+def _split(
+    isvc: InferenceService,
+    settings: OperatorSettings,
+    redis: RedisEndpoint | None,
+    grpc_tls: TlsMaterial | None,
+) -> list[Object]:
+    """The front (NAME) and the model tier (NAME-model), model first of each kind: the front's
+    upstream is there before the front asks it."""
+    front = isvc.spec.front
+    assert front is not None
+    objects = [
+        build_model_deployment(isvc, settings),
+        build_front_deployment(isvc, settings, redis, grpc_tls),
+        build_model_service(isvc),
+        build_service(isvc),
+        build_model_pdb(isvc),
+        build_pdb(isvc),
+    ]
+    if isvc.spec.autoscaled:
+        objects.append(build_model_hpa(isvc, settings))
+    if front.autoscaled:
+        objects.append(build_front_hpa(isvc, settings))
+    return objects
+
+
+def child_names(isvc: InferenceService, kind: str) -> tuple[str, ...]:
+    """Every name a child of ``kind`` of ``isvc`` may have (what pruning looks up by name)."""
+    if kind == "Secret":
+        return (redis_secret_name(isvc), grpc_tls_secret_name(isvc))
+    if kind in TIERED_KINDS:
+        return (isvc.name, model_tier_name(isvc))
+    return (isvc.name,)

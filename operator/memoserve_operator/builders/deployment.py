@@ -25,8 +25,11 @@ def config_checksum(
     spec = isvc.spec
     # The Memorystore instance's own settings (size, replicas, configs...) reach the pods only
     # through the endpoint below: a resize must not restart every serving pod.
+    model = spec.model.model_dump(mode="json", by_alias=True)
+    if model["server"] is None:  # the checksums of services without one stay as they were
+        del model["server"]
     material: dict[str, object] = {
-        "model": spec.model.model_dump(mode="json", by_alias=True),
+        "model": model,
         "cache": (
             spec.cache.model_dump(mode="json", by_alias=True, exclude={"memorystore"})
             if spec.cache
@@ -49,8 +52,25 @@ def build_deployment(
     redis: RedisEndpoint | None = None,
     grpc_tls: TlsMaterial | None = None,
 ) -> Object:
+    """The one-tier serving Deployment NAME."""
+    template = pod_template(isvc, settings, config_checksum(isvc, redis, grpc_tls))
+    replicas = None if isvc.spec.autoscaled else isvc.spec.fixed_replicas
+    return deployment(isvc, settings, template=template, replicas=replicas)
+
+
+def deployment(
+    isvc: InferenceService,
+    settings: OperatorSettings,
+    *,
+    template: Object,
+    replicas: int | None,
+    name: str | None = None,
+    component: str = SERVING,
+    match: dict[str, str] | None = None,
+) -> Object:
+    """A Deployment of the service's pods; ``replicas`` None: an HPA owns the count."""
     spec: Object = {
-        "selector": {"matchLabels": selector_labels(isvc)},
+        "selector": {"matchLabels": match if match is not None else selector_labels(isvc)},
         # Never below the desired count during a rollout: new pods come up (and load the
         # model) before old ones go.
         "strategy": {
@@ -61,15 +81,15 @@ def build_deployment(
         # A rollout cannot progress faster than a model loads: only call it stuck (the
         # Deployment's Progressing=False, which the Ready condition reports) after that.
         "progressDeadlineSeconds": settings.model_load_timeout_seconds + 300,
-        "template": pod_template(isvc, settings, config_checksum(isvc, redis, grpc_tls)),
+        "template": template,
     }
-    if not isvc.spec.autoscaled:
+    if replicas is not None:
         # With an HPA the field is left out entirely, so that server-side apply never owns
         # (and never resets) the replica count the HPA sets.
-        spec = {"replicas": isvc.spec.fixed_replicas, **spec}
+        spec = {"replicas": replicas, **spec}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": object_meta(isvc, SERVING),
+        "metadata": object_meta(isvc, component, name=name),
         "spec": spec,
     }

@@ -61,3 +61,24 @@ def _secret_file(name: str, ref: SecretKey, path: Path, mode: int) -> tuple[Obje
         secret["optional"] = True
     mount = {"name": name, "mountPath": str(path.parent), "readOnly": True}
     return {"name": name, "secret": secret}, mount
+
+
+def front_env(
+    isvc: InferenceService, settings: OperatorSettings, cpu: int | str | None
+) -> list[Object]:
+    """The cache front's environment: upstream, identity, workers and the cache (the Redis URL
+    from its Secret, as a one-tier pod has it). ``cpu``: the front container's CPU request."""
+    plain = pod_settings.front_env(
+        isvc, default_drain_seconds=settings.default_drain_seconds, cpu_request=cpu
+    )
+    env: list[Object] = [{"name": name, "value": value} for name, value in plain.items()]
+    refs = redis_refs(isvc)
+    if refs is not None:
+        env.append(_from_secret("redis_url", refs.url))
+    return env
+
+
+def model_env(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
+    """The built-in runtime as the model tier: the model, no cache, nothing from a Secret."""
+    plain = pod_settings.model_env(isvc, default_drain_seconds=settings.default_drain_seconds)
+    return [{"name": name, "value": value} for name, value in plain.items()]

@@ -35,39 +35,62 @@ def metrics(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
         cpu = settings.default_target_cpu_utilization
     found: list[Object] = []
     if cpu is not None:
-        found.append(
-            {
-                "type": "Resource",
-                "resource": {
-                    "name": "cpu",
-                    "target": {"type": "Utilization", "averageUtilization": cpu},
-                },
-            }
-        )
+        found.append(cpu_metric(cpu))
     if inflight is not None:
-        found.append(
-            {
-                "type": "Pods",
-                "pods": {
-                    "metric": {"name": settings.inflight_metric_name},
-                    "target": {"type": "AverageValue", "averageValue": str(inflight)},
-                },
-            }
-        )
+        found.append(inflight_metric(settings, inflight))
     return found
+
+
+def inflight_metric(settings: OperatorSettings, per_pod: int) -> Object:
+    """The Pods metric memoserve_inflight_requests (needs a custom-metrics adapter)."""
+    return {
+        "type": "Pods",
+        "pods": {
+            "metric": {"name": settings.inflight_metric_name},
+            "target": {"type": "AverageValue", "averageValue": str(per_pod)},
+        },
+    }
 
 
 def build_hpa(isvc: InferenceService, settings: OperatorSettings) -> Object:
     assert isvc.spec.max_replicas is not None  # build_all calls this only when autoscaled
+    return hpa(
+        isvc,
+        name=isvc.name,
+        min_replicas=isvc.spec.min_replicas,
+        max_replicas=isvc.spec.max_replicas,
+        metrics=metrics(isvc, settings),
+    )
+
+
+def cpu_metric(utilization: int) -> Object:
+    return {
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": utilization},
+        },
+    }
+
+
+def hpa(
+    isvc: InferenceService,
+    *,
+    name: str,
+    min_replicas: int,
+    max_replicas: int,
+    metrics: list[Object],
+) -> Object:
+    """An HPA of the Deployment ``name`` (of the same name)."""
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": object_meta(isvc, AUTOSCALER),
+        "metadata": object_meta(isvc, AUTOSCALER, name=name),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": isvc.name},
-            "minReplicas": isvc.spec.min_replicas,
-            "maxReplicas": isvc.spec.max_replicas,
-            "metrics": metrics(isvc, settings),
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "metrics": metrics,
             "behavior": copy.deepcopy(BEHAVIOR),  # callers may edit what they get
         },
     }

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from memoserve_contract.pod_settings import GRPC_PORT, GRPC_TLS_PORT, HTTP_PORT
+from memoserve_contract.pod_settings import (
+    GRPC_PORT,
+    GRPC_TLS_PORT,
+    HTTP_PORT,
+    model_port,
+)
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
 
 Object = dict[str, Any]
@@ -14,7 +19,11 @@ APP_NAME = "memoserve"
 MANAGED_BY = "memoserve-operator"
 
 # Components (app.kubernetes.io/component), one per role a child plays.
+# The pods clients reach: one tier's serving pods, or the cache front of a split service
+# (docs/front.md). The front keeps this component: a Deployment's selector is immutable, so
+# turning the split on or off is a rolling update of NAME, not a delete and a re-create.
 SERVING = "serving"
+MODEL = "model"  # the model tier of a split service (NAME-model), behind the front
 INGRESS = "ingress"
 AUTOSCALER = "autoscaler"
 CACHE = "cache"
@@ -45,9 +54,24 @@ def selector_labels(isvc: InferenceService) -> dict[str, str]:
     }
 
 
+def model_selector_labels(isvc: InferenceService) -> dict[str, str]:
+    """The model tier's pods: disjoint from selector_labels (another component)."""
+    return selector_labels(isvc) | {"app.kubernetes.io/component": MODEL}
+
+
+def model_ports(isvc: InferenceService) -> list[tuple[str, int]]:
+    """The model tier's one port: v2 REST (the front calls it; no gRPC, no TLS)."""
+    return [(HTTP_PORT_NAME, model_port(isvc))]
+
+
 def selector(isvc: InferenceService) -> str:
     """selector_labels as a label-selector string (status.selector, for the scale subresource)."""
     return ",".join(f"{key}={value}" for key, value in selector_labels(isvc).items())
+
+
+def model_selector(isvc: InferenceService) -> str:
+    """model_selector_labels as a label-selector string."""
+    return ",".join(f"{key}={value}" for key, value in model_selector_labels(isvc).items())
 
 
 def labels(isvc: InferenceService, component: str) -> dict[str, str]:

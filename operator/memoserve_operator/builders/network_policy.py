@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import ipaddress
 
+from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import (
+    MODEL,
     SERVING,
     Object,
+    model_ports,
+    model_selector_labels,
     object_meta,
     selector_labels,
     serving_ports,
@@ -65,15 +69,27 @@ def _redis_rule(redis: RedisEndpoint) -> Object:
     return rule
 
 
-def _egress(redis: RedisEndpoint | None) -> list[Object]:
-    rules: list[Object] = [
+def _egress(isvc: InferenceService, redis: RedisEndpoint | None) -> list[Object]:
+    rules = _base_egress()
+    if redis is not None:
+        rules.append(_redis_rule(redis))
+    if isvc.spec.split:  # the front calls the model tier
+        rules.append(
+            {
+                "to": [{"podSelector": {"matchLabels": model_selector_labels(isvc)}}],
+                "ports": [_tcp(port) for _, port in model_ports(isvc)],
+            }
+        )
+    return rules
+
+
+def _base_egress() -> list[Object]:
+    """DNS, the metadata server (Workload Identity) and HTTPS (Google APIs)."""
+    return [
         {"ports": [{"protocol": "UDP", "port": 53}, _tcp(53)]},
         *({"to": [_ip_block(cidr)], "ports": [_tcp(port)]} for cidr, port in METADATA_SERVER),
         {"ports": [_tcp(443)]},
     ]
-    if redis is not None:
-        rules.append(_redis_rule(redis))
-    return rules
 
 
 def build_network_policy(
@@ -87,6 +103,26 @@ def build_network_policy(
             "podSelector": {"matchLabels": selector_labels(isvc)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": _ingress(isvc, settings),
-            "egress": _egress(redis),
+            "egress": _egress(isvc, redis),
+        },
+    }
+
+
+def build_model_network_policy(isvc: InferenceService, settings: OperatorSettings) -> Object:
+    """The model tier's: in only from the front's pods (and Managed Prometheus, which reads
+    the in-flight metric its HPA scales on), out to DNS, the metadata server and HTTPS (the
+    model's bucket); never to Redis."""
+    sources: list[Object] = [{"podSelector": {"matchLabels": selector_labels(isvc)}}]
+    if settings.pod_monitoring:
+        sources.append(_namespace(MANAGED_PROMETHEUS_NAMESPACE))
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": object_meta(isvc, MODEL, name=model_tier_name(isvc)),
+        "spec": {
+            "podSelector": {"matchLabels": model_selector_labels(isvc)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": sources, "ports": [_tcp(name) for name, _ in model_ports(isvc)]}],
+            "egress": _base_egress(),
         },
     }

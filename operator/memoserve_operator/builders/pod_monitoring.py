@@ -14,12 +14,16 @@ from memoserve_operator.builders.meta import (
 
 
 def build_pod_monitoring(isvc: InferenceService) -> Object:
+    """The serving pods; for a split service the model tier's as well (its HPA's metric)."""
+    match = selector_labels(isvc)
+    if isvc.spec.split:
+        match = {k: v for k, v in match.items() if k != "app.kubernetes.io/component"}
     return {
         "apiVersion": "monitoring.googleapis.com/v1",
         "kind": "PodMonitoring",
         "metadata": object_meta(isvc, MONITORING),
         "spec": {
-            "selector": {"matchLabels": selector_labels(isvc)},
+            "selector": {"matchLabels": match},
             # 15 s: the HPA reads the metric; a slower scrape would make it react late.
             "endpoints": [{"port": HTTP_PORT_NAME, "path": "/metrics", "interval": "15s"}],
         },

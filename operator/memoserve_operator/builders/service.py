@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 
+from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import (
     GRPC_PORT_NAME,
     GRPC_TLS_PORT_NAME,
     HTTP_PORT_NAME,
+    MODEL,
     SERVICE_PORT,
     SERVING,
     Object,
+    model_ports,
+    model_selector_labels,
     object_meta,
     selector_labels,
     serving_ports,
@@ -43,6 +47,24 @@ def build_service(isvc: InferenceService) -> Object:
             "type": "ClusterIP",
             "selector": selector_labels(isvc),
             "ports": [_port(name, number) for name, number in serving_ports(isvc)],
+        },
+    }
+
+
+def build_model_service(isvc: InferenceService) -> Object:
+    """NAME-model: the model tier, for the front only (ClusterIP, its port number as is: the
+    front's upstream URL names it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(isvc, MODEL, name=model_tier_name(isvc)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": model_selector_labels(isvc),
+            "ports": [
+                {"name": name, "port": port, "targetPort": name, "protocol": "TCP"}
+                for name, port in model_ports(isvc)
+            ],
         },
     }
 

@@ -4,11 +4,13 @@
   watches keep, else read from the API server), and applied with server-side apply (one field
   manager, force) only when ``compare.needs_apply`` says the live one differs.
   An object of the same name that this InferenceService does not control is never taken over.
-- Kinds of ``OWNED_KINDS`` that are no longer desired are found by the instance and managed-by
-  labels (in the index, else listed) and deleted when this InferenceService is their controller
-  (with a uid precondition).
-  Secrets are read by name instead: the operator may not list Secrets (rbac.yaml), and only
-  ``<name>-redis`` and ``<name>-grpc-tls`` are ever ours.
+- Children of ``OWNED_KINDS`` that are no longer desired (a kind no longer built, or a name:
+  ``NAME-model`` once the split is off) are found by the instance and managed-by labels (in the
+  index, else listed) and deleted when this InferenceService is their controller (with a uid
+  precondition). A kind that is still desired but may have more names than it has now (Secrets,
+  and the kinds of which a split service has two: ``TIERED_KINDS``) is read by name instead,
+  without the index: the operator may not list Secrets (rbac.yaml), and ``child_names`` are the
+  only names that are ever ours.
 
 A refusal (403, 404 for a missing CRD, 409, 422) is collected per kind and the others go on; an
 API that does not answer (5xx, timeouts) stops the pass: the next try starts over.
@@ -20,9 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
-from memoserve_operator.builders import OWNED_KINDS
-from memoserve_operator.builders.grpc_tls import grpc_tls_secret_name
-from memoserve_operator.builders.meta import MANAGED_BY, redis_secret_name
+from memoserve_operator.builders import OWNED_KINDS, child_names
+from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.children.compare import needs_apply
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import Conflict, KubeClient, KubeError, resource_of
@@ -31,11 +32,14 @@ from memoserve_operator.metrics import Metrics
 Object = dict[str, Any]
 
 
+Named = tuple[str, str]  # kind, name
+
+
 @dataclass
 class Children:
-    """The children as they are after a pass, and what was refused, by kind."""
+    """The children as they are after a pass, by (kind, name), and what was refused, by kind."""
 
-    live: dict[str, Object | None] = field(default_factory=dict)
+    live: dict[Named, Object | None] = field(default_factory=dict)
     failures: dict[str, KubeError] = field(default_factory=dict)
 
 
@@ -70,19 +74,19 @@ async def sync_children(
     children = Children()
     index = index if index is not None else ChildIndex(frozenset())
     for obj in desired:
-        kind = obj["kind"]
+        kind, named = obj["kind"], (obj["kind"], obj["metadata"]["name"])
         try:
-            children.live[kind] = await _apply(kube, metrics, isvc, obj, field_manager, index)
+            children.live[named] = await _apply(kube, metrics, isvc, obj, field_manager, index)
         except KubeError as exc:
             if exc.transient:
                 raise
             children.failures.setdefault(kind, exc)
-            children.live[kind] = None
+            children.live[named] = None
     wanted = {obj["kind"] for obj in desired}
-    names = {(obj["kind"], obj["metadata"]["name"]) for obj in desired}
+    names = set(children.live)
     for api_version, kind in OWNED_KINDS:
-        # One object per kind, but for Secrets (<name>-redis, <name>-grpc-tls): by name.
-        if kind in keep or (kind in wanted and kind != "Secret"):
+        # Every name a kind can have is desired: nothing of it can be stale.
+        if kind in keep or (kind in wanted and len(child_names(isvc, kind)) == 1):
             continue
         try:
             await _prune(kube, metrics, isvc, api_version, kind, index, names)
@@ -129,9 +133,9 @@ async def _prune(
     resource, namespace = resource_of(api_version, kind), isvc.namespace
     if kind in index.watched_kinds:
         stale = index.owned(kind, namespace, isvc.name)
-    elif kind == "Secret":
+    elif kind == "Secret" or any(k == kind for k, _ in wanted):
         stale = []
-        for name in (redis_secret_name(isvc), grpc_tls_secret_name(isvc)):
+        for name in child_names(isvc, kind):
             if (kind, name) not in wanted:
                 found = await kube.get(resource, namespace, name)
                 stale += [found] if found is not None else []
@@ -139,6 +143,8 @@ async def _prune(
         labels = f"app.kubernetes.io/instance={isvc.name},app.kubernetes.io/managed-by={MANAGED_BY}"
         stale = await kube.list(resource, namespace, labels)
     for obj in stale:
+        if (kind, obj["metadata"]["name"]) in wanted:
+            continue
         if controlled_by(obj, isvc.metadata.uid):
             meta = obj["metadata"]
             await kube.delete(resource, namespace, meta["name"], meta["uid"])

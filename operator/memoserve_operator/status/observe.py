@@ -18,10 +18,10 @@ from memoserve_operator.verdict import Verdict
 
 Object = Mapping[str, Any]
 
-SERVING = ConditionType.SERVING_READY
+SERVING = SERVING_READY = ConditionType.SERVING_READY
 MODEL = ConditionType.MODEL_READY
 INGRESS = ConditionType.INGRESS_READY
-AUTOSCALING = ConditionType.AUTOSCALING_READY
+AUTOSCALING = AUTOSCALING_READY = ConditionType.AUTOSCALING_READY
 
 # Container waiting reasons that waiting alone will not fix (kubelet's names).
 POD_FAILURES = frozenset(
@@ -60,6 +60,26 @@ def replica_counts(deployment: Object | None) -> tuple[int, int, int]:
     status = deployment.get("status") or {}
     desired = (deployment.get("spec") or {}).get("replicas", 1)
     return int(status.get("replicas") or 0), int(status.get("readyReplicas") or 0), int(desired)
+
+
+def in_tier(tier: str, verdict: Verdict) -> Verdict:
+    """``verdict`` with its message naming the tier of a split service ("" : one tier)."""
+    if not tier:
+        return verdict
+    message = f"{tier}: {verdict.message}" if verdict.message else tier
+    return Verdict(verdict.type, verdict.status, verdict.reason, _short(message))
+
+
+def both(type_: str, *verdicts: tuple[str, Verdict]) -> Verdict:
+    """One part from several tiers' verdicts: the first that is not True, naming its tier;
+    else True, with each tier's message."""
+    for tier, verdict in verdicts:
+        if not verdict.ok:
+            return in_tier(tier, Verdict(type_, verdict.status, verdict.reason, verdict.message))
+    if len(verdicts) == 1:
+        return in_tier(*verdicts[0])
+    message = "; ".join(in_tier(tier, verdict).message for tier, verdict in verdicts)
+    return Verdict.true(type_, verdicts[-1][1].reason, _short(message))
 
 
 def pod_failure(pods: Sequence[Object]) -> Verdict | None:

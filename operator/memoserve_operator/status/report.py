@@ -15,15 +15,20 @@ from typing import Any
 from pydantic import BaseModel
 
 from memoserve_contract.cache_stats import CacheStats
+from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import CacheStatus, ConditionType, InferenceServiceStatus
-from memoserve_operator.builders.meta import selector
+from memoserve_operator.builders.meta import model_selector, selector
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.kube.client import KubeError
 from memoserve_operator.preflight import FOUND, Preflight
 from memoserve_operator.status.conditions import merge_conditions, timestamp
 from memoserve_operator.status.observe import (
+    AUTOSCALING_READY,
+    SERVING_READY,
     autoscaling_verdict,
+    both,
+    in_tier,
     ingress_verdict,
     model_verdict,
     replica_counts,
@@ -54,7 +59,7 @@ def needs_pods(deployment: Object | None) -> bool:
 def build_status(
     isvc: InferenceService,
     cache: CacheOutcome,
-    live: Mapping[str, Object | None],
+    live: Mapping[tuple[str, str], Object | None],
     pods: Sequence[Object],
     failures: Mapping[str, KubeError],
     old: InferenceServiceStatus,
@@ -62,46 +67,84 @@ def build_status(
     *,
     stats: CacheStats | None = None,
     model: Preflight = FOUND,
+    model_pods: Sequence[Object] = (),
 ) -> InferenceServiceStatus:
-    deployment = live.get("Deployment")
-    serving = serving_verdict(deployment, pods)
+    """``live``: the children by (kind, name); ``pods``: the serving (or front) pods read while
+    not all ready, ``model_pods`` the model tier's of a split service."""
+    deployment = live.get(("Deployment", isvc.name))
+    tier = live.get(("Deployment", model_tier_name(isvc))) if isvc.spec.split else None
+    if isvc.spec.split:
+        # Both tiers, each named: a front that is ready serves nothing without its model.
+        serving = both(
+            SERVING_READY,
+            ("front", serving_verdict(deployment, pods)),
+            ("model tier", serving_verdict(tier, model_pods)),
+        )
+        loaded = model.verdict or in_tier("model tier", model_verdict(tier, model_pods))
+    else:
+        serving = serving_verdict(deployment, pods)
+        # A preflight failure outranks the pods: those that are ready serve the previous spec.
+        loaded = model.verdict or model_verdict(deployment, pods)
     if cache.hold and deployment is None:
         serving = Verdict.false(serving.type, "WaitingForCache", "needs the cache endpoint")
-    # A preflight failure outranks the pods: those that are ready serve the previous spec.
-    loaded = model.verdict or model_verdict(deployment, pods)
     if model.verdict is not None and deployment is None:
         serving = Verdict.false(serving.type, model.verdict.reason, "waits for the model")
     parts = [serving, loaded, cache.verdict]
     if isvc.spec.ingress_enabled:
-        certificate = live.get("ManagedCertificate")
+        certificate = live.get(("ManagedCertificate", isvc.name))
         wants = isvc.spec.wants_managed_certificate
-        parts.append(ingress_verdict(live.get("Ingress"), certificate, wants))
-    if isvc.spec.autoscaled:
-        hpa = live.get("HorizontalPodAutoscaler")
-        parts.append(autoscaling_verdict(hpa, serving_ready=serving.ok, now=now))
+        parts.append(ingress_verdict(live.get(("Ingress", isvc.name)), certificate, wants))
+    if autoscalers := _autoscalers(isvc, live, serving_ready=serving.ok, now=now):
+        parts.append(both(AUTOSCALING_READY, *autoscalers))
     for kind, exc in failures.items():
         part = PART_OF_KIND.get(kind, ConditionType.SERVING_READY)
         refused = Verdict.false(part, "ApplyFailed", str(exc))
         parts = [refused if p.type == part and p.reason != "ApplyFailed" else p for p in parts]
-    pods_total, ready, desired = replica_counts(deployment)
-    address = url(isvc, live.get("Ingress"))
+    # The scale subresource (spec.replicas) scales the model tier of a split service.
+    pods_total, ready, desired = replica_counts(tier if isvc.spec.split else deployment)
+    summary = f"{ready}/{desired}"
+    if isvc.spec.split:
+        _, front_ready, front_desired = replica_counts(deployment)
+        summary = f"{front_ready}/{front_desired} front, {ready}/{desired} model"
+    address = url(isvc, live.get(("Ingress", isvc.name)))
     return InferenceServiceStatus(
         observed_generation=isvc.metadata.generation,
         conditions=merge_conditions(
             old.conditions,
             parts,
-            ready_message=f"{ready}/{desired} replicas ready at {address}",
+            ready_message=f"{summary} replicas ready at {address}",
             generation=isvc.metadata.generation,
             now=timestamp(now),
         ),
         url=address,
         replicas=pods_total,
         ready_replicas=ready,
-        replica_summary=f"{ready}/{desired}",
-        selector=selector(isvc),
+        replica_summary=summary,
+        selector=model_selector(isvc) if isvc.spec.split else selector(isvc),
         cache=_with_hit_ratio(cache.status, stats),
         model_digest=stats.digest if stats is not None else None,
     )
+
+
+def _autoscalers(
+    isvc: InferenceService,
+    live: Mapping[tuple[str, str], Object | None],
+    *,
+    serving_ready: bool,
+    now: datetime.datetime,
+) -> list[tuple[str, Verdict]]:
+    """(tier, AutoscalingReady) of each HPA the service has."""
+    found = []
+    front = isvc.spec.front
+    if isvc.spec.split and front is not None and front.autoscaled:
+        hpa = live.get(("HorizontalPodAutoscaler", isvc.name))
+        found.append(("front", autoscaling_verdict(hpa, serving_ready=serving_ready, now=now)))
+    if isvc.spec.autoscaled:
+        name = model_tier_name(isvc) if isvc.spec.split else isvc.name
+        hpa = live.get(("HorizontalPodAutoscaler", name))
+        verdict = autoscaling_verdict(hpa, serving_ready=serving_ready, now=now)
+        found.append(("model tier" if isvc.spec.split else "", verdict))
+    return found
 
 
 def _with_hit_ratio(status: CacheStatus | None, stats: CacheStats | None) -> CacheStatus | None:
