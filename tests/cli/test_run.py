@@ -255,3 +255,31 @@ def test_upstream_makes_it_the_cache_front_of_a_running_server(
         assert running.stop(signal.SIGTERM) == 0
     finally:
         upstream.stop()
+
+
+def test_a_model_server_service_runs_as_the_front_of_the_given_upstream(
+    start: Starter, tmp_path: Path, sample_models: Path
+) -> None:
+    """The front-triton example, its Triton stood in for by an MLServer (run by the user)."""
+    document = yaml.safe_load((QUICKSTART.parent / "front-triton.yaml").read_text())
+    document["spec"]["model"]["server"]["modelName"] = "iris"  # its name at the upstream
+    del document["spec"]["model"]["version"]
+    document["spec"]["cache"] = {"memorystore": {}}
+    spec = tmp_path / "front.yaml"
+    spec.write_text(yaml.safe_dump(document))
+    (tmp_path / "mlserver").mkdir()
+    upstream = mlserver(tmp_path / "mlserver", sample_models / "iris.joblib").start()
+    try:
+        running = start(["-f", str(spec), "--upstream", upstream.url], _env(tmp_path))
+        banner = running.wait_banner()
+        assert f"model   ranker (cache front of {upstream.url})" in banner
+        url = banner.split("POST your request to ", 1)[1].split(")", 1)[0]
+        assert url.endswith("/v2/models/ranker/infer")
+        flower = [6.3, 3.3, 6.0, 2.5]
+        body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": flower}]}
+        answers = [httpx.post(url, json=body, timeout=10) for _ in range(2)]
+        assert [a.headers["x-memoserve-cache"] for a in answers] == ["miss", "hit"]
+        assert answers[0].json()["outputs"][0]["data"] == [2]  # MLServer's iris: virginica
+        assert running.stop(signal.SIGTERM) == 0
+    finally:
+        upstream.stop()

@@ -62,7 +62,8 @@ def _cases(tmp_path: Path, sample_models: Path) -> list[tuple[list[str], str]]:
         ),
         (
             ["-f", str(QUICKSTART.parent / "front-triton.yaml")],
-            "spec.model.server (nvcr.io/nvidia/tritonserver:24.08-py3) is a container for GKE",
+            "spec.model.server (nvcr.io/nvidia/tritonserver:24.08-py3) is a container for GKE: "
+            "run it yourself and pass --upstream",
         ),
         (
             ["-f", variant("bad-redis-url"), "--redis-url", "http://127.0.0.1:6379"],

@@ -63,10 +63,10 @@ def run(options: RunOptions) -> None:
     except ValueError as exc:  # an unknown level name
         raise RunError(f"--log-level: {exc}") from None
     isvc = load_service(options.file)
-    if isvc.spec.model.server is not None:
+    if isvc.spec.model.server is not None and options.upstream is None:
         raise RunError(
             f"{options.file}: spec.model.server ({isvc.spec.model.server.image}) is a container "
-            "for GKE; memoserve run serves only the built-in runtime (docs/front.md)"
+            "for GKE: run it yourself and pass --upstream http://HOST:PORT (docs/front.md)"
         )
     for line in spec_notices(isvc):
         notice(line)
@@ -108,7 +108,9 @@ def _serve(
     if options.upstream is not None:
         from memoserve_cli.run.upstream import identity, read_upstream
 
-        upstream = read_upstream(options.upstream, isvc.model_name)
+        container = isvc.spec.model.server
+        name = (container.model_name if container is not None else None) or isvc.model_name
+        upstream = read_upstream(options.upstream, name)
     settings = local_settings(
         isvc,
         plan,

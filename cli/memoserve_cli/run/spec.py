@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from memoserve_cli.run import RunError
-from memoserve_contract.pod_settings import pod_env
+from memoserve_contract.pod_settings import front_env, pod_env
 from memoserve_contract.settings import LogFormat, ServingSettings, env_var
 
 if TYPE_CHECKING:
@@ -72,7 +72,11 @@ def local_settings(
 ) -> ServingSettings:
     """The pod's serving settings for ``isvc``, with the local overrides (see the module)."""
     # The Secret-held values (URL, password) are not in it: the plan stands in for them.
-    env = pod_env(isvc, default_drain_seconds=0)
+    if upstream_url is None:
+        env = pod_env(isvc, default_drain_seconds=0)
+    else:  # a front pod's, with the upstream given (and one process: a laptop's cores)
+        env = front_env(isvc, default_drain_seconds=0, cpu_request=None)
+        env.pop(env_var("workers"), None)
     # Files mounted from Secrets in the pod; locally the CA and password are the ones given.
     env.pop(env_var("redis_ca_file"), None)
     env.pop(env_var("redis_password_file"), None)
