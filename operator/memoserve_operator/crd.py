@@ -123,12 +123,26 @@ def _ordered(node: Mapping[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
     return first | {key: node[key] for key in sorted(node) if key not in first}
 
 
+# NAME-model must fit the 63 characters of a Service's name.
+SPLIT_NAME_MAX_LENGTH = NAME_MAX_LENGTH - len("-model")
+
+
 def open_api_schema() -> dict[str, Any]:
     """The CRD's openAPIV3Schema."""
     return {
         "description": "A machine-learning model served on GKE, every answer cached in Redis.",
         "type": "object",
         "required": ["spec"],
+        # A root rule: the only place CEL can see metadata.name (and only name, generateName).
+        "x-kubernetes-validations": [
+            {
+                "rule": "!has(self.spec.front) || !self.spec.front.enabled"
+                f" || size(self.metadata.name) <= {SPLIT_NAME_MAX_LENGTH}",
+                "message": f"metadata.name must be at most {SPLIT_NAME_MAX_LENGTH} characters "
+                "with spec.front.enabled (the model tier is NAME-model)",
+                "fieldPath": ".metadata.name",
+            }
+        ],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},

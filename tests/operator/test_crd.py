@@ -99,7 +99,10 @@ def test_valid_documents_pass_the_openapi_schema(name: str, document: dict[str, 
 @pytest.mark.parametrize(("name", "document"), _valid_documents(), ids=lambda v: str(v)[:40])
 def test_valid_documents_pass_every_cel_rule(name: str, document: dict[str, Any]) -> None:
     isvc = parse(document)
-    defaulted = {"spec": isvc.spec.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    defaulted = {
+        "metadata": {"name": isvc.name},
+        "spec": isvc.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
     assert cel.violations(open_api_schema(), defaulted) == []
 
 
@@ -113,9 +116,8 @@ def test_invalid_examples_are_refused_for_their_reason(path: Path) -> None:
         # Only the rule refuses it: the OpenAPI schema alone would let it through.
         assert schema_errors == []
         isvc_spec = document["spec"]
-        broken = [
-            str(v) for v in cel.violations(open_api_schema(), {"spec": _defaulted(isvc_spec)})
-        ]
+        defaulted = {"metadata": document["metadata"], "spec": _defaulted(isvc_spec)}
+        broken = [str(v) for v in cel.violations(open_api_schema(), defaulted)]
         assert broken == [message]
     else:
         assert schema_errors, "the API server's schema check must refuse it too"
