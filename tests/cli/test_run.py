@@ -283,3 +283,24 @@ def test_a_model_server_service_runs_as_the_front_of_the_given_upstream(
         assert running.stop(signal.SIGTERM) == 0
     finally:
         upstream.stop()
+
+
+def test_a_split_service_runs_its_model_tier_as_a_process_of_its_own(
+    start: Starter, quickstart: Path, tmp_path: Path
+) -> None:
+    document = yaml.safe_load(quickstart.read_text())
+    document["spec"]["front"] = {"enabled": True}
+    spec = tmp_path / "split.yaml"
+    spec.write_text(yaml.safe_dump(document))
+    running = start(["-f", str(spec)], _env(tmp_path))
+    banner = running.wait_banner(timeout=60)
+    assert "note: starting the model tier (quickstart-model) as a process of its own" in banner
+    assert "model   iris (cache front of http://127.0.0.1:" in banner
+    tier = [
+        pid for pid in running.children()
+        if b"memoserve_cli" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]  # fmt: skip
+    assert len(tier) == 1
+    assert _ask_twice(running) == ["miss", "hit"]
+    assert running.stop(signal.SIGTERM) == 0
+    assert not _alive(tier[0])

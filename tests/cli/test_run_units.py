@@ -105,11 +105,6 @@ def test_gpu_runs_on_cpu_with_a_notice() -> None:
     assert line == "spec.gpu (2 x nvidia-tesla-t4) applies on GKE; locally the model runs on CPU"
 
 
-def test_front_runs_as_one_process_with_a_notice() -> None:
-    (line,) = spec_notices(make_isvc(front={"enabled": True}))
-    assert line.startswith("spec.front (the cache front) applies on GKE")
-
-
 def test_quickstart_points_where_make_run_writes_the_sample_model() -> None:
     (isvc,) = parse_file(QUICKSTART)  # valid for the CRD, as every example
     assert isvc.model_name == "iris"

@@ -105,12 +105,19 @@ def _serve(
         notice=notice,
     )
     upstream = None
-    if options.upstream is not None:
+    given = options.upstream
+    if given is None and isvc.spec.split:  # the built-in runtime as the model tier
+        from memoserve_cli.run.model_tier import start_model_tier
+        from memoserve_cli.run.spec import download_dir
+
+        notice(f"starting the model tier ({isvc.name}-model) as a process of its own")
+        given = start_model_tier(isvc, stack, workdir, download_dir())
+    if given is not None:
         from memoserve_cli.run.upstream import identity, read_upstream
 
         container = isvc.spec.model.server
         name = (container.model_name if container is not None else None) or isvc.model_name
-        upstream = read_upstream(options.upstream, name)
+        upstream = read_upstream(given, name)
     settings = local_settings(
         isvc,
         plan,

@@ -45,11 +45,6 @@ def spec_notices(isvc: InferenceService) -> list[str]:
         notices.append(
             f"spec.gpu ({gpu.count} x {gpu.type}) applies on GKE; locally the model runs on CPU"
         )
-    if isvc.spec.split:
-        notices.append(
-            "spec.front (the cache front) applies on GKE; locally one process has the model "
-            "and the cache"
-        )
     return notices
 
 
