@@ -68,7 +68,7 @@ class Bench:
         port = free_port()
         argv = [str(VENV / "bin/memoserve"), "serve", "--model-name", "iris"]
         argv += ["--host", "127.0.0.1", "--port", str(port), *args]
-        proc = self.procs.start(label, cpus, argv, env={**clean_env(), **ENV, **env})  # type: ignore[arg-type]
+        proc = self.procs.start(label, cpus, argv, env={**clean_env(), **ENV, **env})
         problem = wait_ready(proc, port, "/v2/health/ready", 120)
         if problem:
             raise RuntimeError(problem)

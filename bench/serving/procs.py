@@ -64,7 +64,7 @@ class Procs:
     def start(
         self,
         name: str,
-        cpu: int,
+        cpu: int | str,  # what taskset -c takes: a core, or a list such as "0,1"
         argv: Sequence[str],
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,

@@ -187,5 +187,4 @@ def reuse_port_socket(host: str, port: int, *, listen: bool = True) -> socket.so
     except OSError:
         sock.close()
         raise
-    sock.set_inheritable(True)
     return sock

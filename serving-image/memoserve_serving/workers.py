@@ -27,8 +27,6 @@ from memoserve_contract.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_SECONDS = 60  # after the workers' own drain and in-flight grace
-
 
 def _reserve(host: str, port: int) -> tuple[socket.socket, int]:
     from memoserve_serving.server import reuse_port_socket
