@@ -81,6 +81,11 @@ class ServingSettings(BaseModel):
     reuse_port: bool = Field(
         default=False, description="listen with SO_REUSEPORT (set for each of several workers)"
     )
+    worker_metrics_dir: Path | None = Field(
+        default=None,
+        description="set for each of several workers: where each writes its metrics, which "
+        "/metrics merges into the pod's",
+    )
 
     # The cache front (docs/front.md): misses go to a v2 server upstream instead of a model here.
     upstream_url: str | None = Field(

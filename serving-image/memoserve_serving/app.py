@@ -6,8 +6,10 @@ the cache and the batcher belong to the app's lifespan.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -27,6 +29,7 @@ from memoserve_serving.state import (
     ServingState,
     running_dataplane,
 )
+from memoserve_serving.worker_metrics import WorkerMetrics
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -36,8 +39,9 @@ def _error(status: int, message: str) -> JSONResponse:
 class Routes:
     """The non-infer endpoints; each reads the shared state."""
 
-    def __init__(self, state: ServingState) -> None:
+    def __init__(self, state: ServingState, shared: WorkerMetrics | None) -> None:
         self.state = state
+        self.shared = shared  # one of several workers: /metrics is every worker's
 
     async def live(self, request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -76,6 +80,8 @@ class Routes:
         )
 
     async def metrics(self, request: Request) -> Response:
+        if self.shared is not None:
+            return Response(self.shared.exposition(), media_type=CONTENT_TYPE_LATEST)
         return Response(
             generate_latest(self.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
@@ -83,6 +89,17 @@ class Routes:
     async def not_allowed(self, request: Request) -> Response:
         # POST .../infer is served by InferRoute; anything reaching here used the wrong method.
         return _error(405, f"{request.method} is not allowed on {request.url.path}")
+
+
+@contextlib.contextmanager
+def _writing(shared: WorkerMetrics) -> Iterator[None]:
+    """Keep this worker's metrics written for its siblings while the app runs."""
+    task = asyncio.create_task(shared.keep_writing(), name="memoserve-worker-metrics")
+    try:
+        yield
+    finally:
+        task.cancel()
+        shared.close()
 
 
 def create_app(
@@ -95,7 +112,10 @@ def create_app(
     given ``cache_factory`` replaces the Redis cache the settings describe. The gRPC server
     (``settings.grpc_enabled``) runs as long as the app's lifespan."""
     state = ServingState(settings, ServingMetrics(settings.model_name))
-    routes = Routes(state)
+    shared = None
+    if settings.worker_metrics_dir is not None:
+        shared = WorkerMetrics(state.metrics.registry, settings.worker_metrics_dir, os.getpid())
+    routes = Routes(state, shared)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -103,6 +123,8 @@ def create_app(
             running_dataplane(state, served, cache_factory),
             contextlib.AsyncExitStack() as stack,
         ):
+            if shared is not None:
+                stack.enter_context(_writing(shared))
             if settings.grpc_enabled:
                 # Imported here: grpcio is loaded only by a server that serves gRPC.
                 from memoserve_serving.grpc.server import serving_grpc

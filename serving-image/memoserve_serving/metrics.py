@@ -129,6 +129,15 @@ class ServingMetrics:
         Gauge(
             "memoserve_inflight_requests", "Infer requests being served.", ["model"], registry=r
         ).labels(model).set_function(lambda: self.inflight)
+        # A cache front's misses sent to, or waiting for, the model tier: its load, which the
+        # model tier's autoscaler can follow when its server exports none of its own.
+        self.upstream_inflight = 0
+        Gauge(
+            "memoserve_upstream_inflight_requests",
+            "Misses a cache front has sent to the model tier or queued for it.",
+            ["model"],
+            registry=r,
+        ).labels(model).set_function(lambda: self.upstream_inflight)
         self.cache_errors = Counter(
             "memoserve_cache_errors",
             "Cache operations that failed or were skipped (timeout, connection, breaker_open).",

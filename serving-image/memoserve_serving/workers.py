@@ -8,6 +8,9 @@ with its own event loop, cache connections and data plane), and then only superv
 - SIGTERM / SIGINT go to every worker, which drains as a single server does (server.py);
 - a worker that exits on its own takes the others down and the pod restarts (Kubernetes sees
   the exit code): a pod half-serving at reduced capacity would hide the failure.
+
+The workers' metrics meet in a directory the parent makes under TMPDIR (the pod's /tmp) and
+removes when they are done: /metrics on any worker is the pod's (worker_metrics.py).
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import cast
 
@@ -57,7 +63,10 @@ def run_workers(settings: ServingSettings) -> int:
         for sock in reserved:
             sock.close()
         return 1
-    each = settings.model_copy(update={**ports, "workers": 1, "reuse_port": True})
+    metrics_dir = Path(tempfile.mkdtemp(prefix="memoserve-metrics-"))
+    update: dict[str, object] = {**ports, "workers": 1, "reuse_port": True}
+    update["worker_metrics_dir"] = metrics_dir
+    each = settings.model_copy(update=update)
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_worker, args=(each,), name=f"memoserve-worker-{i}")
@@ -88,6 +97,7 @@ def run_workers(settings: ServingSettings) -> int:
             signal.signal(sig, handler)
         for sock in reserved:
             sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _supervise(processes: Sequence[BaseProcess], stopping: Callable[[], bool]) -> int:

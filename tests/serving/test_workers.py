@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+from prometheus_client.mmap_dict import MmapedDict
 
 from memoserve_dev.ports import free_port
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
@@ -33,7 +34,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _requests_seen(url: str) -> float:
-    """memoserve_requests_total of whichever worker answers this fresh connection."""
+    """memoserve_requests_total of the pod, from whichever worker answers this connection."""
     text = httpx.get(f"{url}/metrics", headers={"Connection": "close"}).text
     return sum(
         float(line.rsplit(" ", 1)[1])
@@ -42,13 +43,28 @@ def _requests_seen(url: str) -> float:
     )
 
 
-def test_two_workers_share_the_ports_and_stop_together(sample_models: Path, redis_url: str) -> None:
+def _requests_by_worker(directory: Path) -> dict[str, float]:
+    """Each worker's own memoserve_requests_total, as it last wrote it for the others."""
+    counts: dict[str, float] = {}
+    for file in directory.glob("memoserve-metrics-*/counter_*.db"):
+        counts[file.stem] = sum(
+            value
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(file))
+            if '"memoserve_requests_total"' in key
+        )
+    return counts
+
+
+def test_two_workers_share_the_ports_and_stop_together(
+    sample_models: Path, redis_url: str, tmp_path: Path
+) -> None:
     port, grpc_port = free_port(), free_port()
     argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
     argv += ["--model-uri", str(sample_models / "iris.onnx"), "--redis-url", redis_url]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port)]
     argv += ["--workers", "2"]
     env = {**os.environ, "MEMOSERVE_DRAIN_SECONDS": "0.2", "MEMOSERVE_LOG_FORMAT": "text"}
+    env["TMPDIR"] = str(tmp_path)  # where the workers' metrics meet
     process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -62,16 +78,23 @@ def test_two_workers_share_the_ports_and_stop_together(sample_models: Path, redi
             time.sleep(0.1)
         workers = _children(process.pid)
         assert len(workers) == 2
-        # Fresh connections land on both workers. An odd number of requests: split between
-        # two workers, their own counts always differ, so /metrics tells them apart.
+        # Fresh connections land on both workers, and /metrics on either is the pod's.
         answers = [
             httpx.post(f"{url}/v2/models/iris/infer", json=BODY, headers={"Connection": "close"})
             for _ in range(31)
         ]
         assert {a.status_code for a in answers} == {200}
         assert {a.headers["x-memoserve-cache"] for a in answers[1:]} == {"hit"}  # one Redis
-        seen = {_requests_seen(url) for _ in range(30)}
-        assert len(seen) >= 2, f"every connection reached one worker: {seen}"
+        # A sibling's figures are as of its last write, at most a second ago.
+        deadline = time.monotonic() + 10
+        while _requests_seen(url) != 31:
+            assert time.monotonic() < deadline, "/metrics never added up the workers"
+            time.sleep(0.1)
+        assert {_requests_seen(url) for _ in range(10)} == {31}
+        by_worker = _requests_by_worker(tmp_path)
+        assert len(by_worker) == 2, by_worker
+        assert sum(by_worker.values()) == 31
+        assert 0 not in by_worker.values(), f"every connection reached one worker: {by_worker}"
         tensor = pb.ModelInferRequest.InferInputTensor(
             name="float_input", datatype="FP32", shape=[1, 4]
         )
@@ -84,6 +107,7 @@ def test_two_workers_share_the_ports_and_stop_together(sample_models: Path, redi
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+        assert not list(tmp_path.glob("memoserve-metrics-*")), "the metrics stayed behind"
     finally:
         if process.poll() is None:
             process.kill()

@@ -75,17 +75,22 @@ class UpstreamBackend(ModelBackend):
             self._metrics.shed.inc()
             raise Overloaded(f"the model tier is saturated ({self._queued} misses waiting)")
         body, json_length = encode_request(request, wanted)
-        self._queued += 1
+        metrics = self._metrics
+        metrics.upstream_inflight += 1
         try:
-            await self._slots.acquire()
+            self._queued += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._queued -= 1
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                answer = await self._call(body, json_length, wanted, deadline)
+            finally:
+                self._slots.release()
         finally:
-            self._queued -= 1
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            answer = await self._call(body, json_length, wanted, deadline)
-        finally:
-            self._slots.release()
+            metrics.upstream_inflight -= 1
         if self._cost is not None:
             self._cost.observe(loop.time() - started, 1)
         return answer

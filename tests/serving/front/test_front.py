@@ -170,16 +170,21 @@ def test_a_saturated_upstream_sheds_with_retry_after(redis_url: str) -> None:
     ):
         wait_ready(running)
 
-        async def burst() -> list[httpx.Response]:
+        async def burst() -> tuple[list[httpx.Response], str]:
             async with httpx.AsyncClient(timeout=10) as client:
                 url = f"{running.url}/v2/models/affine/infer"
-                return list(
-                    await asyncio.gather(
-                        *(client.post(url, json=body([float(i), 0, 0, 0])) for i in range(6))
-                    )
-                )
+                posts = [client.post(url, json=body([float(i), 0, 0, 0])) for i in range(6)]
 
-        answers = asyncio.run(burst())
+                async def metrics_meanwhile() -> str:
+                    await asyncio.sleep(0.25)  # the first of the two upstream calls runs 0.5 s
+                    return (await client.get(f"{running.url}/metrics")).text
+
+                *answers, meanwhile = await asyncio.gather(*posts, metrics_meanwhile())
+                assert isinstance(meanwhile, str)
+                return [a for a in answers if isinstance(a, httpx.Response)], meanwhile
+
+        answers, meanwhile = asyncio.run(burst())
+        assert 'memoserve_upstream_inflight_requests{model="affine"} 2.0' in meanwhile
         codes = sorted(a.status_code for a in answers)
         assert codes == [200, 200, 503, 503, 503, 503]  # one running, one waiting, the rest shed
         shed = next(a for a in answers if a.status_code == 503)
@@ -187,6 +192,7 @@ def test_a_saturated_upstream_sheds_with_retry_after(redis_url: str) -> None:
         assert "saturated" in shed.json()["error"]
         metrics = httpx.get(f"{running.url}/metrics").text
         assert 'memoserve_shed_total{model="affine"} 4.0' in metrics
+        assert 'memoserve_upstream_inflight_requests{model="affine"} 0.0' in metrics
 
 
 def test_a_grpc_deadline_bounds_the_upstream_call(redis_url: str) -> None:
