@@ -54,10 +54,12 @@ class UpstreamBackend(ModelBackend):
         timeout: float,
         max_connections: int,
         max_queued: int,
+        binary: bool = False,
         cost: ModelCost | None = None,
     ) -> None:
         self.metadata = metadata
         self.url = url
+        self.binary = binary  # the upstream serves the binary tensor data extension
         self._pool = pool
         self._infer_path = f"/v2/models/{model}/infer".encode()
         self._metrics = metrics
@@ -74,7 +76,7 @@ class UpstreamBackend(ModelBackend):
         if self._slots.locked() and self._queued >= self._max_queued:
             self._metrics.shed.inc()
             raise Overloaded(f"the model tier is saturated ({self._queued} misses waiting)")
-        body, json_length = encode_request(request, wanted)
+        body, json_length = encode_request(request, wanted, binary=self.binary)
         metrics = self._metrics
         metrics.upstream_inflight += 1
         try:

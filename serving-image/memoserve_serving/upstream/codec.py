@@ -1,8 +1,10 @@
 """v2 REST to and from the upstream: a request as the upstream takes it, its answer as tensors.
 
-The upstream gets JSON (every v2 server reads it; MLServer reads nothing else), with the binary
-tensor data extension only for what JSON cannot carry (BYTES that are not UTF-8), and is asked
-for every output unless an output's parameters change the answer: the front caches whole
+An upstream that lists the binary tensor data extension in its server metadata (Triton,
+memoserve) gets every tensor as raw bytes, both ways: no numbers printed and parsed as text, and
+values JSON cannot carry (NaN, infinities) cross intact. Any other (MLServer) gets JSON, with
+binary data only for what JSON cannot carry at all (BYTES that are not UTF-8). The upstream is
+asked for every output unless an output's parameters change the answer: the front caches whole
 answers and picks the requested outputs itself (dataplane.py).
 """
 
@@ -19,19 +21,25 @@ from memoserve_serving.protocol.tensors import json_data, tensor_bytes
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+BINARY_EXTENSION = "binary_tensor_data"  # as v2 server metadata lists it
 
 
 class InvalidAnswer(ValueError):
     """The upstream's answer is not a v2 response we can read."""
 
 
-def encode_request(request: InferenceRequest, wanted: Sequence[str]) -> tuple[bytes, int | None]:
-    """The body to send and, when some input travels binary, its JSON header's length."""
+def encode_request(
+    request: InferenceRequest, wanted: Sequence[str], *, binary: bool = False
+) -> tuple[bytes, int | None]:
+    """The body to send and, when some input travels binary, its JSON header's length.
+    ``binary``: the upstream serves the binary tensor data extension (all of it binary)."""
     document: dict[str, Any] = {}
     if request.id is not None:
         document["id"] = request.id
     if request.parameters:
         document["parameters"] = dict(request.parameters)
+    if binary and not wanted:
+        document["parameters"] = document.get("parameters", {}) | {"binary_data_output": True}
     inputs, chunks = [], []
     for tensor in request.inputs:
         entry: dict[str, Any] = {
@@ -40,8 +48,8 @@ def encode_request(request: InferenceRequest, wanted: Sequence[str]) -> tuple[by
             "shape": tensor.shape,
         }
         parameters = dict(tensor.parameters)
-        data = json_data(tensor.datatype, tensor.data)
-        if data is None:  # BYTES that are not UTF-8
+        data = None if binary else json_data(tensor.datatype, tensor.data)
+        if data is None:  # binary wanted, or BYTES that are not UTF-8
             raw = tensor_bytes(tensor.datatype, tensor.data)
             parameters["binary_data_size"] = len(raw)
             chunks.append(raw)
@@ -57,6 +65,8 @@ def encode_request(request: InferenceRequest, wanted: Sequence[str]) -> tuple[by
         for name in wanted:
             output = asked.get(name)
             parameters = dict(output.parameters) if output is not None else {}
+            if binary:
+                parameters["binary_data"] = True
             outputs.append({"name": name, **({"parameters": parameters} if parameters else {})})
         document["outputs"] = outputs
     header = orjson.dumps(document, option=_OPTIONS)

@@ -23,6 +23,7 @@ from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 from memoserve_serving.upstream.backend import UpstreamBackend
+from memoserve_serving.upstream.codec import BINARY_EXTENSION
 from memoserve_serving.upstream.http1 import Http1Pool
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ async def connect_upstream(
     pool = Http1Pool(url, limit=settings.upstream_max_connections)
     stack.push_async_callback(pool.close)
     document = await _metadata(pool, url, f"/v2/models/{model}")
+    binary = await _serves_binary_tensors(pool, url)
     backend = UpstreamBackend(
         pool,
         url,
@@ -78,17 +80,32 @@ async def connect_upstream(
         timeout=settings.upstream_timeout_seconds,
         max_connections=settings.upstream_max_connections,
         max_queued=settings.upstream_max_queued,
+        binary=binary,
         cost=cost,
     )
     digest = upstream_digest(settings.model_identity, document)
     log.info(
-        "upstream %s serves %s (digest %s)",
+        "upstream %s serves %s (digest %s, tensors as %s)",
         url,
         model,
         digest[:16],
+        "binary" if binary else "JSON",
         extra={"model": settings.model_name, "digest": digest},
     )
     return ServedModel(settings.model_name, settings.model_version, digest, backend)
+
+
+async def _serves_binary_tensors(pool: Http1Pool, url: str) -> bool:
+    """Whether the upstream's server metadata lists the binary tensor data extension; JSON
+    (False) when it cannot tell: every v2 server reads JSON."""
+    try:
+        async with asyncio.timeout(METADATA_TIMEOUT):
+            response = await pool.request(b"GET", b"/v2")
+        extensions = orjson.loads(response.body).get("extensions") or ()
+    except (OSError, TimeoutError, ValueError, AttributeError) as exc:
+        log.info("upstream server metadata %s/v2: %s; sending JSON", url, exc or type(exc).__name__)
+        return False
+    return response.status == 200 and BINARY_EXTENSION in extensions
 
 
 async def _metadata(pool: Http1Pool, url: str, path: str) -> Any:

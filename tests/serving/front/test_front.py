@@ -8,6 +8,7 @@ upstream, hits never do.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from memoserve_dev.redis_server import RedisServer
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
+from memoserve_serving.upstream.backend import UpstreamBackend
 from tests.serving.test_conformance import requests_by_cache
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
@@ -100,6 +102,36 @@ def test_grpc_on_the_front_shares_the_cache(front: ServerThread, model: AffineMo
             pb.ModelInferRequest(model_name="affine", inputs=[tensor]), timeout=10
         )
     assert dict(call.trailing_metadata())["x-memoserve-cache"] == "hit"
+    assert model.calls == 1
+
+
+def upstream_backend(front: ServerThread) -> UpstreamBackend:
+    dataplane = front.app.state.dataplane
+    assert dataplane is not None
+    backend = dataplane.served.model
+    assert isinstance(backend, UpstreamBackend)
+    return backend
+
+
+def test_values_json_cannot_carry_reach_an_upstream_that_takes_binary_tensors(
+    front: ServerThread, model: AffineModel
+) -> None:
+    assert upstream_backend(front).binary  # memoserve lists binary_tensor_data in GET /v2
+    row = [math.nan, math.inf, 1.0, -0.0]
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="x", datatype="FP32", shape=[1, 4], contents=pb.InferTensorContents(fp32_contents=row)
+    )
+    seen = []
+    with grpc.insecure_channel(front.grpc_target) as channel:
+        for _ in range(2):
+            answer, call = GRPCInferenceServiceStub(channel).ModelInfer.with_call(
+                pb.ModelInferRequest(model_name="affine", inputs=[tensor]), timeout=10
+            )
+            seen.append(dict(call.trailing_metadata())["x-memoserve-cache"])
+            y = next(o for o in answer.outputs if o.name == "y").contents.fp32_contents
+            assert math.isnan(y[0])
+            assert list(y)[1:] == [math.inf, 3.0, 1.0]  # 2x + 1
+    assert seen == ["miss", "hit"]
     assert model.calls == 1
 
 

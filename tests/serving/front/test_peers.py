@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from memoserve_dev.redis_server import RedisServer
-from tests.serving.front.test_front import wait_ready
+from tests.serving.front.test_front import upstream_backend, wait_ready
 from tests.support.peers import PeerServer, kserve_affine, mlserver, runs
 from tests.support.serving import ServerThread, serving_settings
 
@@ -64,6 +64,7 @@ def test_mlserver_miss_then_hit(mlserver_iris: PeerServer, redis_url: str) -> No
         # MLServer's own answer, through the front.
         assert first.json()["outputs"][0]["data"] == direct["outputs"][0]["data"] == [0]
         assert first.json()["outputs"] == second.json()["outputs"]
+        assert not upstream_backend(front).binary  # MLServer lists no binary_tensor_data: JSON
 
 
 def test_mlserver_killed_is_a_502_then_recovers(mlserver_iris: PeerServer, redis_url: str) -> None:
