@@ -17,6 +17,9 @@ What it concludes:
 - anything it cannot decide (the operator may not impersonate, denied to the operator itself,
   the API unreachable): nothing is held, the reason is logged; the pods are the judges.
 
+A ``spec.model.server`` service is not checked: its server's own arguments say where it loads
+from. A split service with the built-in runtime is: its model tier loads ``model.uri``.
+
 Answers are kept a while (``FOUND_TTL``, ``FAILED_TTL``): a reconcile runs on every child
 event, the preflight asks Cloud Storage at most once per service and TTL.
 """
@@ -146,6 +149,10 @@ class ModelPreflight:
         uri = isvc.spec.model.uri
         if not uri.startswith("gs://"):
             return FOUND  # a local path is for `memoserve run`; the pods' own check is enough
+        if isvc.spec.model.server is not None:
+            # No container is handed model.uri: model.server's own arguments say where it
+            # loads from, and its readiness probe is the judge.
+            return FOUND
         pods = isvc.spec.service_account
         # An emulator has no IAM: nobody to impersonate.
         account = pods.gcp_service_account if pods and self._endpoint is None else None

@@ -117,6 +117,19 @@ async def test_answers_are_kept_for_their_ttl_and_a_new_uri_is_asked_at_once(
     assert (await preflight.check(service(f"gs://{BUCKET}/iris/other.onnx"))).hold  # new key
 
 
+async def test_an_external_model_server_is_not_checked(preflight: ModelPreflight) -> None:
+    # The operator hands model.uri to no container of a model.server service (its own args
+    # say where it loads from), so a URI that is not there says nothing about its pods.
+    missing = f"gs://{BUCKET}/triton-repository/"
+    server = {"image": "tritonserver:24.08", "port": 8000, "readinessPath": "/v2/health/ready"}
+    external = InferenceService.from_body(
+        isvc_body(front={"enabled": True}, model={"uri": missing, "server": server})
+    )
+    assert (await preflight.check(external)).result == "found"
+    builtin = service(missing, front={"enabled": True})  # its model tier loads model.uri
+    assert (await preflight.check(builtin)).hold
+
+
 async def test_local_paths_are_not_checked(preflight: ModelPreflight) -> None:
     assert (await preflight.check(service("/models/iris.onnx"))).result == "found"
 
