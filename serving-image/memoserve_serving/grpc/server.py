@@ -17,17 +17,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from memoserve_contract.settings import ServingSettings
+from memoserve_serving.grpc.handlers import SERVICE_NAME, add_inference_service
 from memoserve_serving.grpc.health import HealthServicer
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
-from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import (
-    add_GRPCInferenceServiceServicer_to_server,
-)
 from memoserve_serving.grpc.servicer import InferenceServicer
 from memoserve_serving.state import ServingState
 
 log = logging.getLogger(__name__)
-
-SERVICE_NAME = "inference.GRPCInferenceService"
 
 
 class GrpcServerError(Exception):
@@ -73,7 +69,7 @@ async def start_grpc(state: ServingState) -> GrpcServer:
         ]
     )
     servicer = InferenceServicer(state)
-    add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    add_inference_service(servicer, server)
     health = HealthServicer(state)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # Reflection lets grpcurl work without the .proto. Our messages live in their own

@@ -20,12 +20,13 @@ from memoserve_serving import EXTENSIONS, SERVER_NAME, __version__
 from memoserve_serving.cache.base import CacheResult
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.grpc.codec import decode_request, encode_response
+from memoserve_serving.grpc.handlers import Malformed
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import (
     GRPCInferenceServiceServicer,
 )
 from memoserve_serving.protocol.cache_control import cache_directives
-from memoserve_serving.protocol.errors import InferenceError, ModelNotReady
+from memoserve_serving.protocol.errors import BadRequest, InferenceError, ModelNotReady
 from memoserve_serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -107,14 +108,17 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         )
 
     async def ModelInfer(
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelInferRequest | Malformed, context: grpc.aio.ServicerContext
     ) -> Any:
         metrics = self.state.metrics
         started = time.perf_counter()
         metrics.inflight += 1
         result = CacheResult.BYPASS  # a request that never reached the cache
         status = 200  # the HTTP equivalent, for the metric HTTP requests share
+        model = "" if isinstance(request, Malformed) else request.model_name
         try:
+            if isinstance(request, Malformed):
+                raise BadRequest(str(request))
             dataplane = self.state.dataplane_for(request.model_name, request.model_version or None)
             read = write = True
             for key, value in context.invocation_metadata() or ():
@@ -131,12 +135,12 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         except InferenceError as exc:
             status = exc.status
             if status >= 500:
-                log.error("infer failed: %s", exc, extra={"model": request.model_name})
+                log.error("infer failed: %s", exc, extra={"model": model})
             context.set_trailing_metadata(_CACHE[result])
             await _abort(context, exc)
         except Exception:
             # A bug of ours: the traceback in the log, a plain INTERNAL to the client.
-            log.exception("infer failed unexpectedly", extra={"model": request.model_name})
+            log.exception("infer failed unexpectedly", extra={"model": model})
             status = 500
             context.set_trailing_metadata(_CACHE[result])
             await context.abort(grpc.StatusCode.INTERNAL, "internal server error")

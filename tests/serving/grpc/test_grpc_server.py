@@ -363,6 +363,34 @@ def outcome(call: Any, request: Any) -> tuple[grpc.StatusCode, dict[str, str], s
     return grpc.StatusCode.OK, dict(rpc.trailing_metadata()), ""
 
 
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("ModelInfer", b"\x0a\xff"),  # field 1 (model_name): a length past the end
+        ("ModelInfer", b"\x0a\x02\xc3\x28"),  # a model name that is not UTF-8
+        ("ModelMetadata", b"\xff\xff\xff"),
+        ("ServerLive", b"\x08"),  # a varint with no value
+    ],
+)
+def test_bytes_that_are_no_message_are_invalid_argument_naming_it(
+    redis_url: str, method: str, body: bytes
+) -> None:
+    with (
+        ServerThread(serving_settings(redis_url=redis_url), AffineModel()) as running,
+        grpc.insecure_channel(running.grpc_target) as channel,
+    ):
+        call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}")
+        code, trailers, details = outcome(call.with_call, body)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert details.startswith("the request is not a valid inference."), details
+        if method == "ModelInfer":
+            assert trailers["x-memoserve-cache"] == "bypass"
+            metrics = httpx.get(f"{running.url}/metrics").text
+            assert 'memoserve_requests_total{cache="bypass",code="400",model="affine"} 1.0' in (
+                metrics
+            )
+
+
 def test_any_message_over_the_wire_is_answered_and_leaves_the_server_serving(
     redis_url: str,
 ) -> None:
@@ -381,9 +409,10 @@ def test_any_message_over_the_wire_is_answered_and_leaves_the_server_serving(
     ):
         stub = GRPCInferenceServiceStub(channel)
         raw_call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        # Bytes that parse reach the servicer (an empty model name: NOT_FOUND); bytes that
+        # do not are INVALID_ARGUMENT too, never grpcio's bare UNKNOWN.
         answered_codes = {
             grpc.StatusCode.OK,
-            grpc.StatusCode.UNKNOWN,
             grpc.StatusCode.NOT_FOUND,
             grpc.StatusCode.INVALID_ARGUMENT,
         }
@@ -413,10 +442,9 @@ def test_any_message_over_the_wire_is_answered_and_leaves_the_server_serving(
         @hypothesis_settings(max_examples=50, deadline=None)
         @given(body=st.binary(max_size=64))
         def garbage(body: bytes) -> None:
-            code, _, details = outcome(raw_call.with_call, body)
-            # UNKNOWN is grpc's own answer to bytes that do not parse as a ModelInferRequest
-            # (the servicer never sees them); bytes that parse reach the servicer.
+            code, trailers, details = outcome(raw_call.with_call, body)
             assert code in answered_codes, details
+            assert "x-memoserve-cache" in trailers
 
         message()
         garbage()
