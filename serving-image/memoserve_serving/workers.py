@@ -7,7 +7,8 @@ with its own event loop, cache connections and data plane), and then only superv
 
 - SIGTERM / SIGINT go to every worker, which drains as a single server does (server.py);
 - a worker that exits on its own takes the others down and the pod restarts (Kubernetes sees
-  the exit code): a pod half-serving at reduced capacity would hide the failure.
+  the exit code): a pod half-serving at reduced capacity would hide the failure;
+- a parent that dies (even by SIGKILL) takes the workers with it (PR_SET_PDEATHSIG).
 
 The workers' metrics meet in a directory the parent makes under TMPDIR (the pod's /tmp) and
 removes when they are done: /metrics on any worker is the pod's (worker_metrics.py).
@@ -15,6 +16,7 @@ removes when they are done: /metrics on any worker is the pod's (worker_metrics.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -33,6 +35,8 @@ from memoserve_contract.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 
 def _reserve(host: str, port: int) -> tuple[socket.socket, int]:
     from memoserve_serving.server import reuse_port_socket
@@ -41,10 +45,24 @@ def _reserve(host: str, port: int) -> tuple[socket.socket, int]:
     return sock, int(sock.getsockname()[1])
 
 
-def _worker(settings: ServingSettings) -> None:
+def _worker(settings: ServingSettings, parent: int) -> None:
     from memoserve_serving.server import run_server
 
+    _stop_with(parent)
     run_server(settings)
+
+
+def _stop_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent goes, however it goes (SIGKILL
+    too): a worker left behind would go on serving the port. Linux only; in a pod the end of
+    the container takes every process anyway."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is None:
+        return
+    if prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("cannot ask to be stopped with the parent: errno %d", ctypes.get_errno())
+    if os.getppid() != parent:  # it went before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_workers(settings: ServingSettings) -> int:
@@ -69,7 +87,7 @@ def run_workers(settings: ServingSettings) -> int:
     each = settings.model_copy(update=update)
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker, args=(each,), name=f"memoserve-worker-{i}")
+        context.Process(target=_worker, args=(each, os.getpid()), name=f"memoserve-worker-{i}")
         for i in range(settings.workers)
     ]
     stopping = False

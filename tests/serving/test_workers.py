@@ -147,3 +147,43 @@ def test_a_worker_that_dies_takes_the_pod_down(sample_models: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_workers_go_with_a_parent_killed_outright(sample_models: Path) -> None:
+    port = free_port()
+    argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
+    argv += ["--model-uri", str(sample_models / "iris.onnx"), "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--grpc-port", "0", "--workers", "2"]
+    env = {**os.environ, "MEMOSERVE_DRAIN_SECONDS": "0", "MEMOSERVE_LOG_FORMAT": "text"}
+    process = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        deadline = time.monotonic() + 30
+        while len(workers := _children(process.pid)) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        process.kill()  # no signal handler runs: only the kernel can tell the workers
+        process.wait()
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in workers):
+            assert time.monotonic() < deadline, "a worker outlived its parent"
+            time.sleep(0.1)
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, "the port is still served"
+    finally:
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan is reaped by init, not by us)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
