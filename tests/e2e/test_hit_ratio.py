@@ -11,6 +11,8 @@ import asyncio
 import base64
 from pathlib import Path
 
+import pytest
+
 from memoserve_serving.cache.redis_config import RedisConfig
 from memoserve_serving.cache.resp import RedisClient
 from memoserve_serving.cache.stats import StatsPublisher
@@ -23,6 +25,8 @@ SPEC = {
     "model": {"uri": "gs://my-models/hits/v1/", "format": "sklearn"},
     "cache": {"memorystore": {"tier": "BASIC", "memorySizeGb": 1}},
 }
+# The split: the front's pods hold the cache and publish the counts; the model tier has none.
+SPLIT = SPEC | {"front": {"enabled": True}}
 
 
 def _publish(config: RedisConfig, namespace: str, hits: int, lookups: int) -> None:
@@ -39,19 +43,24 @@ def _publish(config: RedisConfig, namespace: str, hits: int, lookups: int) -> No
 
 
 def _hit_column(plane: ControlPlane, namespace: str, name: str) -> str:
-    out = plane.kubectl("get", "misvc", name, "-n", namespace).stdout.splitlines()
-    header, row = out[0].split(), out[1].split()
-    return row[header.index("HIT%")] if len(row) == len(header) else "<none>"
+    """The HIT% column as kubectl prints it (by position: a split's REPLICAS has spaces)."""
+    header, row = plane.kubectl("get", "misvc", name, "-n", namespace).stdout.splitlines()[:2]
+    start = header.index("HIT%")
+    if not row[start : start + 1].strip():  # nothing printed there: the column is empty
+        return "<none>"
+    return row[start:].split()[0]
 
 
+@pytest.mark.parametrize("spec", [SPEC, SPLIT], ids=["coupled", "split"])
 def test_hit_ratio_moves_from_zero_after_repeats(
+    spec: dict[str, object],
     control_plane: ControlPlane,
     operator: OperatorProcess,
     memorystore_emulator: EmulatorThread,
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    apply_isvc(control_plane, namespace, "hits", SPEC)
+    apply_isvc(control_plane, namespace, "hits", spec)
     wait_ready(control_plane, namespace, "hits", timeout=120)
     secret = control_plane.get("secret", "hits-redis", "-n", namespace)["data"]
     value = {key: base64.b64decode(raw).decode() for key, raw in secret.items()}
