@@ -185,7 +185,11 @@ def test_external_server_container() -> None:
 def test_pod_monitoring_scrapes_both_tiers() -> None:
     settings = SETTINGS.model_copy(update={"pod_monitoring": True})
     objects = by_name(split(), settings)
-    match = objects["PodMonitoring", "iris"]["spec"]["selector"]["matchLabels"]
-    assert "app.kubernetes.io/component" not in match
+    spec = objects["PodMonitoring", "iris"]["spec"]
+    assert "app.kubernetes.io/component" not in spec["selector"]["matchLabels"]
+    # The label the model tier's External metric selects the front pods' series by.
+    assert spec["targetLabels"] == {
+        "fromPod": [{"from": "app.kubernetes.io/instance", "to": "memoserve_service"}]
+    }
     gmp = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}}}
     assert gmp in objects["NetworkPolicy", "iris-model"]["spec"]["ingress"][0]["from"]
