@@ -92,6 +92,12 @@ def test_front_hpa_on_cpu_only_when_autoscaled(front: dict[str, Any], hpa: int |
         ({}, {"targetCPUUtilization": 50}, [("Resource", 50), ("Pods", "16")]),
         ({"server": TRITON}, None, [("Resource", 80)]),
         ({"server": TRITON}, {"targetCPUUtilization": 50}, [("Resource", 50)]),
+        ({"server": TRITON}, {"targetInflightRequestsPerPod": 8}, [("External", "8")]),
+        (
+            {"server": TRITON},
+            {"targetCPUUtilization": 50, "targetInflightRequestsPerPod": 8},
+            [("Resource", 50), ("External", "8")],
+        ),
     ],
 )
 def test_model_hpa(model: dict[str, Any], autoscaling: Any, metrics: list[Any]) -> None:
@@ -104,10 +110,11 @@ def test_model_hpa(model: dict[str, Any], autoscaling: Any, metrics: list[Any]) 
     found = [
         (m["type"], m["resource"]["target"]["averageUtilization"])
         if m["type"] == "Resource"
-        else (m["type"], m["pods"]["target"]["averageValue"])
+        else (m["type"], m[m["type"].lower()]["target"]["averageValue"])
         for m in hpa["spec"]["metrics"]
     ]
     assert found == metrics
+    validate_object(hpa)
 
 
 def test_front_is_cpu_only_and_holds_the_cache_and_tls() -> None:
