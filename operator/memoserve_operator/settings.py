@@ -7,6 +7,7 @@ JSON. Builders never read the environment themselves: tests pass an ``OperatorSe
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from memoserve_contract.settings import LogFormat
 
 ENV_PREFIX = "MEMOSERVE_OPERATOR_"
+
+
+class ExternalMetricsAdapter(enum.StrEnum):
+    """What serves external.metrics.k8s.io in the cluster: it decides how an HPA's External
+    metric selector names labels."""
+
+    # Google's Custom Metrics Stackdriver Adapter over Managed Service for Prometheus: Cloud
+    # Monitoring's keys (resource.labels.namespace, metric.labels.NAME).
+    STACKDRIVER = "stackdriver"
+    # prometheus-adapter (externalRules): the Prometheus label names themselves.
+    PROMETHEUS_ADAPTER = "prometheus-adapter"
 
 
 class OperatorSettings(BaseModel):
@@ -91,6 +103,28 @@ class OperatorSettings(BaseModel):
         ge=1,
         le=100000,
         description="the model tier's HPA target when spec.autoscaling names none",
+    )
+    # A split service's model tier with an external spec.model.server and an in-flight target
+    # scales on what its fronts have sent to it or queued for it: the fronts' gauge
+    # memoserve_upstream_inflight_requests, summed over the service's front pods, as an External
+    # metric (docs/gke.md). The adapter decides its name and the selector's label keys.
+    external_metrics_adapter: ExternalMetricsAdapter = Field(
+        default=ExternalMetricsAdapter.STACKDRIVER,
+        description="which adapter serves external.metrics.k8s.io: its selector label keys",
+    )
+    upstream_inflight_metric_name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the External metric's name; default: the adapter's name for "
+        "memoserve_upstream_inflight_requests",
+    )
+    cluster_name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+        description="this cluster's name as its metrics carry it (label cluster): the External "
+        "metric then sums this cluster's series only (another cluster in the project may run "
+        "a service of the same namespace and name)",
     )
     pod_monitoring: bool = Field(
         default=False,

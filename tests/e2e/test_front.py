@@ -5,10 +5,12 @@ takes the model tier away again."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.e2e.helpers import ISVC, apply_isvc, condition, wait_for, wait_ready
 from tests.support.controlplane import ControlPlane
+from tests.support.metrics_api import ANNOTATION_PREFIX
 from tests.support.operator_process import OperatorProcess
 
 NAME = "ranker"
@@ -25,6 +27,9 @@ SPLIT = ONE_TIER | {
         "server": {"image": "nvcr.io/nvidia/tritonserver:24.08-py3", "port": 8000},
     },
     "front": {"enabled": True, "minReplicas": 1, "maxReplicas": 3},
+    # Triton exports no memoserve metric: the model tier scales on the fronts' in-flight misses.
+    "autoscaling": {"targetInflightRequestsPerPod": 8},
+    "maxReplicas": 4,
 }
 
 
@@ -54,6 +59,18 @@ def test_split_service_converges_with_both_tiers(
     ):
         wait_for(lambda k=kind: _names(control_plane, namespace, k) == both, f"both {kind}")
 
+    # The API server took the model tier's External metric as the operator built it.
+    hpa = control_plane.get(
+        "horizontalpodautoscalers.autoscaling", f"{NAME}-model", "-n", namespace
+    )
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "External"
+    assert metric["external"]["metric"]["selector"]["matchLabels"] == {
+        "resource.labels.namespace": namespace,
+        "metric.labels.memoserve_service": NAME,
+    }
+    assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "8"}
+
     wait_ready(control_plane, namespace, NAME)
     isvc = control_plane.get(ISVC, NAME, "-n", namespace)
     serving = condition(isvc, "ServingReady")
@@ -79,6 +96,18 @@ def test_split_service_converges_with_both_tiers(
         "MEMOSERVE_UPSTREAM_URL"
     ]
     assert upstream == f"http://{NAME}-model.{namespace}.svc:8000"
+
+    # 20 misses in flight at the front, 8 per model pod: ceil(20 / 8) = 3 model pods, and it
+    # stays there (an External AverageValue is divided by the model pods; a Value would not be).
+    control_plane.kubectl(
+        "annotate", "pods", "-n", namespace, "-l",
+        f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=serving",
+        f"{ANNOTATION_PREFIX}memoserve_upstream_inflight_requests=20",
+    )  # fmt: skip
+    three = "the model tier to scale to 3 on the fronts' in-flight misses"
+    wait_for(lambda: len(_pods(control_plane, namespace, "model")) == 3, three)
+    time.sleep(8)  # more than one HPA sync (5 s here)
+    assert len(_pods(control_plane, namespace, "model")) == 3
 
     # The model tier going unready is the service going unready, and says which tier.
     control_plane.kubectl("scale", "deployment", f"{NAME}-model", "-n", namespace, "--replicas=0")

@@ -92,6 +92,12 @@ def test_front_hpa_on_cpu_only_when_autoscaled(front: dict[str, Any], hpa: int |
         ({}, {"targetCPUUtilization": 50}, [("Resource", 50), ("Pods", "16")]),
         ({"server": TRITON}, None, [("Resource", 80)]),
         ({"server": TRITON}, {"targetCPUUtilization": 50}, [("Resource", 50)]),
+        ({"server": TRITON}, {"targetInflightRequestsPerPod": 8}, [("External", "8")]),
+        (
+            {"server": TRITON},
+            {"targetCPUUtilization": 50, "targetInflightRequestsPerPod": 8},
+            [("Resource", 50), ("External", "8")],
+        ),
     ],
 )
 def test_model_hpa(model: dict[str, Any], autoscaling: Any, metrics: list[Any]) -> None:
@@ -104,10 +110,11 @@ def test_model_hpa(model: dict[str, Any], autoscaling: Any, metrics: list[Any]) 
     found = [
         (m["type"], m["resource"]["target"]["averageUtilization"])
         if m["type"] == "Resource"
-        else (m["type"], m["pods"]["target"]["averageValue"])
+        else (m["type"], m[m["type"].lower()]["target"]["averageValue"])
         for m in hpa["spec"]["metrics"]
     ]
     assert found == metrics
+    validate_object(hpa)
 
 
 def test_front_is_cpu_only_and_holds_the_cache_and_tls() -> None:
@@ -185,7 +192,11 @@ def test_external_server_container() -> None:
 def test_pod_monitoring_scrapes_both_tiers() -> None:
     settings = SETTINGS.model_copy(update={"pod_monitoring": True})
     objects = by_name(split(), settings)
-    match = objects["PodMonitoring", "iris"]["spec"]["selector"]["matchLabels"]
-    assert "app.kubernetes.io/component" not in match
+    spec = objects["PodMonitoring", "iris"]["spec"]
+    assert "app.kubernetes.io/component" not in spec["selector"]["matchLabels"]
+    # The label the model tier's External metric selects the front pods' series by.
+    assert spec["targetLabels"] == {
+        "fromPod": [{"from": "app.kubernetes.io/instance", "to": "memoserve_service"}]
+    }
     gmp = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gmp-system"}}}
     assert gmp in objects["NetworkPolicy", "iris-model"]["spec"]["ingress"][0]["from"]

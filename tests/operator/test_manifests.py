@@ -610,6 +610,7 @@ def test_gke_doc_inference_service_matches_the_crd() -> None:
         "NS": "ml-serving",
         "MODEL_BUCKET": "my-project-models",
         "SERVING_GSA": "memoserve-serving@my-project.iam.gserviceaccount.com",
+        "CLUSTER": "memoserve",
     }
     services = []
     for heredoc in heredocs:
@@ -621,3 +622,22 @@ def test_gke_doc_inference_service_matches_the_crd() -> None:
     for service in services:
         assert service["apiVersion"] == f"{GROUP}/{version['name']}"
         jsonschema.validate(service["spec"], schema)
+
+
+def test_gke_doc_metric_settings_are_what_the_operator_builds() -> None:
+    """Section 8's settings parse, and the metric names and selector keys the doc shows are the
+    ones the operator writes into the HPAs."""
+    settings = pytest.importorskip("memoserve_operator.settings")
+    hpa = pytest.importorskip("memoserve_operator.builders.hpa")
+    text = GKE_DOC.read_text()
+    [added] = re.findall(r"<<EOF\n(  # docs/gke.md section 8.*?)\nEOF\n", text, re.S)
+    environ = yaml.safe_load(added.replace("${CLUSTER}", "memoserve"))
+    parsed = settings.OperatorSettings.from_env(environ)
+    assert parsed.inflight_metric_name in text
+    assert hpa.upstream_inflight_metric_name(parsed) in text
+    resource = pytest.importorskip("memoserve_contract.resource.inferenceservice")
+    isvc = resource.InferenceService.from_body(
+        {"metadata": {"name": "ranker"}, "spec": {"model": {"uri": "/m", "format": "onnx"}}}
+    )
+    for key in hpa.service_series(isvc, parsed):
+        assert f"{key}: " in text, key

@@ -2,11 +2,18 @@
 
 GKE runs metrics-server (``metrics.k8s.io``: pod CPU and memory) and, with Managed Service for
 Prometheus, a custom metrics adapter (``custom.metrics.k8s.io``: our in-flight requests per
-pod). kwok's pods have no kubelet to measure, so this small HTTPS server answers both APIs
+pod; ``external.metrics.k8s.io``: the cache fronts' in-flight misses, summed per service).
+kwok's pods have no kubelet to measure, so this small HTTPS server answers the three APIs
 through the API server's aggregation layer (APIService -> Service -> Endpoints), with values
 the tests set per pod: annotations ``e2e.memoserve.dev/cpu`` (a quantity, default ``0``) and
-``e2e.memoserve.dev/<metric name>`` (default ``0``). The HPA controller then computes and scales
-exactly as it would on GKE.
+``e2e.memoserve.dev/<metric name>`` (default ``0``; the Prometheus name, also for an adapter's
+``prometheus.googleapis.com|NAME|gauge``). The HPA controller then computes and scales exactly
+as it would on GKE.
+
+External metrics are answered as the Custom Metrics Stackdriver Adapter answers them over
+Managed Service for Prometheus: the request's namespace is not a filter, the selector is
+(``resource.labels.namespace``, and ``metric.labels.memoserve_service``: the pods' label
+``app.kubernetes.io/instance``, as the operator's PodMonitoring copies it); one item per pod.
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ from typing import Any
 ANNOTATION_PREFIX = "e2e.memoserve.dev/"
 RESOURCE_GV = "metrics.k8s.io/v1beta1"
 CUSTOM_GV = "custom.metrics.k8s.io/v1beta2"
+EXTERNAL_GV = "external.metrics.k8s.io/v1beta1"
+# The selector keys the external API understands, and the pod label each one stands for.
+EXTERNAL_KEYS = {
+    "resource.labels.namespace": None,  # the namespace itself
+    "metric.labels.memoserve_service": "app.kubernetes.io/instance",
+}
 
 
 def node_address() -> str:
@@ -94,7 +107,7 @@ class MetricsApi:
                 ],
             },
         ]
-        for group_version in (RESOURCE_GV, CUSTOM_GV):
+        for group_version in (RESOURCE_GV, CUSTOM_GV, EXTERNAL_GV):
             group, version = group_version.split("/")
             objects.append(
                 {
@@ -116,11 +129,15 @@ class MetricsApi:
     # -- answers ----------------------------------------------------------------------------
 
     def answer(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        parts = [p for p in path.split("/") if p]
+        parts = [urllib.parse.unquote(p) for p in path.split("/") if p]  # "|" comes as %7C
         if parts == ["apis", *RESOURCE_GV.split("/")]:
             return 200, _resource_list(RESOURCE_GV, [("pods", "PodMetrics", True)])
         if parts == ["apis", *CUSTOM_GV.split("/")]:
             return 200, _resource_list(CUSTOM_GV, [("pods/*", "MetricValueList", True)])
+        if parts == ["apis", *EXTERNAL_GV.split("/")]:
+            return 200, _resource_list(
+                EXTERNAL_GV, [("externalmetrics", "ExternalMetricValueList", True)]
+            )
         selector = query.get("labelSelector", "")
         # /apis/metrics.k8s.io/v1beta1/namespaces/NS/pods
         if (
@@ -132,12 +149,16 @@ class MetricsApi:
         # /apis/custom.metrics.k8s.io/v1beta2/namespaces/NS/pods/*/METRIC
         if len(parts) == 8 and parts[:3] == ["apis", *CUSTOM_GV.split("/")] and parts[5] == "pods":
             return 200, self._custom_metrics(parts[4], selector, parts[7])
+        # /apis/external.metrics.k8s.io/v1beta1/namespaces/NS/METRIC
+        if len(parts) == 6 and parts[:3] == ["apis", *EXTERNAL_GV.split("/")]:
+            return self._external_metrics(selector, parts[5])
         return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
 
-    def _pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def _pods(self, namespace: str | None, selector: str) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({"labelSelector": selector})
+        where = "" if namespace is None else f"/namespaces/{namespace}"
         request = urllib.request.Request(
-            f"{self.api_server}/api/v1/namespaces/{namespace}/pods?{query}",
+            f"{self.api_server}/api/v1{where}/pods?{query}",
             headers={"Authorization": f"Bearer {self.token}"},
         )
         with urllib.request.urlopen(request, context=self._client_context, timeout=10) as response:
@@ -178,6 +199,26 @@ class MetricsApi:
             for pod in self._pods(namespace, selector)
         ]
         return {"kind": "MetricValueList", "apiVersion": CUSTOM_GV, "metadata": {}, "items": items}
+
+    def _external_metrics(self, selector: str, metric: str) -> tuple[int, dict[str, Any]]:
+        wanted = dict(part.split("=", 1) for part in selector.split(",") if part)
+        unknown = sorted(set(wanted) - set(EXTERNAL_KEYS))
+        if unknown:  # the adapter refuses what it cannot filter by, and so do we
+            return 400, {"kind": "Status", "code": 400, "message": f"not allowed: {unknown}"}
+        namespace = wanted.pop("resource.labels.namespace", None)
+        pod_selector = ",".join(f"{EXTERNAL_KEYS[k]}={v}" for k, v in sorted(wanted.items()))
+        exported = metric.split("|")[1] if "|" in metric else metric
+        items = [
+            {
+                "metricName": metric,
+                "metricLabels": {"pod": pod["metadata"]["name"]},
+                "timestamp": _now(),
+                "value": _annotation(pod, exported),
+            }
+            for pod in self._pods(namespace, pod_selector)
+        ]
+        body = {"kind": "ExternalMetricValueList", "apiVersion": EXTERNAL_GV, "metadata": {}}
+        return 200, body | {"items": items}
 
 
 def _annotation(pod: dict[str, Any], name: str) -> str:

@@ -164,8 +164,10 @@ class AutoscalingSpec(SpecModel):
         default=None,
         ge=1,
         le=100000,
-        description="average in-flight requests per pod to scale at (Pods metric "
-        "memoserve_inflight_requests; needs a custom-metrics adapter)",
+        description="average in-flight requests per pod to scale at: the Pods metric "
+        "memoserve_inflight_requests; with spec.model.server, the External metric of the front "
+        "pods' memoserve_upstream_inflight_requests (summed) per model pod. Needs a metrics "
+        "adapter",
     )
 
 
@@ -300,14 +302,6 @@ class InferenceServiceSpec(SpecModel):
                 "spec.model.server needs spec.front.enabled: true (an external server has no "
                 "cache of its own)",
                 ".model.server",
-            ),
-            (
-                "!has(self.model.server) || !has(self.autoscaling)"
-                " || !has(self.autoscaling.targetInflightRequestsPerPod)",
-                "spec.autoscaling.targetInflightRequestsPerPod needs the built-in runtime: an "
-                "external spec.model.server has no memoserve_inflight_requests (its HPA scales on "
-                "CPU)",
-                ".autoscaling.targetInflightRequestsPerPod",
             ),
         )
     )

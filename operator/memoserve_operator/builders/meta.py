@@ -29,6 +29,11 @@ AUTOSCALER = "autoscaler"
 CACHE = "cache"
 MONITORING = "monitoring"
 
+# The Prometheus label that names the InferenceService on every series scraped from its pods
+# (the PodMonitoring copies the pods' app.kubernetes.io/instance into it). spec.model.name, the
+# metrics' own `model` label, may be shared by several services of a namespace; this is not.
+SERVICE_METRIC_LABEL = "memoserve_service"
+
 HTTP_PORT_NAME = "http"
 GRPC_PORT_NAME = "grpc"
 GRPC_TLS_PORT_NAME = "grpc-tls"

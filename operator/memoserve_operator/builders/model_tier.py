@@ -15,7 +15,12 @@ from memoserve_contract.pod_settings import TERMINATION_LOG, model_tier_name
 from memoserve_contract.resource.inferenceservice import InferenceService, ModelServerSpec
 from memoserve_operator.builders.deployment import deployment
 from memoserve_operator.builders.env import model_env
-from memoserve_operator.builders.hpa import cpu_metric, hpa, inflight_metric
+from memoserve_operator.builders.hpa import (
+    cpu_metric,
+    hpa,
+    inflight_metric,
+    upstream_inflight_metric,
+)
 from memoserve_operator.builders.meta import (
     HTTP_PORT_NAME,
     MODEL,
@@ -124,20 +129,25 @@ def build_model_deployment(isvc: InferenceService, settings: OperatorSettings) -
 
 
 def model_metrics(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
-    """The built-in runtime: memoserve_inflight_requests (model executions in flight: only
-    misses reach it), and CPU as well when spec.autoscaling names a CPU target. An external
-    server publishes no such metric: CPU (spec.autoscaling's target, else the operator's)."""
+    """The model tier's load, and CPU as well when spec.autoscaling names a CPU target.
+
+    The built-in runtime: the Pods metric memoserve_inflight_requests (model executions in
+    flight: only misses reach it), with the operator's target when the spec names none. An
+    external server publishes no such metric: with targetInflightRequestsPerPod, the External
+    metric of what the fronts have in flight to it (per model pod); without, CPU alone (the
+    spec's target, else the operator's)."""
     targets = isvc.spec.autoscaling
     cpu = targets.target_cpu_utilization if targets else None
-    if isvc.spec.model.server is not None:
-        return [cpu_metric(cpu or settings.default_target_cpu_utilization)]
     inflight = targets.target_inflight_requests_per_pod if targets else None
-    found = [
-        inflight_metric(settings, inflight or settings.default_target_inflight_requests_per_pod)
-    ]
-    if cpu is not None:
-        found.insert(0, cpu_metric(cpu))
-    return found
+    if isvc.spec.model.server is None:
+        load = inflight_metric(
+            settings, inflight or settings.default_target_inflight_requests_per_pod
+        )
+    elif inflight is not None:
+        load = upstream_inflight_metric(isvc, settings, inflight)
+    else:
+        return [cpu_metric(cpu or settings.default_target_cpu_utilization)]
+    return [load] if cpu is None else [cpu_metric(cpu), load]
 
 
 def build_model_hpa(isvc: InferenceService, settings: OperatorSettings) -> Object:
