@@ -3,7 +3,7 @@ prometheus_client's own multiprocess merge."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -78,9 +78,11 @@ def test_another_workers_figures_are_those_it_last_wrote(tmp_path: Path) -> None
     one, two = ServingMetrics("iris"), ServingMetrics("iris")
     shared_one = WorkerMetrics(one.registry, tmp_path, pid=101)
     shared_two = WorkerMetrics(two.registry, tmp_path, pid=102)
-    hits: Callable[[], float] = lambda: samples(shared_one.exposition())[  # noqa: E731
-        ("memoserve_requests_total", (("cache", "hit"), ("code", "200"), ("model", "iris")))
-    ]
+
+    def hits() -> float:
+        key = ("memoserve_requests_total", (("cache", "hit"), ("code", "200"), ("model", "iris")))
+        return samples(shared_one.exposition())[key]
+
     one.requests.observe("hit", 200, 0.0001)
     two.requests.observe("hit", 200, 0.0001)
     shared_two.write()
@@ -93,8 +95,6 @@ def test_another_workers_figures_are_those_it_last_wrote(tmp_path: Path) -> None
 
 
 async def test_a_worker_keeps_writing_until_cancelled(tmp_path: Path) -> None:
-    import asyncio
-
     one, two = ServingMetrics("iris"), ServingMetrics("iris")
     shared_one = WorkerMetrics(one.registry, tmp_path, pid=101)
     shared_two = WorkerMetrics(two.registry, tmp_path, pid=102)

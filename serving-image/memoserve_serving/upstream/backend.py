@@ -77,25 +77,30 @@ class UpstreamBackend(ModelBackend):
             self._metrics.shed.inc()
             raise Overloaded(f"the model tier is saturated ({self._queued} misses waiting)")
         body, json_length = encode_request(request, wanted, binary=self.binary)
-        metrics = self._metrics
-        metrics.upstream_inflight += 1
+        self._metrics.upstream_inflight += 1
         try:
-            self._queued += 1
-            try:
-                await self._slots.acquire()
-            finally:
-                self._queued -= 1
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            try:
-                answer = await self._call(body, json_length, wanted, deadline)
-            finally:
-                self._slots.release()
+            answer, seconds = await self._call_when_free(body, json_length, wanted, deadline)
         finally:
-            metrics.upstream_inflight -= 1
+            self._metrics.upstream_inflight -= 1
         if self._cost is not None:
-            self._cost.observe(loop.time() - started, 1)
+            self._cost.observe(seconds, 1)
         return answer
+
+    async def _call_when_free(
+        self, body: bytes, json_length: int | None, wanted: Sequence[str], deadline: float | None
+    ) -> tuple[tuple[Tensor, ...], float]:
+        """Wait for a connection slot, then call: the answer and how long the call took."""
+        self._queued += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._queued -= 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await self._call(body, json_length, wanted, deadline), loop.time() - started
+        finally:
+            self._slots.release()
 
     async def _call(
         self, body: bytes, json_length: int | None, wanted: Sequence[str], deadline: float | None
