@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -124,6 +124,17 @@ class ServingSettings(BaseModel):
         "a missing file means no password",
     )
     redis_ca_file: Path | None = Field(default=None, description="server CA for rediss://")
+    redis_auth: Literal["password", "iam"] = Field(
+        default="password",
+        description="password: AUTH with redis_password[_file] when one is set; iam: AUTH as "
+        "user default with an access token of the pod's Google service account (Memorystore for "
+        "Valkey / Redis Cluster IAM auth), fetched with Application Default Credentials",
+    )
+    redis_read_replicas: bool = Field(
+        default=False,
+        description="on a cluster, read answers from replicas too (READONLY): more hit "
+        "throughput, but a hit may be missed just after the answer was written",
+    )
     redis_tls_check_hostname: bool = Field(
         default=False, description="Memorystore certs name no host; the CA is always verified"
     )
