@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from memoserve_contract import cache_stats
 from memoserve_contract.cache_stats import CacheStats
-from memoserve_operator.builders.redis import RedisEndpoint
+from memoserve_contract.redis_endpoint import RedisEndpoint
 
 log = logging.getLogger(__name__)
 

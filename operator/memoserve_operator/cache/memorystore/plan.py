@@ -17,10 +17,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.cache import MemorystoreSpec
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import MANAGED_BY
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.memorystore.api import Instance
 from memoserve_operator.settings import OperatorSettings
 
