@@ -83,8 +83,8 @@ def test_network_takes_a_short_or_full_name(network: str) -> None:
     assert spec.network == network
 
 
-@pytest.mark.parametrize("replicas", [-1, 3])
-def test_redis_cluster_replicas_are_0_to_2(replicas: int) -> None:
+@pytest.mark.parametrize("replicas", [-1, 6])
+def test_redis_cluster_replicas_are_0_to_5(replicas: int) -> None:
     with pytest.raises(ValidationError, match=r"redisCluster\.replicaCount"):
         CacheSpec.model_validate({"redisCluster": {"replicaCount": replicas}})
 
