@@ -39,9 +39,9 @@ import kopf
 from memoserve_contract.resource.inferenceservice import GROUP, PLURAL, VERSION
 from memoserve_operator.builders import OWNED_KINDS
 from memoserve_operator.builders.meta import MANAGED_BY
-from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
-from memoserve_operator.cache.memorystore.record import KopfEvents
-from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.connector import MemorystoreConnector
+from memoserve_operator.cache.lifecycle import MemorystoreStep
+from memoserve_operator.cache.record import KopfEvents
 from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of

@@ -30,9 +30,9 @@ from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, Infe
 from memoserve_contract.resource.status import ConditionType, InferenceServiceStatus
 from memoserve_operator.builders import build_all
 from memoserve_operator.builders.meta import model_selector, selector
-from memoserve_operator.cache.memorystore.record import Ref
-from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.lifecycle import MemorystoreStep
 from memoserve_operator.cache.outcome import CacheOutcome
+from memoserve_operator.cache.record import Ref
 from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.cache.step import resolve_cache
 from memoserve_operator.children.compare import stamp

@@ -16,8 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 from kubernetes_asyncio.client import Configuration
 
-from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
-from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.connector import MemorystoreConnector
+from memoserve_operator.cache.lifecycle import MemorystoreStep
 from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import ReconcileOutcome, Reconciler

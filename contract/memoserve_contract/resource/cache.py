@@ -2,7 +2,7 @@
 
 Three sources, exactly one per enabled cache: an ``external`` Redis (host, port, TLS, password
 Secret), a ``memorystore`` instance the operator creates, or an ``existingMemorystore`` instance
-shared by several services. The operator's ``cache.step`` and ``cache.memorystore.step`` turn
+shared by several services. The operator's ``cache.step`` and ``cache.lifecycle`` turn
 each into a Redis endpoint.
 """
 
