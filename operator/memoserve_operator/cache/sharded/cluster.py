@@ -35,17 +35,19 @@ def to_proto(instance: ShardedInstance) -> Cluster:
     fields: dict[str, Any] = {
         "name": instance.name,
         "shard_count": instance.shard_count,
-        "authorization_mode": redis_cluster_v1.AuthorizationMode[AUTH[instance.authorization_mode]],
-        "transit_encryption_mode": redis_cluster_v1.TransitEncryptionMode[
-            TRANSIT[instance.transit_encryption_mode]
-        ],
+        "authorization_mode": getattr(
+            redis_cluster_v1.AuthorizationMode, AUTH[instance.authorization_mode]
+        ),
+        "transit_encryption_mode": getattr(
+            redis_cluster_v1.TransitEncryptionMode, TRANSIT[instance.transit_encryption_mode]
+        ),
         "redis_configs": dict(instance.configs),
         "deletion_protection_enabled": False,  # the operator deletes per deletionPolicy
     }
     if instance.replica_count is not None:
         fields["replica_count"] = instance.replica_count
     if instance.node_type:
-        fields["node_type"] = redis_cluster_v1.NodeType[f"REDIS_{instance.node_type}"]
+        fields["node_type"] = getattr(redis_cluster_v1.NodeType, f"REDIS_{instance.node_type}")
     if instance.network:
         fields["psc_configs"] = [redis_cluster_v1.PscConfig(network=instance.network)]
     return Cluster(**fields)

@@ -69,8 +69,6 @@ CLUSTER_KIND = Kind(
     "gcp-memorystore-redis",
     "roles/redis.dbConnectionUser",
 )
-# The names engines.py uses.
-VALKEY, CLUSTER = VALKEY_KIND, CLUSTER_KIND
 
 
 class ShardedEngine:

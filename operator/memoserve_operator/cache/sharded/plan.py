@@ -58,7 +58,7 @@ def compare(desired: ShardedInstance, actual: ShardedInstance) -> Changes:
     recreate = immutable(desired, actual, IMMUTABLE)
     recreate += immutable(desired, actual, IMMUTABLE_UNLESS_DEFAULT)
     recreate += moved(desired.name, actual.name)
-    fields = UPDATABLE.get(desired.engine, CLUSTER_UPDATABLE)
+    fields: tuple[str, ...] = UPDATABLE.get(desired.engine, CLUSTER_UPDATABLE)
     wanted, current = desired.engine_version, actual.engine_version
     if wanted and _version(wanted) < _version(current):  # no downgrade in place
         recreate.append(f"engine_version: {current} -> {wanted}")

@@ -32,10 +32,12 @@ def to_proto(instance: ShardedInstance) -> Instance:
     fields: dict[str, Any] = {
         "name": instance.name,
         "shard_count": instance.shard_count,
-        "authorization_mode": Instance.AuthorizationMode[AUTH[instance.authorization_mode]],
-        "transit_encryption_mode": Instance.TransitEncryptionMode[
-            TRANSIT[instance.transit_encryption_mode]
-        ],
+        "authorization_mode": getattr(
+            Instance.AuthorizationMode, AUTH[instance.authorization_mode]
+        ),
+        "transit_encryption_mode": getattr(
+            Instance.TransitEncryptionMode, TRANSIT[instance.transit_encryption_mode]
+        ),
         "engine_configs": dict(instance.configs),
         "labels": dict(instance.labels),
         "deletion_protection_enabled": False,  # the operator deletes per deletionPolicy
@@ -43,11 +45,11 @@ def to_proto(instance: ShardedInstance) -> Instance:
     if instance.replica_count is not None:
         fields["replica_count"] = instance.replica_count
     if instance.node_type:
-        fields["node_type"] = Instance.NodeType[instance.node_type.removeprefix("REDIS_")]
+        fields["node_type"] = getattr(Instance.NodeType, instance.node_type.removeprefix("REDIS_"))
     if instance.engine_version:
         fields["engine_version"] = instance.engine_version
     if instance.mode:
-        fields["mode"] = Instance.Mode[instance.mode]
+        fields["mode"] = getattr(Instance.Mode, instance.mode)
     if instance.network:
         project = instance.name.split("/")[1]  # the endpoints live in the instance's project
         connection = memorystore_v1.PscAutoConnection(network=instance.network, project_id=project)
