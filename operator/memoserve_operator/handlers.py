@@ -40,9 +40,9 @@ from memoserve_contract.resource.inferenceservice import GROUP, PLURAL, VERSION
 from memoserve_operator.builders import OWNED_KINDS
 from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.cache.connector import MemorystoreConnector
+from memoserve_operator.cache.iam_token import tokens_for
 from memoserve_operator.cache.lifecycle import MemorystoreStep
 from memoserve_operator.cache.record import KopfEvents
-from memoserve_operator.cache.iam_token import tokens_for
 from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of

@@ -28,10 +28,10 @@ from redis.exceptions import AuthenticationError, RedisClusterException, RedisEr
 from memoserve_contract import cache_stats
 from memoserve_contract.cache_stats import CacheStats
 from memoserve_contract.resource.status import ConditionType
+from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.iam_token import TokenSource
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.verdict import Verdict
-from memoserve_operator.builders.redis import RedisEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,13 @@ def refusal(endpoint: RedisEndpoint, account: str | None, exc: Exception) -> str
     if endpoint.auth != "iam":
         return f"the cache at {where} refused AUTH ({exc}): the AUTH string no longer matches"
     role = CONNECTION_ROLES.get(endpoint.engine, "the dbConnectionUser role")
-    who = f"the pods' Google service account {account}" if account else (
-        "the operator's own account (the service names no spec.serviceAccount.gcpServiceAccount,"
-        " so its pods use their node's or namespace's identity)"
+    who = (
+        f"the pods' Google service account {account}"
+        if account
+        else (
+            "the operator's own account (the service names no "
+            "spec.serviceAccount.gcpServiceAccount: its pods use another identity)"
+        )
     )
     return (
         f"the cache at {where} refused AUTH with an access token of {who} ({exc}): "

@@ -47,6 +47,7 @@ class ShardedInstance:
     state: str = ""  # Google's word: CREATING, ACTIVE, UPDATING, DELETING
     discovery_address: str = ""
     discovery_port: int = 0
+    node_addresses: tuple[str, ...] = ()  # the Private Service Connect endpoints' addresses
     status_message: str = ""
 
     @property
