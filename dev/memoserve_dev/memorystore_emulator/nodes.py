@@ -72,6 +72,11 @@ class ClusterNodes:
 
     def start(self) -> None:
         self.cluster.start()
+        try:
+            self.scaler.settle()
+        except BaseException:
+            self.cluster.stop()
+            raise
 
     def scale(self, shards: int, replicas: int) -> None:
         self.scaler.scale(shards, replicas)

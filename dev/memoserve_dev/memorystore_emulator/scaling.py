@@ -12,14 +12,18 @@ The seed node (the discovery endpoint) always stays. Blocking: call from a threa
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
+from collections import Counter
 
 from memoserve_dev.memorystore_emulator.ports import cluster_ports
 from memoserve_dev.redis_cluster import RedisCluster
 from memoserve_dev.redis_server import RedisServer, RedisServerError
 
 JOIN_SECONDS = 30.0
+ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 class Scaler:
@@ -39,19 +43,51 @@ class Scaler:
             self._set_replicas(replicas)
         self.cluster.wait_ok()
 
+    def settle(self) -> None:
+        """After the launcher's start: a node meant to be a replica whose ``CLUSTER REPLICATE``
+        was refused (it did not know its primary yet; redis-cli exits 0 on an error reply)
+        is a primary without slots. Make each such node a replica of a shard short of them."""
+        deadline = time.monotonic() + JOIN_SECONDS
+        while True:
+            infos = self.cluster.topology()
+            empty = [i for i in infos if i.primary and not i.slots and not i.failed]
+            if not empty:
+                return
+            if time.monotonic() > deadline:
+                raise RedisServerError(f"{self.cluster.workdir}: nodes without a role")
+            count = Counter(i.primary_id for i in infos if not i.primary)
+            shards = [i for i in infos if i.primary and i.slots]
+            for info in empty:
+                target = min(shards, key=lambda s: count[s.node_id])
+                count[target.node_id] += 1
+                node = self.cluster.node_for_port(info.port)
+                log.info("%s: node %d replicates %d", self.cluster.workdir, info.port, target.port)
+                node.cli("CLUSTER", "REPLICATE", target.node_id)
+            time.sleep(0.2)
+            self.cluster.wait_ok()
+
     def _seed_primary(self) -> None:
         """Make the seed a primary again if a failover made it a replica: it must stay (it is
         the discovery endpoint), and only primaries' replicas are removed."""
         seed = self.cluster.seed
         if seed.cli("ROLE").splitlines()[0] == "master":
             return
+        log.info("%s: seed %d is a replica: failing over to it", self.cluster.workdir, seed.port)
         seed.cli("CLUSTER", "FAILOVER")
         deadline = time.monotonic() + JOIN_SECONDS
-        while seed.cli("ROLE").splitlines()[0] != "master":
+        while not self._all_see_primary(seed):
             if time.monotonic() > deadline:
                 raise RedisServerError(f"seed {seed.port} did not take over its shard")
             time.sleep(0.1)
         self.cluster.wait_ok()
+
+    def _all_see_primary(self, node: RedisServer) -> bool:
+        for via in self.cluster.nodes:
+            if via.running:
+                info = next(i for i in self.cluster.topology(via=via) if i.port == node.port)
+                if not info.primary:
+                    return False
+        return True
 
     # -- shards ----------------------------------------------------------------------------
 
@@ -91,12 +127,21 @@ class Scaler:
     # -- replicas --------------------------------------------------------------------------
 
     def _set_replicas(self, replicas: int) -> None:
-        for primary in self.cluster.primaries():
-            current = self.cluster.replicas_of(primary)
-            for replica in current[replicas:]:
-                self._del_node(replica)
-            for _ in range(replicas - len(current)):
-                self._add_replica(primary)
+        # Views of the topology lag behind changes (gossip): check again until it is right.
+        for _ in range(ATTEMPTS):
+            log.info("%s: topology %s", self.cluster.workdir, self.cluster.topology())
+            changed = False
+            for primary in self.cluster.primaries():
+                current = self.cluster.replicas_of(primary)
+                for replica in [r for r in current if r is not self.cluster.seed][replicas:]:
+                    self._del_node(replica)
+                    changed = True
+                for _ in range(replicas - len(current)):
+                    self._add_replica(primary)
+                    changed = True
+            if not changed:
+                break
+            self.cluster.wait_ok()
         self.cluster.replicas = replicas
 
     def _add_replica(self, primary: RedisServer) -> None:
@@ -124,6 +169,7 @@ class Scaler:
             config=seed.config,  # the cluster's own (cluster-enabled, TLS bus, configs)
         )
         self._made += 1
+        log.info("%s: adding node %d", self.cluster.workdir, node.port)
         node.start()
         self.cluster.nodes.append(node)
         return node
@@ -131,6 +177,7 @@ class Scaler:
     def _del_node(self, node: RedisServer) -> None:
         """Forget ``node`` everywhere; redis-cli shuts it down, ``stop`` reaps it."""
         node_id = self._ids()[node.port]
+        log.info("%s: removing node %d", self.cluster.workdir, node.port)
         self._redis_cli("--cluster", "del-node", self._seed_address(), node_id)
         node.stop()
         self.cluster.nodes.remove(node)
