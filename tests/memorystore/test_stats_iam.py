@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from redis.asyncio.cluster import RedisCluster
 
 from memoserve_contract import cache_stats
 from memoserve_contract.cache_stats import CacheStats
-from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.status import CacheStatus, ConditionType
 from memoserve_dev.redis_cluster import RedisCluster as LocalCluster
 from memoserve_dev.redis_server import RedisServer
