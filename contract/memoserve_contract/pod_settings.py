@@ -98,6 +98,12 @@ def _clients(isvc: InferenceService) -> dict[str, Any]:
             values["redis_ca_file"] = REDIS_CA_FILE
         if cache.auth_expected:
             values["redis_password_file"] = REDIS_PASSWORD_FILE
+        # IAM for a created Valkey / Redis Cluster: an access token, nothing secret in the pod.
+        # An existing one's mode comes from the <name>-redis Secret (builders.env).
+        if cache.redis_auth == "iam":
+            values["redis_auth"] = "iam"
+        if cache.read_from_replicas:
+            values["redis_read_replicas"] = True
     return values
 
 

@@ -67,7 +67,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "URL", "type": "string", "jsonPath": ".status.url"},
     {"name": "Replicas", "type": "string", "jsonPath": ".status.replicaSummary"},
-    {"name": "Cache", "type": "string", "jsonPath": ".status.cache.state"},
+    # State first (read at a glance), then engine, SHARDSxNODES and endpoint: cache_summary().
+    {"name": "Cache", "type": "string", "jsonPath": ".status.cache.summary"},
     {"name": "Hit%", "type": "string", "jsonPath": ".status.cache.hitRatio"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.uri", "priority": 1},

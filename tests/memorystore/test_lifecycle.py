@@ -61,8 +61,9 @@ async def test_create_then_ready_then_secret_and_deployment(world: World) -> Non
     assert found["password"] == world.emulator.backend.get_auth_string(INSTANCE)
     assert found["ca.crt"] == instance.server_ca_certs[0].cert
     assert cache_status(world.api) | {"operation": None} == {
-        "source": "memorystore", "name": INSTANCE, "host": "127.0.0.1", "port": instance.port,
-        "state": "READY", "operation": None,
+        "source": "memorystore", "engine": "redis", "name": INSTANCE, "host": "127.0.0.1",
+        "port": instance.port, "state": "READY", "operation": None,
+        "summary": f"READY redis 127.0.0.1:{instance.port}",
     }  # fmt: skip
     pod = stored(world.api, DEPLOYMENT)["spec"]["template"]["spec"]
     refs = {

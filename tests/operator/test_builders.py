@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders import OWNED_KINDS, build_all
 from memoserve_operator.builders.deployment import build_deployment, config_checksum
 from memoserve_operator.builders.meta import selector
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.settings import OperatorSettings
 from tests.operator.helpers import SETTINGS, make_isvc, validate_object
 

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.settings import ServingSettings, env_var
 from memoserve_operator.builders import build_all
 from memoserve_operator.builders.deployment import build_deployment
-from memoserve_operator.builders.redis import RedisEndpoint, SecretKey, redis_refs
+from memoserve_operator.builders.redis import SecretKey, redis_refs
 from tests.operator.helpers import SETTINGS, make_isvc
 
 TLS_EXTERNAL = {

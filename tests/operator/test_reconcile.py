@@ -125,8 +125,10 @@ async def test_first_reconcile_applies_each_object_once_then_writes_status(
     written = writes(api)[-1].data["status"]
     assert written["observedGeneration"] == 1
     assert written["cache"] == {
-        "source": "external", "name": None, "host": "redis.example.com", "port": 6379,
-        "state": "EXTERNAL", "operation": None, "message": None, "hitRatio": None,
+        "source": "external", "engine": "redis", "name": None, "host": "redis.example.com",
+        "port": 6379, "shards": None, "replicasPerShard": None, "state": "EXTERNAL",
+        "summary": "EXTERNAL redis redis.example.com:6379", "operation": None, "message": None,
+        "hitRatio": None,
     }  # fmt: skip
     assert [(c["type"], c["status"], c["reason"]) for c in written["conditions"]] == [
         ("Ready", "False", "RolloutInProgress"),
@@ -363,7 +365,12 @@ async def test_memorystore_without_a_client_holds_the_deployment_back(
     assert [r.method.value for r in writes(api, since)] == ["PATCH", "PATCH"]
     cache = condition(api, "CacheReady")
     assert (cache["status"], cache["reason"]) == ("False", "CacheConfigError")
-    assert status(api)["cache"] == {"source": "memorystore", "state": "ERROR"}
+    assert status(api)["cache"] == {
+        "source": "memorystore",
+        "engine": "redis",
+        "state": "ERROR",
+        "summary": "ERROR redis",
+    }
     assert not api.objects[key("v1", "Secret"), NAMESPACE, "iris-redis"].deleted
     health = HealthCheck(HEALTH_LUA.read_text())(dict(api.objects[ISVC, NAMESPACE, "iris"]))
     assert health["status"] == "Degraded"

@@ -317,10 +317,14 @@ def test_status_patch_removes_what_is_no_longer_there() -> None:
     assert patch["conditions"] == []
     assert patch["cache"] == {
         "source": None,
+        "engine": None,
         "name": None,
         "host": None,
         "port": None,
+        "shards": None,
+        "replicasPerShard": None,
         "state": "OFF",
+        "summary": None,
         "operation": None,
         "message": None,
         "hitRatio": None,

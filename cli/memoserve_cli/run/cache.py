@@ -61,7 +61,7 @@ def plan_cache(
     notice: Callable[[str], None],
 ) -> CachePlan:
     """Decide (and start, on ``stack``) the cache for ``isvc``; RunError for a bad Redis."""
-    from memoserve_operator.builders.redis import external_endpoint
+    from memoserve_contract.redis_endpoint import external_endpoint
 
     cache = isvc.spec.cache
     source = cache.source if cache is not None else None

@@ -1,24 +1,64 @@
 """spec.cache: where the Redis behind an InferenceService lives.
 
-Three sources, exactly one per enabled cache: an ``external`` Redis (host, port, TLS, password
-Secret), a ``memorystore`` instance the operator creates, or an ``existingMemorystore`` instance
-shared by several services. The operator's ``cache.step`` and ``cache.lifecycle`` turn
-each into a Redis endpoint.
+Exactly one source per enabled cache: an ``external`` Redis (host, port, TLS, password Secret),
+a ``memorystore`` instance the operator creates, or an ``existingMemorystore`` instance shared by
+several services; for a cache that outgrows one primary, the sharded engines of
+``sharded_cache``: ``valkey`` / ``redisCluster`` (created) or ``existingValkey`` /
+``existingRedisCluster``. The operator's ``cache.step`` turns each into a ``RedisEndpoint``.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import ConfigDict, Field
 
+# Re-exported: they were defined here before the sharded sources shared them.
+from memoserve_contract.resource.cache_enums import DeletionPolicy as DeletionPolicy
+from memoserve_contract.resource.cache_enums import TransitEncryptionMode as TransitEncryptionMode
 from memoserve_contract.resource.fields import SpecModel, rules
+from memoserve_contract.resource.sharded_cache import (
+    AuthorizationMode,
+    ExistingRedisCluster,
+    ExistingValkey,
+    RedisClusterSpec,
+    ValkeySpec,
+)
 
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 
-CacheSource = Literal["external", "memorystore", "existingMemorystore"]
+CacheSource = Literal[
+    "external",
+    "memorystore",
+    "existingMemorystore",
+    "valkey",
+    "redisCluster",
+    "existingValkey",
+    "existingRedisCluster",
+]
+# The engines behind the sources (status.cache.engine, the CACHE column).
+CacheEngine = Literal["redis", "valkey", "redis-cluster"]
+# How the pods AUTH: with a password (or none), or with an IAM access token.
+RedisAuth = Literal["password", "iam"]
+
+SHARDED_SOURCES: frozenset[CacheSource] = frozenset(
+    {"valkey", "redisCluster", "existingValkey", "existingRedisCluster"}
+)
+# Sources whose auth mode and TLS are learned only when the operator reads the instance.
+EXISTING_SOURCES: frozenset[CacheSource] = frozenset(
+    {"existingMemorystore", "existingValkey", "existingRedisCluster"}
+)
+_ENGINES: dict[CacheSource, CacheEngine] = {
+    "external": "redis",
+    "memorystore": "redis",
+    "existingMemorystore": "redis",
+    "valkey": "valkey",
+    "existingValkey": "valkey",
+    "redisCluster": "redis-cluster",
+    "existingRedisCluster": "redis-cluster",
+}
 
 
 class PasswordSecretRef(SpecModel):
@@ -67,19 +107,9 @@ class ConnectMode(enum.StrEnum):
     PRIVATE_SERVICE_ACCESS = "PRIVATE_SERVICE_ACCESS"
 
 
-class TransitEncryptionMode(enum.StrEnum):
-    SERVER_AUTHENTICATION = "SERVER_AUTHENTICATION"
-    DISABLED = "DISABLED"
-
-
 class ReadReplicasMode(enum.StrEnum):
     READ_REPLICAS_DISABLED = "READ_REPLICAS_DISABLED"
     READ_REPLICAS_ENABLED = "READ_REPLICAS_ENABLED"
-
-
-class DeletionPolicy(enum.StrEnum):
-    DELETE = "Delete"
-    RETAIN = "Retain"
 
 
 class MemorystoreSpec(SpecModel):
@@ -138,10 +168,10 @@ class ExistingMemorystore(SpecModel):
 
 
 # How many sources a cache names, in CEL (no let-bindings in every API server version we support).
-_SOURCES = (
-    "((has(self.external) ? 1 : 0) + (has(self.memorystore) ? 1 : 0)"
-    " + (has(self.existingMemorystore) ? 1 : 0))"
-)
+_SOURCES = "(" + " + ".join(f"(has(self.{s}) ? 1 : 0)" for s in get_args(CacheSource)) + ")"
+_SOURCE_LIST = ", ".join(get_args(CacheSource)[:-1]) + " or " + get_args(CacheSource)[-1]
+# Sources with replicas that may answer reads.
+_REPLICA_SOURCES = " || ".join(f"has(self.{s})" for s in sorted(SHARDED_SOURCES))
 
 
 class CacheSpec(SpecModel):
@@ -151,9 +181,26 @@ class CacheSpec(SpecModel):
         json_schema_extra=rules(
             (
                 f"{_SOURCES} == 1 || ({_SOURCES} == 0 && !self.enabled)",
-                "spec.cache needs exactly one of external, memorystore or existingMemorystore "
-                "(none only with enabled: false)",
+                f"spec.cache needs exactly one of {_SOURCE_LIST} (none only with enabled: false)",
                 "",
+            ),
+            (
+                f"!self.readFromReplicas || {_REPLICA_SOURCES}",
+                "spec.cache.readFromReplicas needs a valkey, redisCluster, existingValkey or "
+                "existingRedisCluster cache",
+                ".readFromReplicas",
+            ),
+            (
+                "!self.readFromReplicas || !has(self.valkey) || self.valkey.replicaCount > 0",
+                "spec.cache.readFromReplicas needs spec.cache.valkey.replicaCount of at least 1",
+                ".readFromReplicas",
+            ),
+            (
+                "!self.readFromReplicas || !has(self.redisCluster)"
+                " || self.redisCluster.replicaCount > 0",
+                "spec.cache.readFromReplicas needs spec.cache.redisCluster.replicaCount of at "
+                "least 1",
+                ".readFromReplicas",
             ),
         )
     )
@@ -169,27 +216,63 @@ class CacheSpec(SpecModel):
         le=512 * 1024 * 1024,  # Memorystore's (and Redis's) largest value
         description="answers larger than this are served, not cached (default 1 MiB; 0 = no cap)",
     )
+    read_from_replicas: bool = Field(
+        default=False,
+        description="valkey / redisCluster (and existing ones): serve hits from replicas too "
+        "(more hit throughput; an answer may be missed for a moment after it is written)",
+    )
     external: ExternalRedis | None = None
     memorystore: MemorystoreSpec | None = None
     existing_memorystore: ExistingMemorystore | None = None
+    valkey: ValkeySpec | None = None
+    redis_cluster: RedisClusterSpec | None = None
+    existing_valkey: ExistingValkey | None = None
+    existing_redis_cluster: ExistingRedisCluster | None = None
 
     @property
     def source(self) -> CacheSource | None:
         """Which Redis serves this cache (None when disabled)."""
         if not self.enabled:
             return None
-        if self.external is not None:
-            return "external"
-        if self.memorystore is not None:
-            return "memorystore"
-        if self.existing_memorystore is not None:
-            return "existingMemorystore"
+        for source in get_args(CacheSource):
+            if getattr(self, type(self).field_name(source)) is not None:
+                return source  # type: ignore[no-any-return]  # one of CacheSource's values
         return None
+
+    @staticmethod
+    def field_name(source: str) -> str:
+        """The Python field of a source (``existingValkey`` -> ``existing_valkey``)."""
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in source)
+
+    @property
+    def engine(self) -> CacheEngine | None:
+        source = self.source
+        return _ENGINES[source] if source is not None else None
+
+    @property
+    def sharded(self) -> bool:
+        """A Valkey or Redis Cluster source (whether or not cluster mode is on)."""
+        return self.source in SHARDED_SOURCES
+
+    @property
+    def redis_auth(self) -> RedisAuth | None:
+        """How the pods AUTH: ``iam`` (an access token) for a created Valkey / Redis Cluster with
+        IAM_AUTH, ``password`` (the AUTH string when there is one) for the others, and None for
+        an existing Valkey / Redis Cluster, whose mode is learned when it is read (the pods then
+        read it from the ``<name>-redis`` Secret)."""
+        source = self.source
+        if source is None or source in ("existingValkey", "existingRedisCluster"):
+            return None
+        sharded = self.valkey or self.redis_cluster
+        if sharded is not None and sharded.authorization_mode == AuthorizationMode.IAM_AUTH:
+            return "iam"
+        return "password"
 
     @property
     def auth_expected(self) -> bool:
-        """Whether the pods are given a Redis AUTH string. An existing instance's AUTH setting
-        is learned only when the operator reads it, so its AUTH string is expected (optional)."""
+        """Whether the pods are given a Redis AUTH string. An existing Memorystore instance's
+        AUTH setting is learned only when the operator reads it, so its AUTH string is expected
+        (optional). Valkey and Redis Cluster have no AUTH string: IAM or nothing."""
         source = self.source
         if source == "external" and self.external is not None:
             return self.external.password_secret_ref is not None
@@ -204,7 +287,9 @@ class CacheSpec(SpecModel):
         source = self.source
         if source == "external" and self.external is not None:
             return self.external.tls and self.external.ca_secret_ref is not None
-        if source == "memorystore" and self.memorystore is not None:
-            mode = self.memorystore.transit_encryption_mode
-            return mode == TransitEncryptionMode.SERVER_AUTHENTICATION
-        return source == "existingMemorystore"
+        if source is None:
+            return False
+        owned = self.memorystore or self.valkey or self.redis_cluster
+        if owned is not None:
+            return owned.transit_encryption_mode == TransitEncryptionMode.SERVER_AUTHENTICATION
+        return source in EXISTING_SOURCES

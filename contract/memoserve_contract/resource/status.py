@@ -54,10 +54,20 @@ class CacheStatus(StatusModel):
     """The Redis behind the service, as the operator last saw it."""
 
     source: str | None = Field(default=None, description="external | memorystore | ...")
+    engine: str | None = Field(default=None, description="redis | valkey | redis-cluster")
     name: str | None = Field(default=None, description="Memorystore instance name")
-    host: str | None = None
+    host: str | None = Field(
+        default=None, description="the endpoint clients connect to (a cluster's discovery one)"
+    )
     port: int | None = None
-    state: str | None = Field(default=None, description="READY, CREATING, ... (CACHE column)")
+    shards: int | None = Field(default=None, ge=0, description="primaries (sharded engines)")
+    replicas_per_shard: int | None = Field(default=None, ge=0)
+    state: str | None = Field(default=None, description="READY, CREATING, ...")
+    summary: str | None = Field(
+        default=None,
+        description="the CACHE column: state, engine, shards x nodes per shard and endpoint, "
+        'e.g. "READY valkey 3x2 10.0.0.5:6379" (cache_summary())',
+    )
     operation: str | None = Field(default=None, description="pending long-running operation")
     message: str | None = None
     hit_ratio: str | None = Field(
@@ -90,3 +100,26 @@ class InferenceServiceStatus(StatusModel):
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
+
+
+def cache_summary(cache: CacheStatus) -> str:
+    """The CACHE column for ``cache``: the state first (what people read at a glance), then the
+    engine, SHARDSxNODES (nodes per shard: the primary and its replicas) and the endpoint, each
+    left out while unknown. E.g. ``READY valkey 3x2 10.0.0.5:6379``, ``CREATING redis-cluster
+    3x2``, ``EXTERNAL redis redis.example:6379``, ``OFF``."""
+    parts = [cache.state or "UNKNOWN"]
+    if cache.engine:
+        parts.append(cache.engine)
+    if cache.shards is not None:
+        parts.append(f"{cache.shards}x{1 + (cache.replicas_per_shard or 0)}")
+    if cache.host:
+        host = f"[{cache.host}]" if ":" in cache.host else cache.host  # an IPv6 literal
+        parts.append(f"{host}:{cache.port}" if cache.port is not None else host)
+    return " ".join(parts)
+
+
+def with_summary(cache: CacheStatus | None) -> CacheStatus | None:
+    """``cache`` with its summary (re)computed from its other fields."""
+    if cache is None:
+        return None
+    return cache.model_copy(update={"summary": cache_summary(cache)})

@@ -7,6 +7,7 @@ JSON-ready dicts ready for server-side apply. ``build_all`` is the whole desired
 from __future__ import annotations
 
 from memoserve_contract.pod_settings import model_tier_name
+from memoserve_contract.redis_endpoint import RedisEndpoint, external_endpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.backend_config import build_backend_config
 from memoserve_operator.builders.deployment import build_deployment
@@ -31,12 +32,7 @@ from memoserve_operator.builders.network_policy import (
 )
 from memoserve_operator.builders.pdb import build_pdb
 from memoserve_operator.builders.pod_monitoring import build_pod_monitoring
-from memoserve_operator.builders.redis import (
-    RedisEndpoint,
-    build_redis_secret,
-    external_endpoint,
-    redis_refs,
-)
+from memoserve_operator.builders.redis import build_redis_secret, redis_refs
 from memoserve_operator.builders.service import build_model_service, build_service
 from memoserve_operator.builders.service_account import build_service_account
 from memoserve_operator.settings import OperatorSettings

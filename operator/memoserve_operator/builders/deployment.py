@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
+from memoserve_contract.resource.cache import CacheSpec
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.grpc_tls import TlsMaterial
 from memoserve_operator.builders.meta import SERVING, Object, object_meta, selector_labels
 from memoserve_operator.builders.pod import pod_template
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.settings import OperatorSettings
 
 
@@ -30,20 +31,36 @@ def config_checksum(
         del model["server"]
     material: dict[str, object] = {
         "model": model,
-        "cache": (
-            spec.cache.model_dump(mode="json", by_alias=True, exclude={"memorystore"})
-            if spec.cache
-            else None
-        ),
+        "cache": _cache_material(spec.cache) if spec.cache else None,
         "cacheSource": spec.cache.source if spec.cache else None,
         "redis": (
             [redis.url, redis.password or "", redis.ca_cert or ""] if redis is not None else None
         ),
     }
+    if redis is not None and redis.auth != "password":  # only then, as for grpcTls below
+        material["redisAuth"] = redis.auth
     if grpc_tls is not None:  # only then: the checksum of every other service stays the same
         material["grpcTls"] = grpc_tls.cert_pem
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# An owned instance's own settings (size, shards, replicas, configs...) reach the pods only
+# through the endpoint: a resize must not restart every serving pod.
+_INSTANCE_SETTINGS = frozenset({"memorystore", "valkey", "redis_cluster"})
+# Fields added after services existed: left out while unset, so that an operator upgrade does
+# not change (and roll) every existing Deployment.
+_NEWER_FIELDS = ("readFromReplicas", "existingValkey", "existingRedisCluster")
+
+
+def _cache_material(cache: CacheSpec) -> dict[str, object]:
+    material: dict[str, object] = cache.model_dump(
+        mode="json", by_alias=True, exclude=set(_INSTANCE_SETTINGS)
+    )
+    for key in _NEWER_FIELDS:
+        if not material.get(key):
+            material.pop(key, None)
+    return material
 
 
 def build_deployment(

@@ -1,7 +1,8 @@
 """The serving container's environment, through the contract package.
 
-Plain values come from ``pod_settings.pod_env()``; the Redis URL, from the ``<name>-redis``
-Secret, is a ``valueFrom.secretKeyRef`` entry named by ``env_var()``; the AUTH string and the
+Plain values come from ``pod_settings.pod_env()``; the Redis URL (and an existing Valkey / Redis
+Cluster's auth mode), from the ``<name>-redis`` Secret, are ``valueFrom.secretKeyRef`` entries
+named by ``env_var()``; the AUTH string and the
 server CA are files from Secret volumes (``redis_files``). No MEMOSERVE_* name is spelled here.
 """
 
@@ -25,9 +26,16 @@ def drain_seconds(isvc: InferenceService, settings: OperatorSettings) -> int:
 def container_env(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
     plain = pod_settings.pod_env(isvc, default_drain_seconds=settings.default_drain_seconds)
     env: list[Object] = [{"name": name, "value": value} for name, value in plain.items()]
-    refs = redis_refs(isvc)
-    if refs is not None:
-        env.append(_from_secret("redis_url", refs.url))
+    return env + _redis_env(redis_refs(isvc))
+
+
+def _redis_env(refs: RedisRefs | None) -> list[Object]:
+    """The Redis URL, and an existing Valkey / Redis Cluster's auth mode, from the Secret."""
+    if refs is None:
+        return []
+    env = [_from_secret("redis_url", refs.url)]
+    if refs.auth is not None:
+        env.append(_from_secret("redis_auth", refs.auth))
     return env
 
 
@@ -72,10 +80,7 @@ def front_env(
         isvc, default_drain_seconds=settings.default_drain_seconds, cpu_request=cpu
     )
     env: list[Object] = [{"name": name, "value": value} for name, value in plain.items()]
-    refs = redis_refs(isvc)
-    if refs is not None:
-        env.append(_from_secret("redis_url", refs.url))
-    return env
+    return env + _redis_env(redis_refs(isvc))
 
 
 def model_env(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:

@@ -8,6 +8,7 @@ as for one tier. It mounts the Redis Secret and the gRPC TLS Secret; it never ge
 
 from __future__ import annotations
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.deployment import config_checksum, deployment
 from memoserve_operator.builders.env import front_env
@@ -23,7 +24,6 @@ from memoserve_operator.builders.pod import (
     merged_resources,
     template,
 )
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.settings import OperatorSettings
 
 

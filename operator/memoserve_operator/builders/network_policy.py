@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 
 from memoserve_contract.pod_settings import model_tier_name
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import (
     MODEL,
@@ -26,7 +27,6 @@ from memoserve_operator.builders.meta import (
     selector_labels,
     serving_ports,
 )
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.settings import OperatorSettings
 
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"

@@ -9,6 +9,10 @@ Secret ``<name>-redis`` (key ``url``), which the operator writes for every cache
 - ``memorystore`` / ``existingMemorystore``: the reconcile step learns host, port, AUTH string and
   server CA from the Memorystore API and passes them in as a ``RedisEndpoint``; the Secret then
   also holds ``password`` and ``ca.crt``.
+- ``valkey`` / ``redisCluster`` / ``existingValkey`` / ``existingRedisCluster``: likewise from
+  the Valkey or Redis Cluster API (``url``/``host``/``port`` name the discovery endpoint), never
+  a password (IAM auth or none); the Secret also holds ``auth`` (``iam`` or ``password``), which
+  pods of an existing instance read as MEMOSERVE_REDIS_AUTH: its mode is known only once read.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from memoserve_contract.resource.cache import TransitEncryptionMode
+from memoserve_contract.redis_endpoint import RedisEndpoint
+from memoserve_contract.resource.cache_enums import TransitEncryptionMode
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.meta import CACHE, Object, object_meta, redis_secret_name
 
@@ -25,23 +30,7 @@ HOST_KEY = "host"
 PORT_KEY = "port"
 PASSWORD_KEY = "password"
 CA_KEY = "ca.crt"
-
-
-@dataclass(frozen=True)
-class RedisEndpoint:
-    """Where a Redis answers, and the secrets a client needs for it."""
-
-    host: str
-    port: int
-    tls: bool = False
-    password: str | None = None  # Memorystore AUTH string (never for external: see module doc)
-    ca_cert: str | None = None  # PEM of the server CA
-
-    @property
-    def url(self) -> str:
-        scheme = "rediss" if self.tls else "redis"
-        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
-        return f"{scheme}://{host}:{self.port}/0"
+AUTH_KEY = "auth"
 
 
 @dataclass(frozen=True)
@@ -60,14 +49,7 @@ class RedisRefs:
     url: SecretKey
     password: SecretKey | None
     ca: SecretKey | None
-
-
-def external_endpoint(isvc: InferenceService) -> RedisEndpoint | None:
-    """The endpoint of an ``external`` cache, straight from the spec (None for other sources)."""
-    cache = isvc.spec.cache
-    if cache is None or cache.source != "external" or cache.external is None:
-        return None
-    return RedisEndpoint(cache.external.host, cache.external.port, cache.external.tls)
+    auth: SecretKey | None = None  # the auth mode (MEMOSERVE_REDIS_AUTH), when learned by reading
 
 
 def redis_refs(isvc: InferenceService) -> RedisRefs | None:
@@ -95,6 +77,12 @@ def redis_refs(isvc: InferenceService) -> RedisRefs | None:
             SecretKey(own, PASSWORD_KEY) if store.auth_enabled else None,
             SecretKey(own, CA_KEY) if tls else None,
         )
+    if cache.valkey is not None or cache.redis_cluster is not None:
+        # IAM auth (a plain env var, see pod_settings) or none: never a password.
+        return RedisRefs(url, None, SecretKey(own, CA_KEY) if cache.server_ca_expected else None)
+    if source in ("existingValkey", "existingRedisCluster"):
+        # Its auth mode and TLS are learned when it is read: both optional, and no password.
+        return RedisRefs(url, None, SecretKey(own, CA_KEY, True), SecretKey(own, AUTH_KEY, True))
     # An existing instance's AUTH and TLS settings are learned when it is read: both optional.
     return RedisRefs(url, SecretKey(own, PASSWORD_KEY, True), SecretKey(own, CA_KEY, True))
 
@@ -105,6 +93,8 @@ def build_redis_secret(isvc: InferenceService, endpoint: RedisEndpoint) -> Objec
         values[PASSWORD_KEY] = endpoint.password
     if endpoint.ca_cert is not None:
         values[CA_KEY] = endpoint.ca_cert
+    if isvc.spec.cache is not None and isvc.spec.cache.sharded:
+        values[AUTH_KEY] = endpoint.auth
     # data, not stringData: stringData is write-only, so server-side apply would see a diff on
     # every reconcile.
     return {

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.cache import CacheSpec
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.changes import Changes
 from memoserve_operator.cache.gcp import InstanceApi, MemorystoreError
 from memoserve_operator.cache.naming import Location

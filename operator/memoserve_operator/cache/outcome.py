@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.status import CacheStatus
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.verdict import Verdict
 
 

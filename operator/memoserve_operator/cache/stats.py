@@ -27,8 +27,8 @@ from redis.exceptions import AuthenticationError, RedisClusterException, RedisEr
 
 from memoserve_contract import cache_stats
 from memoserve_contract.cache_stats import CacheStats
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.status import ConditionType
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.iam_token import TokenSource
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.verdict import Verdict

@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from memoserve_contract.redis_endpoint import external_endpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import CacheStatus, ConditionType
-from memoserve_operator.builders.redis import external_endpoint
 from memoserve_operator.cache.lifecycle import MemorystoreStep
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.cache.verdicts import CONFIG_ERROR

@@ -13,8 +13,8 @@ Reasons, as manifests/argocd/health.lua reads them:
 
 from __future__ import annotations
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.status import CacheStatus, ConditionType
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.engine import Seen
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.cache.pace import MemorystoreOutcome

@@ -17,7 +17,12 @@ from pydantic import BaseModel
 from memoserve_contract.cache_stats import CacheStats
 from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_contract.resource.status import CacheStatus, ConditionType, InferenceServiceStatus
+from memoserve_contract.resource.status import (
+    CacheStatus,
+    ConditionType,
+    InferenceServiceStatus,
+    with_summary,
+)
 from memoserve_operator.builders.meta import model_selector, selector
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.kube.client import KubeError
@@ -121,7 +126,7 @@ def build_status(
         ready_replicas=ready,
         replica_summary=summary,
         selector=model_selector(isvc) if isvc.spec.split else selector(isvc),
-        cache=_with_hit_ratio(cache.status, stats),
+        cache=_described(isvc, _with_hit_ratio(cache.status, stats)),
         model_digest=stats.digest if stats is not None else None,
     )
 
@@ -152,6 +157,17 @@ def _with_hit_ratio(status: CacheStatus | None, stats: CacheStats | None) -> Cac
     if status is None or percent is None:
         return status
     return status.model_copy(update={"hit_ratio": f"{percent}%"})
+
+
+def _described(isvc: InferenceService, status: CacheStatus | None) -> CacheStatus | None:
+    """``status`` with its engine (from the spec, unless the cache step said) and the CACHE
+    column's summary: written here, once, whichever step resolved the cache."""
+    if status is None:
+        return None
+    cache = isvc.spec.cache
+    if status.engine is None and cache is not None and cache.engine is not None:
+        status = status.model_copy(update={"engine": cache.engine})
+    return with_summary(status)
 
 
 def status_patch(status: InferenceServiceStatus) -> Object:

@@ -8,9 +8,9 @@ import httpx
 
 from memoserve_contract import cache_stats
 from memoserve_contract.cache_stats import CacheStats
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_dev.redis_server import RedisServer
 from memoserve_dev.tls import TlsFiles
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_serving.cache.redis_config import RedisConfig
 from memoserve_serving.cache.resp import RedisClient

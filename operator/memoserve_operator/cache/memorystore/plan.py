@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.cache import MemorystoreSpec
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.changes import Changes, differs, immutable, moved, summary
 from memoserve_operator.cache.memorystore.api import Instance
 from memoserve_operator.cache.naming import Location, instance_id, network, owner_labels

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.cache import CacheSpec
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.changes import Changes
 from memoserve_operator.cache.connector import MemorystoreConnector
 from memoserve_operator.cache.gcp import InstanceApi, MemorystoreError

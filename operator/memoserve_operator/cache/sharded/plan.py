@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.changes import Changes, differs, immutable, moved, summary
 from memoserve_operator.cache.naming import Location, instance_id, network, owner_labels
 from memoserve_operator.cache.sharded.api import VALKEY, ShardedInstance
