@@ -86,6 +86,10 @@ class Engine(Protocol):
     def refused(self, exc: MemorystoreError, desired: Any) -> Verdict | None:
         """A verdict of its own for a refused create (None: the API's code and message)."""
 
+    def status_fields(self, instance: Any | None) -> dict[str, Any]:
+        """status.cache's engine and, for a sharded one, its shape (``instance``: as it is, or
+        as it is being created; None: unknown)."""
+
 
 def gcloud_delete(gcloud: str, name: str) -> str:
     """The command that deletes ``name`` (projects/P/locations/L/COLLECTION/ID)."""

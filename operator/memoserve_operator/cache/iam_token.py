@@ -37,7 +37,7 @@ class GoogleTokens:
 
     async def token(self, account: str | None) -> str:
         async with self._lock:
-            credentials = self._credentials.get(account)
+            credentials: Any = self._credentials.get(account)
             if credentials is None:
                 credentials = await asyncio.to_thread(_credentials, account)
                 self._credentials[account] = credentials

@@ -135,6 +135,8 @@ class MemorystoreStep:
             result = self.judge.failed(
                 ref, cache.source, exc.code, exc.message, name, exc.retryable
             )
+        if result.outcome.status.engine is None:
+            result = _with_status(result, engine.status_fields(None))
         verdict = result.outcome.verdict
         previous = self.pacer.previous(ref.key)
         if result.kind == "failed" and (previous is None or previous.verdict != verdict):
@@ -155,7 +157,8 @@ class MemorystoreStep:
             reason, note = engine.existing_reason, "shared; memoserve never changes it"
         else:
             reason, note = engine.ready_reason, "created by memoserve"
-        return self.judge.serving(ref, source, instance, found, reason, note, operation)
+        serving = self.judge.serving(ref, source, instance, found, reason, note, operation)
+        return _with_status(serving, engine.status_fields(instance))
 
     async def _existing(
         self, engine: Engine, api: InstanceApi[Any], ref: Ref, name: str
@@ -260,7 +263,11 @@ class MemorystoreStep:
         what = engine.describe(desired)
         self.events.post(ref, "Normal", "MemorystoreCreate", f"creating {what}")
         status = CacheStatus(
-            source=engine.key, name=desired.name, state=CREATING_STATE, operation=operation
+            source=engine.key,
+            name=desired.name,
+            state=CREATING_STATE,
+            operation=operation,
+            **engine.status_fields(desired),
         )
         verdict = Verdict.false(CACHE, CREATING, f"creating {what}; this takes minutes")
         return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, hold=True))
@@ -301,3 +308,8 @@ class MemorystoreStep:
             verdict = Verdict.false(CACHE, UPDATING, what)
             return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, ready.endpoint))
         return MemorystoreOutcome("ready", ready)
+
+
+def _with_status(result: MemorystoreOutcome, fields: Mapping[str, Any]) -> MemorystoreOutcome:
+    status = result.outcome.status.model_copy(update=dict(fields))
+    return dataclasses.replace(result, outcome=dataclasses.replace(result.outcome, status=status))

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
@@ -100,7 +101,7 @@ class CacheStatsReader:
         except Exception as exc:  # google.auth's errors: no credentials, impersonation refused
             log.info("no token to read the cache stats of %s: %s", namespace, exc)
             return None
-        options = {
+        options: dict[str, Any] = {
             "password": password,
             "ssl": endpoint.tls,
             "ssl_ca_data": endpoint.ca_cert,
@@ -120,12 +121,14 @@ class CacheStatsReader:
                     pipe.hgetall(key)
                 hashes = await pipe.execute()
         except (AuthenticationError, RedisClusterException) as exc:
-            if not _auth_refused(exc):
-                return self._failed(namespace, endpoint, exc)
-            self._refused[namespace] = refusal(endpoint, account, exc)
+            if _auth_refused(exc):
+                self._refused[namespace] = refusal(endpoint, account, exc)
+            else:
+                self._failed(namespace, endpoint, exc)
             return None
         except (RedisError, OSError) as exc:
-            return self._failed(namespace, endpoint, exc)
+            self._failed(namespace, endpoint, exc)
+            return None
         finally:
             await client.aclose()
         self._refused.pop(namespace, None)

@@ -76,3 +76,6 @@ class RedisEngine:
 
     def refused(self, exc: MemorystoreError, desired: Any) -> Verdict | None:
         return None
+
+    def status_fields(self, instance: Instance | None) -> dict[str, Any]:
+        return {"engine": "redis"}

@@ -43,6 +43,7 @@ class Kind:
     existing_reason: str
     gcloud: str
     collection: str
+    cache_engine: str  # status.cache.engine: valkey | redis-cluster
     service_class: str  # of the service connection policy Private Service Connect needs
     connection_role: str  # what the pods' Google service account needs for IAM AUTH
 
@@ -55,6 +56,7 @@ VALKEY_KIND = Kind(
     "ExistingValkey",
     "gcloud memorystore instances",
     "instances",
+    "valkey",
     "gcp-memorystore",
     "roles/memorystore.dbConnectionUser",
 )
@@ -66,6 +68,7 @@ CLUSTER_KIND = Kind(
     "ExistingRedisCluster",
     "gcloud redis clusters",
     "clusters",
+    "redis-cluster",
     "gcp-memorystore-redis",
     "roles/redis.dbConnectionUser",
 )
@@ -103,7 +106,7 @@ class ShardedEngine:
         )
 
     def desired(self, isvc: InferenceService, spec: Any, where: Location) -> ShardedInstance:
-        return desired_instance(isvc, wish(spec, self.key), where)
+        return desired_instance(isvc, wish(spec), where)
 
     def deletion_policy(self, spec: Any) -> str:
         return str(spec.deletion_policy.value)
@@ -149,3 +152,12 @@ class ShardedEngine:
             return None
         where = psc.Where(desired.network, self.kind.service_class, region_of(desired.name))
         return psc.verdict(exc, where, desired.name.split("/")[1])
+
+    def status_fields(self, instance: ShardedInstance | None) -> dict[str, Any]:
+        if instance is None:
+            return {"engine": self.kind.cache_engine}
+        return {
+            "engine": self.kind.cache_engine,
+            "shards": instance.shard_count,
+            "replicas_per_shard": instance.replica_count,
+        }

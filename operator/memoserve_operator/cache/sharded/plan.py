@@ -97,6 +97,11 @@ def endpoint(instance: ShardedInstance, ca_certs: tuple[str, ...]) -> RedisEndpo
         instance.host,
         instance.port,
         tls=instance.tls,
-        password=None,
         ca_cert=ca if instance.tls and ca else None,
+        engine="valkey" if instance.engine == VALKEY else "redis-cluster",
+        auth="iam" if instance.iam else "password",
+        cluster=instance.mode != "CLUSTER_DISABLED",  # Redis Cluster: always
+        shards=instance.shard_count,
+        replicas_per_shard=instance.replica_count,
+        node_addresses=instance.node_addresses,
     )
