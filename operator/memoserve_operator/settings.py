@@ -46,6 +46,13 @@ class OperatorSettings(BaseModel):
         default=None, description="Memorystore project; default: the credentials' project"
     )
     gcp_region: str | None = Field(default=None, description="Memorystore region")
+    gcp_network: str = Field(
+        default="default",
+        min_length=1,
+        description="VPC network (name in the project, or projects/P/global/networks/N) of the "
+        "Private Service Connect endpoints of Valkey and Redis Cluster instances the spec names "
+        "no network for: the GKE cluster's",
+    )
 
     # Memorystore (for Redis, for Valkey, for Redis Cluster). The API endpoints are Google's,
     # with Application Default Credentials (Workload Identity on GKE), unless

@@ -34,7 +34,9 @@ NETWORKS = "projects/proj-1/global/networks"
 
 def _actual(engine: str = VALKEY, **changes: object) -> ShardedInstance:
     where = WHERE if engine == VALKEY else CLUSTERS
-    base = desired_instance(ISVC, ShardedInstance(engine, shard_count=3, replica_count=1), where)
+    base = desired_instance(
+        ISVC, ShardedInstance(engine, shard_count=3, replica_count=1), where, "vpc"
+    )
     fields = {"state": "ACTIVE", "discovery_address": "10.0.0.5", "discovery_port": 6379}
     return dataclasses.replace(base, **(fields | changes))  # type: ignore[arg-type]
 
@@ -47,7 +49,7 @@ def test_desired_valkey_instance_is_named_labelled_and_evicts() -> None:
         network="vpc-1",
         labels={"team": "ml", "managed-by": "someone-else"},
     )
-    wanted = desired_instance(ISVC, wish, WHERE)
+    wanted = desired_instance(ISVC, wish, WHERE, "default")
     assert wanted.name == "projects/proj-1/locations/us-central1/instances/ml-iris"
     assert wanted.network == "projects/proj-1/global/networks/vpc-1"
     assert wanted.configs == {"maxmemory-policy": "volatile-lru"}  # the spec's wins
@@ -58,11 +60,11 @@ def test_desired_valkey_instance_is_named_labelled_and_evicts() -> None:
 
 def test_desired_redis_cluster_has_no_labels_and_a_cluster_name() -> None:
     wish = ShardedInstance(REDIS_CLUSTER, shard_count=3, labels={"team": "ml"})
-    wanted = desired_instance(ISVC, wish, CLUSTERS)
+    wanted = desired_instance(ISVC, wish, CLUSTERS, "shared")
     assert wanted.name == "projects/proj-1/locations/us-central1/clusters/ml-iris"
     assert wanted.labels == {}  # the API has none
     assert wanted.configs == {"maxmemory-policy": "allkeys-lru"}
-    assert wanted.network == ""  # the project's default network, by the API's default
+    assert wanted.network == f"{NETWORKS}/shared"  # the operator's, when the spec names none
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,15 @@ class World:
             body["status"] = old.get("status")
         self.api.objects[ISVC, NAMESPACE, "iris"] = body
 
+    async def converge_release(self, within: float = 10.0) -> list[float]:
+        """The InferenceService is being deleted: release until done; the delays asked for."""
+        delays = []
+        async with asyncio.timeout(within):
+            while (delay := await self.reconciler.release(stored(self.api))) is not None:
+                delays.append(delay)
+                await asyncio.sleep(delay)
+        return delays
+
     def health(self) -> str:
         return str(HEALTH(stored(self.api))["status"])
 

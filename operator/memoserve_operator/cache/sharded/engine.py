@@ -106,7 +106,8 @@ class ShardedEngine:
         )
 
     def desired(self, isvc: InferenceService, spec: Any, where: Location) -> ShardedInstance:
-        return desired_instance(isvc, wish(spec), where)
+        default = self.connector.settings.gcp_network
+        return desired_instance(isvc, wish(spec), where, default)
 
     def deletion_policy(self, spec: Any) -> str:
         return str(spec.deletion_policy.value)

@@ -3,7 +3,8 @@ differs (pure).
 
 - ``desired_instance``: the spec's wishes (``ShardedInstance`` as the engine read them from the
   spec), named and labelled as ``cache.naming`` says, ``maxmemory-policy allkeys-lru`` unless the
-  spec names another (a cache, not a store), the network as a full name;
+  spec names another (a cache, not a store), the network as a full name (the operator's
+  ``gcp_network`` when the spec names none);
 - ``compare``: one in-place change per operation, in a fixed order (shards, replicas, node
   type, engine version, then configs and labels): Memorystore runs one scaling operation on an
   instance at a time, and a mask mixing them risks a refusal of the whole. The rest follow on
@@ -36,14 +37,16 @@ IMMUTABLE_UNLESS_DEFAULT = ("network", "mode")
 
 
 def desired_instance(
-    isvc: InferenceService, wish: ShardedInstance, where: Location
+    isvc: InferenceService, wish: ShardedInstance, where: Location, default_network: str
 ) -> ShardedInstance:
+    """``default_network``: the operator's (``gcp_network``), for a spec that names none; the
+    endpoints must be in some network, and the pods' is the one that matters."""
     labels = dict(wish.labels) | owner_labels(isvc) if wish.engine == VALKEY else {}
     return dataclasses.replace(
         wish,
         name=where.instance_name(instance_id(isvc.namespace, isvc.name)),
         configs=DEFAULT_CONFIGS | dict(wish.configs),
-        network=network(wish.network, where.project),
+        network=network(wish.network or default_network, where.project),
         labels=labels,
     )
 
