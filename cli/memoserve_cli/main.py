@@ -227,17 +227,34 @@ def memorystore_emulator(
         str | None,
         typer.Option(help="VERB=CODE: the next create/update/upgrade/delete operation ends so"),
     ] = None,
+    service_connection_policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NETWORK:SERVICE_CLASS:REGION, e.g. default:gcp-memorystore:us-central1 "
+            "(repeatable): a policy Valkey / Redis Cluster creates need without "
+            "--allow-any-network"
+        ),
+    ] = None,
+    allow_any_network: Annotated[
+        bool,
+        typer.Option(help="every network has every service connection policy"),
+    ] = True,
 ) -> None:
-    """A local Memorystore for Redis v1 API (REST and gRPC) backed by real redis-server
-    processes. Point the operator at it with MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT."""
+    """A local Memorystore API: Redis v1 (REST and gRPC), Valkey v1 and Redis Cluster v1 (gRPC,
+    same port), backed by real redis-server processes and Redis Clusters. Point the operator
+    at it with MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT."""
     _require("dev memorystore-emulator", "memoserve_dev")
     import asyncio
 
     from memoserve_dev.memorystore_emulator.faults import Faults
+    from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
     from memoserve_dev.memorystore_emulator.server import Emulator, serve
 
     faults = Faults(ready_delay=ready_delay, operation_delay=operation_delay)
+    policies = ServiceConnectionPolicies(allow_any_network=allow_any_network)
     try:
+        for spec in service_connection_policy or []:
+            policies.declare_spec(spec)
         if fail_next_create:
             faults.fail_next("CreateInstance", fail_next_create.upper())
         if fail_next_operation:
@@ -246,7 +263,12 @@ def memorystore_emulator(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     emulator = Emulator(
-        host=host, port=port, grpc_port=grpc_port or 0, data_dir=data_dir, faults=faults
+        host=host,
+        port=port,
+        grpc_port=grpc_port or 0,
+        data_dir=data_dir,
+        faults=faults,
+        policies=policies,
     )
     try:
         asyncio.run(serve(emulator, announce=typer.echo))

@@ -27,10 +27,14 @@ local FAILURE_REASONS = {
   QuotaExceeded = true,
   InvalidSpec = true,
   -- memoserve's cache reasons that need a person: the instance needs replacing, belongs to
-  -- someone else, or (existingMemorystore) does not exist.
+  -- someone else, or (an existing* source) does not exist.
   CacheRecreateRequired = true,
   CacheNotOwned = true,
   CacheNotFound = true,
+  -- Valkey / Redis Cluster: no service connection policy for Private Service Connect;
+  -- the pods' Google service account may not AUTH (a missing dbConnectionUser role).
+  ServiceConnectionPolicyMissing = true,
+  CacheAuthRefused = true,
 }
 
 local function text(value)

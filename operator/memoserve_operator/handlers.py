@@ -39,9 +39,10 @@ import kopf
 from memoserve_contract.resource.inferenceservice import GROUP, PLURAL, VERSION
 from memoserve_operator.builders import OWNED_KINDS
 from memoserve_operator.builders.meta import MANAGED_BY
-from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
-from memoserve_operator.cache.memorystore.record import KopfEvents
-from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.connector import MemorystoreConnector
+from memoserve_operator.cache.iam_token import tokens_for
+from memoserve_operator.cache.lifecycle import MemorystoreStep
+from memoserve_operator.cache.record import KopfEvents
 from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
@@ -84,7 +85,10 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         memorystore=step,
         index=memo.children,
         stats=(
-            CacheStatsReader(interval=operator_settings.cache_stats_seconds)
+            CacheStatsReader(
+                interval=operator_settings.cache_stats_seconds,
+                tokens=tokens_for(operator_settings),
+            )
             if operator_settings.cache_stats_seconds > 0
             else None
         ),

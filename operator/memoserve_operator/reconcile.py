@@ -30,10 +30,10 @@ from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, Infe
 from memoserve_contract.resource.status import ConditionType, InferenceServiceStatus
 from memoserve_operator.builders import build_all
 from memoserve_operator.builders.meta import model_selector, selector
-from memoserve_operator.cache.memorystore.record import Ref
-from memoserve_operator.cache.memorystore.step import MemorystoreStep
+from memoserve_operator.cache.lifecycle import MemorystoreStep
 from memoserve_operator.cache.outcome import CacheOutcome
-from memoserve_operator.cache.stats import CacheStatsReader
+from memoserve_operator.cache.record import Ref
+from memoserve_operator.cache.stats import CacheStatsReader, with_refusal
 from memoserve_operator.cache.step import resolve_cache
 from memoserve_operator.children.compare import stamp
 from memoserve_operator.children.index import ChildIndex
@@ -206,6 +206,8 @@ class Reconciler:
             tier = children.live.get(("Deployment", model_tier_name(isvc)))
             model_pods = await self._pods(isvc, tier, model_selector(isvc))
         stats = await self._cache_stats(isvc, cache, deployment)
+        if self.stats is not None:
+            cache = with_refusal(cache, self.stats.refused(cache_namespace(isvc)))
         status = build_status(
             isvc,
             cache,
@@ -247,7 +249,9 @@ class Reconciler:
             return None
         if replica_counts(deployment)[1] == 0:
             return None
-        return await self.stats.read(cache_namespace(isvc), cache.endpoint)
+        pods = isvc.spec.service_account
+        account = pods.gcp_service_account if pods is not None else None
+        return await self.stats.read(cache_namespace(isvc), cache.endpoint, account=account)
 
     async def _invalid(
         self, body: Object, old: InferenceServiceStatus, exc: ValidationError, now: str

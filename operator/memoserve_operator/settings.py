@@ -46,12 +46,22 @@ class OperatorSettings(BaseModel):
         default=None, description="Memorystore project; default: the credentials' project"
     )
     gcp_region: str | None = Field(default=None, description="Memorystore region")
+    gcp_network: str = Field(
+        default="default",
+        min_length=1,
+        description="VPC network (name in the project, or projects/P/global/networks/N) of the "
+        "Private Service Connect endpoints of Valkey and Redis Cluster instances the spec names "
+        "no network for: the GKE cluster's",
+    )
 
-    # Memorystore. The API endpoint is Google's, with Application Default Credentials (Workload
-    # Identity on GKE), unless memorystore_endpoint names an emulator (`memoserve dev
-    # memorystore-emulator`): then the operator speaks plaintext gRPC without credentials.
+    # Memorystore (for Redis, for Valkey, for Redis Cluster). The API endpoints are Google's,
+    # with Application Default Credentials (Workload Identity on GKE), unless
+    # memorystore_endpoint names an emulator (`memoserve dev memorystore-emulator`, which serves
+    # the three APIs on one gRPC port): then the operator speaks plaintext gRPC without
+    # credentials. The polls, backoff and refresh below are the same for the three.
     memorystore_endpoint: str | None = Field(
-        default=None, description="HOST:PORT of a Memorystore API emulator's gRPC port"
+        default=None,
+        description="HOST:PORT of a Memorystore API emulator's gRPC port (all three APIs)",
     )
     memorystore_poll_seconds: float = Field(
         default=10.0, gt=0, description="first wait on an operation; doubles up to the max"

@@ -12,15 +12,23 @@ from typing import Any, TypeVar
 
 from memoserve_dev.memorystore_emulator.backend import Backend
 from memoserve_dev.memorystore_emulator.faults import Faults
+from memoserve_dev.memorystore_emulator.managed import ManagedBackend
+from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from memoserve_dev.memorystore_emulator.server import Emulator
 
 T = TypeVar("T")
 
 
 class EmulatorThread:
-    def __init__(self, data_dir: Path | None = None, *, delay: float = 0.2) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        delay: float = 0.2,
+        policies: ServiceConnectionPolicies | None = None,
+    ) -> None:
         self.faults = Faults(ready_delay=delay, operation_delay=delay)
-        self.emulator = Emulator(data_dir=data_dir, faults=self.faults)
+        self.emulator = Emulator(data_dir=data_dir, faults=self.faults, policies=policies)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
@@ -42,6 +50,16 @@ class EmulatorThread:
     def backend(self) -> Backend:
         assert self.emulator.backend is not None
         return self.emulator.backend
+
+    @property
+    def valkey(self) -> ManagedBackend:
+        assert self.emulator.valkey is not None
+        return self.emulator.valkey
+
+    @property
+    def cluster(self) -> ManagedBackend:
+        assert self.emulator.cluster is not None
+        return self.emulator.cluster
 
     @property
     def rest_url(self) -> str:

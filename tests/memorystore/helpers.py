@@ -7,7 +7,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-from memoserve_operator.cache.memorystore.record import ANNOTATION, FINALIZER, Ref
+from memoserve_operator.cache.record import ANNOTATION, FINALIZER, Ref
 from memoserve_operator.settings import OperatorSettings
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.operator.fake_api import ISVC, NAMESPACE, isvc_body, key

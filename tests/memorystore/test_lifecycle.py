@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from kubernetes_asyncio.client import Configuration
 
-from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
-from memoserve_operator.cache.memorystore.step import MemorystoreStep
-from memoserve_operator.kube.client import KubeClient
-from memoserve_operator.metrics import Metrics
-from memoserve_operator.reconcile import ReconcileOutcome, Reconciler
-from memoserve_operator.settings import OperatorSettings
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.helpers import (
     INSTANCE,
     PARENT,
-    Events,
     cache_status,
     condition,
     exists,
@@ -36,80 +26,13 @@ from tests.memorystore.helpers import (
     settings_for,
     stored,
 )
-from tests.operator.fake_api import (
-    ISVC,
-    NAMESPACE,
-    FakeKube,
-    declare_resources,
-    isvc_body,
-    key,
-    writes,
-)
-from tests.operator.test_argocd_health import HEALTH_LUA, HealthCheck
+from tests.memorystore.world import World, cache_ready, world
+from tests.operator.fake_api import NAMESPACE, FakeKube, isvc_body, key, writes
 
 pytestmark = pytest.mark.kmock(cls=FakeKube)
 
 SECRET, DEPLOYMENT = key("v1", "Secret"), key("apps/v1", "Deployment")
-HEALTH = HealthCheck(HEALTH_LUA.read_text())
-
-
-@dataclass
-class World:
-    api: Any
-    emulator: EmulatorThread
-    kube: KubeClient
-    settings: OperatorSettings
-    events: Events
-    reconciler: Reconciler
-    connectors: list[MemorystoreConnector] = field(default_factory=list)
-
-    def restart(self) -> None:
-        """A new operator process: nothing remembered but what Kubernetes and GCP hold."""
-        connector = MemorystoreConnector(self.settings)
-        self.connectors.append(connector)
-        step = MemorystoreStep(connector, self.kube, self.events)
-        self.reconciler = Reconciler(self.kube, self.settings, Metrics(), memorystore=step)
-
-    async def reconcile(self) -> ReconcileOutcome:
-        return await self.reconciler.reconcile(NAMESPACE, "iris", trigger="test")
-
-    async def converge(self, until: Callable[[], bool], within: float = 10.0) -> None:
-        async with asyncio.timeout(within):
-            while True:
-                outcome = await self.reconcile()
-                if until():
-                    return
-                await asyncio.sleep(outcome.retry_after or 0.05)
-
-    def store(self, body: dict[str, Any]) -> None:
-        """A spec change, as kubectl apply makes it: metadata and status stay."""
-        if exists(self.api, ISVC, "iris"):
-            old = json.loads(json.dumps(stored(self.api), default=dict))
-            body["metadata"] |= {
-                k: old["metadata"][k] for k in ("finalizers", "annotations") if k in old["metadata"]
-            }
-            body["status"] = old.get("status")
-        self.api.objects[ISVC, NAMESPACE, "iris"] = body
-
-    def health(self) -> str:
-        return str(HEALTH(stored(self.api))["status"])
-
-
-@pytest.fixture
-async def world(kmock: Any, emulator: EmulatorThread) -> AsyncIterator[World]:
-    declare_resources(kmock)
-    kube = await KubeClient.open(Configuration(host=str(kmock.url)))
-    settings = settings_for(emulator)
-    created = World(kmock, emulator, kube, settings, Events(), None)  # type: ignore[arg-type]
-    created.restart()
-    yield created
-    for connector in created.connectors:
-        await connector.close()
-    await kube.close()
-
-
-def cache_ready(world: World) -> bool:
-    return condition(world.api)[0] == "True"
+__all__ = ["world"]  # the fixture
 
 
 async def test_create_then_ready_then_secret_and_deployment(world: World) -> None:

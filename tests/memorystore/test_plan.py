@@ -10,22 +10,24 @@ import pytest
 
 from memoserve_contract.resource.status import CacheStatus
 from memoserve_operator.cache.memorystore.api import Instance
-from memoserve_operator.cache.memorystore.pace import MemorystoreOutcome, Pacer
 from memoserve_operator.cache.memorystore.plan import (
-    ID_PATTERN,
-    MAX_ID_LENGTH,
-    Location,
     compare,
     desired_instance,
     endpoint,
+    update_target,
+)
+from memoserve_operator.cache.naming import (
+    ID_PATTERN,
+    MAX_ID_LENGTH,
+    Location,
     existing_name,
     instance_id,
     location,
     not_owned,
     owner_labels,
-    update_target,
 )
 from memoserve_operator.cache.outcome import CacheOutcome
+from memoserve_operator.cache.pace import MemorystoreOutcome, Pacer
 from memoserve_operator.settings import OperatorSettings
 from memoserve_operator.verdict import Verdict
 from tests.operator.helpers import make_isvc
@@ -106,12 +108,15 @@ def test_ownership_by_labels() -> None:
 def test_location_from_spec_settings_or_credentials() -> None:
     spec = make_isvc(cache={"memorystore": {"zone": "europe-west4-b"}}).spec.cache
     assert spec is not None
-    assert location(spec.memorystore, OperatorSettings(), "adc-project") == Location(
+    assert spec.memorystore is not None
+    zone = spec.memorystore.zone
+    assert location(None, None, zone, OperatorSettings(), "adc-project") == Location(
         "adc-project", "europe-west4"
     )
-    assert location(None, SETTINGS, None) == WHERE
-    assert "MEMOSERVE_OPERATOR_GCP_PROJECT" in str(location(None, OperatorSettings(), None))
-    assert "MEMOSERVE_OPERATOR_GCP_REGION" in str(location(None, OperatorSettings(), "p"))
+    assert location(None, None, None, SETTINGS, None) == WHERE
+    unset = OperatorSettings()
+    assert "MEMOSERVE_OPERATOR_GCP_PROJECT" in str(location(None, None, None, unset, None))
+    assert "MEMOSERVE_OPERATOR_GCP_REGION" in str(location(None, None, None, unset, "p"))
     assert existing_name("shared", WHERE) == f"{WHERE.parent}/instances/shared"
     assert existing_name("projects/o/locations/r/instances/s", WHERE).startswith("projects/o/")
 

@@ -222,6 +222,10 @@ class Backend:
         self._enter("GetOperation")
         return self.operations.get(name)
 
+    def delete_operation(self, name: str) -> None:
+        self._enter("DeleteOperation")
+        self.operations.delete(name)
+
     def list_operations(self, name: str) -> list[Operation]:
         self._enter("ListOperations")
         return self.operations.list(name)

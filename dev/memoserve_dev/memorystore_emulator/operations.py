@@ -1,11 +1,15 @@
 """The emulator's long-running operations (google.longrunning.Operation), as Memorystore's:
-metadata is a google.cloud.redis.v1.OperationMetadata, the response the instance (or Empty
-after a delete), an error a google.rpc.Status."""
+metadata is the API's own OperationMetadata (redis v1, memorystore v1 or redis cluster v1), the
+response the instance or cluster (or Empty after a delete), an error a google.rpc.Status.
+
+One store for the three APIs: their clients all poll google.longrunning.Operations/GetOperation
+on the same channel, with names that only say the location."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from google.cloud import redis_v1
 from google.longrunning.operations_pb2 import Operation  # type: ignore[import-untyped]
@@ -13,37 +17,36 @@ from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 
 from memoserve_dev.memorystore_emulator.faults import ApiError, Fault
-from memoserve_dev.memorystore_emulator.slot import copy_instance, now
-
-Metadata = redis_v1.OperationMetadata
+from memoserve_dev.memorystore_emulator.slot import now
 
 
 class Operations:
     def __init__(self) -> None:
         self.known: dict[str, Operation] = {}
+        self._metadata: dict[str, Any] = {}  # by name: the proto-plus OperationMetadata
 
-    def begin(self, parent: str, target: str, verb: str) -> Operation:
+    def begin(
+        self, parent: str, target: str, verb: str, metadata_type: Any = redis_v1.OperationMetadata
+    ) -> Operation:
         name = f"{parent}/operations/operation-{int(time.time() * 1000)}-{uuid.uuid4().hex[:12]}"
-        metadata = Metadata(create_time=now(), target=target, verb=verb, api_version="v1")
+        metadata = metadata_type(create_time=now(), target=target, verb=verb, api_version="v1")
         operation = Operation(name=name, done=False)
-        operation.metadata.Pack(Metadata.pb(metadata))
-        self.known[name] = operation
+        operation.metadata.Pack(metadata_type.pb(metadata))
+        self.known[name], self._metadata[name] = operation, metadata
         return operation
 
-    def end(
-        self, operation: Operation, response: redis_v1.Instance | None, fault: Fault | None
-    ) -> None:
-        """Done: with ``fault`` as its error, else with ``response`` (None: Empty)."""
-        metadata = Metadata()
-        operation.metadata.Unpack(Metadata.pb(metadata))
+    def end(self, operation: Operation, response: Any, fault: Fault | None) -> None:
+        """Done: with ``fault`` as its error, else with ``response`` (a proto-plus message;
+        None: Empty)."""
+        metadata = self._metadata[operation.name]
         metadata.end_time = now()
-        operation.metadata.Pack(Metadata.pb(metadata))
+        operation.metadata.Pack(type(metadata).pb(metadata))
         operation.done = True
         if fault is not None:
             code = code_pb2.Code.Value(fault.code)  # checked when the fault was set
             operation.error.CopyFrom(status_pb2.Status(code=code, message=fault.message))
         elif response is not None:
-            operation.response.Pack(redis_v1.Instance.pb(copy_instance(response)))
+            operation.response.Pack(type(response).pb(response))  # Pack copies (serializes)
         else:
             operation.response.Pack(empty_pb2.Empty())
 
@@ -54,6 +57,10 @@ class Operations:
         copy: Operation = Operation()
         copy.CopyFrom(operation)
         return copy
+
+    def delete(self, name: str) -> None:
+        self.get(name)  # NOT_FOUND as Google says it
+        del self.known[name]
 
     def list(self, name: str) -> list[Operation]:
         """The operations of a location (``projects/P/locations/L``)."""

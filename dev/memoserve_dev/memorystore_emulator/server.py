@@ -1,4 +1,5 @@
-"""The emulator process: one backend behind a REST port and a gRPC port.
+"""The emulator process: the Memorystore for Redis backend behind a REST port and a gRPC port;
+Memorystore for Valkey and Memorystore for Redis Cluster (gRPC only) on the same gRPC port.
 
 ``memoserve dev memorystore-emulator --port P`` serves REST on P and gRPC on ``--grpc-port``
 (default P+1); point the operator at the gRPC port with
@@ -21,9 +22,14 @@ from typing import Any
 from aiohttp import web
 
 from memoserve_dev.memorystore_emulator.backend import Backend
+from memoserve_dev.memorystore_emulator.cluster_api import ClusterFlavor
 from memoserve_dev.memorystore_emulator.faults import Faults
 from memoserve_dev.memorystore_emulator.grpc_api import start_grpc
+from memoserve_dev.memorystore_emulator.grpc_managed import managed_handlers
+from memoserve_dev.memorystore_emulator.managed import ManagedBackend
+from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from memoserve_dev.memorystore_emulator.rest_api import make_app
+from memoserve_dev.memorystore_emulator.valkey_api import ValkeyFlavor
 from memoserve_dev.redis_server import redis_server_binary
 
 
@@ -38,15 +44,19 @@ class Emulator:
         grpc_port: int = 0,
         data_dir: Path | None = None,
         faults: Faults | None = None,
+        policies: ServiceConnectionPolicies | None = None,
     ) -> None:
         self.host, self._port, self._grpc_port = host, port, grpc_port
         self.data_dir = data_dir
         self.faults = faults or Faults()
+        self.policies = policies or ServiceConnectionPolicies()
         self.port = self.grpc_port = 0
         self._tmp: Path | None = None
         self._runner: web.AppRunner | None = None
         self._grpc: Any = None
         self.backend: Backend | None = None
+        self.valkey: ManagedBackend | None = None  # Memorystore for Valkey
+        self.cluster: ManagedBackend | None = None  # Memorystore for Redis Cluster
 
     @property
     def rest_url(self) -> str:
@@ -66,8 +76,16 @@ class Emulator:
             workdir = self.data_dir
             workdir.mkdir(parents=True, exist_ok=True)
             state_file = workdir / "state.json"
-        self.backend = Backend(workdir, self.faults, self.host, state_file)
-        await self.backend.load()
+        self.backend = backend = Backend(workdir, self.faults, self.host, state_file)
+        await backend.load()
+        # One operations store and one call counter for the three APIs.
+        self.valkey, self.cluster = (
+            ManagedBackend(
+                flavor, workdir / name, self.faults, backend.operations, self.policies,
+                self.host, backend.calls,
+            )
+            for name, flavor in (("valkey", ValkeyFlavor()), ("cluster", ClusterFlavor()))
+        )  # fmt: skip
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._port))
@@ -76,13 +94,17 @@ class Emulator:
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
         grpc_port = self._grpc_port if self._grpc_port or not self._port else self._port + 1
-        self._grpc, self.grpc_port = await start_grpc(self.backend, self.host, grpc_port)
+        more = managed_handlers(self.valkey, self.cluster)
+        self._grpc, self.grpc_port = await start_grpc(backend, self.host, grpc_port, more)
 
     async def stop(self) -> None:
         if self._grpc is not None:
             await self._grpc.stop(grace=0.5)
         if self._runner is not None:
             await self._runner.cleanup()
+        for managed in (self.valkey, self.cluster):
+            if managed is not None:
+                await managed.close()
         if self.backend is not None:
             await self.backend.close()
         if self._tmp is not None:
@@ -110,8 +132,8 @@ async def serve(emulator: Emulator, announce: Any = print) -> None:
             loop.add_signal_handler(signum, stop.set)
     async with emulator:
         announce(
-            f"Memorystore for Redis v1 API emulator: REST {emulator.rest_url}, "
-            f"gRPC {emulator.grpc_target}\n"
+            f"Memorystore emulator: Redis v1 on REST {emulator.rest_url} and gRPC "
+            f"{emulator.grpc_target}; Valkey v1 and Redis Cluster v1 on gRPC\n"
             f"  operator: MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT={emulator.grpc_target}\n"
             f"  faults:   curl -X POST {emulator.rest_url}/emulator/v1/faults "
             """-d '{"method": "CreateInstance", "code": "PERMISSION_DENIED"}'"""

@@ -12,10 +12,11 @@
   instance is CREATING; never sleep;
 - ``verdict`` / ``status``: the CacheReady condition and ``status.cache`` (the CACHE column).
 
-``external`` and no cache are answered here; ``memorystore`` and ``existingMemorystore`` by
-``memorystore.step.MemorystoreStep`` (the API behind ``memorystore.api.MemorystoreApi``).
+``external`` and no cache are answered here; the Memorystore sources (``memorystore``,
+``valkey``, ``redisCluster`` and their ``existing*``) by ``lifecycle.MemorystoreStep``, one
+lifecycle for the three engines (``engine.Engine``).
 Whatever the source, an operator-created instance the spec no longer asks for is let go of
-per its deletionPolicy (``MemorystoreStep.release_stale``).
+per its deletionPolicy (``MemorystoreStep.release_stale``), whatever its engine.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from typing import Any
 from memoserve_contract.redis_endpoint import external_endpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import CacheStatus, ConditionType
-from memoserve_operator.cache.memorystore.step import MemorystoreStep
-from memoserve_operator.cache.memorystore.verdicts import CONFIG_ERROR
+from memoserve_operator.cache.lifecycle import MemorystoreStep
 from memoserve_operator.cache.outcome import CacheOutcome
+from memoserve_operator.cache.verdicts import CONFIG_ERROR
 from memoserve_operator.settings import OperatorSettings
 from memoserve_operator.verdict import Verdict
 

@@ -14,9 +14,15 @@ rest of the operator never imports google-cloud-redis.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+
+# Operation and MemorystoreError are the three engines' (cache.gcp); named here too, as the
+# Memorystore for Redis emulator's tests import them from this module.
+from memoserve_operator.cache.gcp import InstanceApi, MemorystoreError, Operation
+
+__all__ = ["Instance", "MemorystoreApi", "MemorystoreError", "Operation", "State"]
 
 
 class State(enum.StrEnum):
@@ -67,70 +73,10 @@ class Instance:
         return self.transit_encryption_mode == "SERVER_AUTHENTICATION"
 
 
-@dataclass(frozen=True)
-class Operation:
-    """A long-running operation; ``error_code`` is a gRPC status name when it failed."""
-
-    name: str
-    done: bool = False
-    error_code: str | None = None
-    error_message: str = ""
-
-
-# gRPC status codes after which the same call can succeed later without a spec change: a
-# quota that frees up, permissions granted, an operation in progress, the API coming back.
-RETRYABLE = frozenset(
-    {
-        "UNKNOWN",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",  # created meanwhile: the next look finds it
-        "PERMISSION_DENIED",
-        "UNAUTHENTICATED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "CANCELLED",
-    }
-)
-
-
-class MemorystoreError(Exception):
-    """A refused or failed call; ``code`` is the gRPC status name (``PERMISSION_DENIED``...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code, self.message = code, message
-        super().__init__(f"{code}: {message}")
-
-    @property
-    def retryable(self) -> bool:
-        """Whether trying the same request again later can succeed (INVALID_ARGUMENT cannot)."""
-        return self.code in RETRYABLE
-
-
-class MemorystoreApi(Protocol):
-    """What the operator asks of the Cloud Memorystore for Redis v1 API."""
-
-    default_project: str | None  # from Application Default Credentials, when they name one
-
-    async def get_instance(self, name: str) -> Instance | None:
-        """The instance, or None when it does not exist."""
+class MemorystoreApi(InstanceApi[Instance], Protocol):
+    """What the operator asks of the Cloud Memorystore for Redis v1 API: the calls every
+    engine has (``gcp.InstanceApi``), the AUTH string and version upgrades."""
 
     async def get_auth_string(self, name: str) -> str: ...
 
-    async def create_instance(self, parent: str, instance_id: str, instance: Instance) -> str:
-        """Start creating; returns the operation's name."""
-
-    async def update_instance(self, instance: Instance, fields: Sequence[str]) -> str:
-        """Start changing ``fields`` (proto field names: the update mask) of ``instance.name``."""
-
     async def upgrade_instance(self, name: str, redis_version: str) -> str: ...
-
-    async def delete_instance(self, name: str) -> str: ...
-
-    async def get_operation(self, name: str) -> Operation | None:
-        """The operation, or None when the API no longer knows it."""
-
-    async def close(self) -> None: ...

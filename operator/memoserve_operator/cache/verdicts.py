@@ -1,5 +1,5 @@
-"""What the Memorystore lifecycle tells the reconcile (pure but for one memory): the
-CacheReady verdicts and their reasons, and the endpoint an instance offers.
+"""What the Memorystore lifecycle (any engine) tells the reconcile (pure but for one memory):
+the CacheReady verdicts and their reasons.
 
 Reasons, as manifests/argocd/health.lua reads them:
 
@@ -7,19 +7,18 @@ Reasons, as manifests/argocd/health.lua reads them:
   instance passes through (CacheRepairing, CacheMaintenance, CacheFailingOver, ...), and API
   errors that pass (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...);
 - needing a person (Degraded): CacheRecreateRequired, CacheNotOwned, CacheNotFound,
-  CacheConfigError, and the API's PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT,
-  FAILED_PRECONDITION, UNAUTHENTICATED.
+  CacheConfigError, ServiceConnectionPolicyMissing, and the API's PERMISSION_DENIED,
+  RESOURCE_EXHAUSTED, INVALID_ARGUMENT, FAILED_PRECONDITION, UNAUTHENTICATED.
 """
 
 from __future__ import annotations
 
 from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.status import CacheStatus, ConditionType
-from memoserve_operator.cache.memorystore.api import Instance, MemorystoreApi, State
-from memoserve_operator.cache.memorystore.pace import MemorystoreOutcome
-from memoserve_operator.cache.memorystore.plan import endpoint
-from memoserve_operator.cache.memorystore.record import Ref
+from memoserve_operator.cache.engine import Seen
 from memoserve_operator.cache.outcome import CacheOutcome
+from memoserve_operator.cache.pace import MemorystoreOutcome
+from memoserve_operator.cache.record import Ref
 from memoserve_operator.verdict import Verdict
 
 CACHE = ConditionType.CACHE_READY
@@ -27,6 +26,15 @@ OWNED, EXISTING = "memorystore", "existingMemorystore"
 CREATING, UPDATING = "CacheCreating", "CacheUpdating"
 RECREATE_REQUIRED, NOT_OWNED = "CacheRecreateRequired", "CacheNotOwned"
 NOT_FOUND, CONFIG_ERROR = "CacheNotFound", "CacheConfigError"
+POLICY_MISSING = "ServiceConnectionPolicyMissing"
+# Google's words for ready: Memorystore for Redis says READY, Valkey and Redis Cluster ACTIVE.
+READY_STATES = frozenset({"READY", "ACTIVE"})
+CREATING_STATE, DELETING_STATE = "CREATING", "DELETING"
+
+
+def reachable(instance: Seen) -> bool:
+    """Whether the instance has an endpoint the pods can use (it may still be UPDATING)."""
+    return instance.state not in (CREATING_STATE, DELETING_STATE) and bool(instance.host)
 
 
 def state_reason(state: str) -> str:
@@ -64,17 +72,18 @@ class Judge:
         outcome = CacheOutcome(Verdict.false(CACHE, reason, message), status, usable, not usable)
         return MemorystoreOutcome("failed", outcome, retryable)
 
-    async def serving(
+    def serving(
         self,
-        api: MemorystoreApi,
         ref: Ref,
         source: str,
-        instance: Instance,
+        instance: Seen,
+        found: RedisEndpoint | None,
         reason: str,
         note: str,
         operation: str | None = None,
     ) -> MemorystoreOutcome:
-        """The verdict on an instance as it is; the endpoint as soon as it has one."""
+        """The verdict on an instance as it is; ``found``: its endpoint, once it is
+        ``reachable``."""
         status = CacheStatus(
             source=source,
             name=instance.name,
@@ -82,18 +91,16 @@ class Judge:
             operation=operation,
             message=instance.status_message or None,
         )
-        if instance.state in (State.CREATING, State.DELETING) or not instance.host:
+        if found is None:
             message = f"{instance.name} is {instance.state or 'not ready'}"
-            if instance.state == State.DELETING and source == OWNED:
+            if instance.state == DELETING_STATE and not source.startswith("existing"):
                 message += "; a new one is created once it is gone"
-            verdict = Verdict.false(CACHE, state_reason(instance.state or State.CREATING), message)
+            verdict = Verdict.false(CACHE, state_reason(instance.state or CREATING_STATE), message)
             return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, hold=True))
-        auth = await api.get_auth_string(instance.name) if instance.auth_enabled else None
-        found = endpoint(instance, auth)
         self._endpoints[ref.key] = (instance.name, found)
         status = status.model_copy(update={"host": found.host, "port": found.port})
         where = f"{instance.name} at {found.url}"
-        if instance.state != State.READY:
+        if instance.state not in READY_STATES:
             verdict = Verdict.false(
                 CACHE, state_reason(instance.state), f"{where} is {instance.state}"
             )

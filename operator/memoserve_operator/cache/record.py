@@ -1,13 +1,15 @@
-"""Which Memorystore instance an InferenceService owns, written on the InferenceService itself.
+"""Which Memorystore instance (Redis, Valkey or Redis Cluster) an InferenceService owns,
+written on the InferenceService itself.
 
 Before the operator asks Memorystore for an instance it records it, in one metadata patch
 guarded by the resourceVersion it read:
 
 - the finalizer ``serving.memoserve.dev/memorystore``: the InferenceService does not go away
   before its instance has been deleted (deletionPolicy Delete) or left behind (Retain);
-- the annotation ``serving.memoserve.dev/memorystore-instance``: the instance's full name and
-  the deletionPolicy, so that the instance is found again even after the spec moved on (a new
-  region, another cache source, the cache switched off).
+- the annotation ``serving.memoserve.dev/memorystore-instance``: the instance's full name, the
+  deletionPolicy and the engine (absent: Memorystore for Redis), so that the instance is found
+  again even after the spec moved on (a new region, another cache source, the cache switched
+  off).
 
 Both go together once the instance is dealt with. Services without an operator-created instance
 never get this finalizer (kopf's own one, for its delete handler, is a different matter).
@@ -52,6 +54,7 @@ class Ref:
 class Record:
     name: str
     deletion_policy: str  # Delete | Retain
+    engine: str = "memorystore"  # whose API: memorystore | valkey | redisCluster
 
     @classmethod
     def read(cls, meta: Mapping[str, Any]) -> Record | None:
@@ -60,12 +63,16 @@ class Record:
             return None
         try:
             data = json.loads(raw)
-            return cls(str(data["name"]), str(data.get("deletionPolicy", "Delete")))
+            policy, engine = data.get("deletionPolicy", "Delete"), data.get("engine", "memorystore")
+            return cls(str(data["name"]), str(policy), str(engine))
         except (ValueError, KeyError, TypeError):
             return None
 
     def encode(self) -> str:
-        return json.dumps({"name": self.name, "deletionPolicy": self.deletion_policy})
+        data = {"name": self.name, "deletionPolicy": self.deletion_policy}
+        if self.engine != "memorystore":  # as records were before Valkey and Redis Cluster
+            data["engine"] = self.engine
+        return json.dumps(data)
 
 
 async def write_record(

@@ -1,4 +1,4 @@
-"""Letting go of an operator-created instance (the one ``record`` names).
+"""Letting go of an operator-created instance (the one ``record`` names), of any engine.
 
 When the InferenceService is deleted, or its spec no longer asks for an operator-created
 instance (another cache source, the cache off), the recorded instance is
@@ -16,34 +16,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from memoserve_operator.cache.memorystore.api import (
-    MemorystoreApi,
-    MemorystoreError,
-    State,
-)
-from memoserve_operator.cache.memorystore.connector import MemorystoreConnector
-from memoserve_operator.cache.memorystore.plan import not_owned
-from memoserve_operator.cache.memorystore.record import EventSink, Record, Ref, write_record
+from memoserve_operator.cache.engine import Engine, by_key, gcloud_delete
+from memoserve_operator.cache.gcp import MemorystoreError
+from memoserve_operator.cache.record import EventSink, Record, Ref, write_record
+from memoserve_operator.cache.verdicts import DELETING_STATE
 from memoserve_operator.kube.client import KubeClient
-
-
-def _gcloud_delete(name: str) -> str:
-    parts = name.split("/")  # projects/P/locations/L/instances/ID
-    if len(parts) != 6:
-        return f"gcloud redis instances delete {name}"
-    return f"gcloud redis instances delete {parts[5]} --region {parts[3]} --project {parts[1]}"
+from memoserve_operator.settings import OperatorSettings
 
 
 class Releaser:
     def __init__(
-        self, connector: MemorystoreConnector, kube: KubeClient, events: EventSink
+        self,
+        engines: Mapping[str, Engine],
+        settings: OperatorSettings,
+        kube: KubeClient,
+        events: EventSink,
     ) -> None:
-        self.connector, self.kube, self.events = connector, kube, events
+        self.engines, self.settings, self.kube, self.events = engines, settings, kube, events
         self._attempts: dict[str, int] = {}
         self._errors: dict[str, str] = {}
 
     def _delay(self, key: str) -> float:
-        settings = self.connector.settings
+        settings = self.settings
         attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
         first, most = settings.memorystore_poll_seconds, settings.memorystore_max_backoff_seconds
         return min(first * 2.0 ** (attempts - 1), most)
@@ -72,26 +66,27 @@ class Releaser:
     async def _release(
         self, ref: Ref, meta: Mapping[str, Any], record: Record, keep: str | None
     ) -> bool:
+        engine = by_key(self.engines, record.engine)
         if record.name == keep:
             message = (
-                f"{record.name} is now used as existingMemorystore: memoserve no longer manages it"
+                f"{record.name} is now used as {engine.existing}: memoserve no longer manages it"
             )
             return await self._forget(ref, meta, "Normal", "MemorystoreReleased", message)
         if record.deletion_policy == "Retain":
             message = (
                 f"{record.name} is left in place (deletionPolicy Retain) and no longer managed by "
-                f"memoserve; delete it with: {_gcloud_delete(record.name)}"
+                f"memoserve; delete it with: {gcloud_delete(engine.gcloud, record.name)}"
             )
             return await self._forget(ref, meta, "Normal", "MemorystoreRetained", message)
-        api: MemorystoreApi = await self.connector.api()
+        api = await engine.api()
         instance = await api.get_instance(record.name)
         if instance is None:
             return await self._forget(
                 ref, meta, "Normal", "MemorystoreDeleted", f"{record.name} is deleted"
             )
-        if (why := not_owned(instance, ref.uid)) is not None:
+        if (why := engine.not_owned(instance, ref.uid, recorded=True)) is not None:
             return await self._forget(ref, meta, "Warning", "MemorystoreNotDeleted", why)
-        if instance.state != State.DELETING:
+        if instance.state != DELETING_STATE:
             await api.delete_instance(record.name)
             self.events.post(
                 ref,
