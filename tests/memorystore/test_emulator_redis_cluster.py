@@ -11,7 +11,6 @@ from google.cloud import redis_cluster_v1
 from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
-from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.sharded import (
     NETWORK,
@@ -21,8 +20,10 @@ from tests.memorystore.sharded import (
     assert_keys,
     cluster_client,
     keys_per_primary,
+    operation_error,
     processes_of,
     redis_cluster,
+    strict_emulator,
     write_keys,
 )
 
@@ -146,27 +147,20 @@ async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread
 
 
 async def test_create_fails_without_a_service_connection_policy() -> None:
-    policies = ServiceConnectionPolicies(allow_any_network=False)
-    policies.declare_spec("default:gcp-memorystore-redis:europe-west1")  # another region
-    emulator = EmulatorThread(policies=policies).start()
-    try:
+    with strict_emulator("default:gcp-memorystore-redis:europe-west1") as emulator:  # elsewhere
         async with cluster_client(emulator) as client:
             operation = await client.create_cluster(
                 parent=PARENT, cluster_id="rc-psc", cluster=cluster(shard_count=1)
             )
-            with pytest.raises(exceptions.GoogleAPICallError) as failed:
-                await operation.result()
-            assert failed.value.errors[0].code == code_pb2.FAILED_PRECONDITION
-            message = failed.value.errors[0].message
+            error = await operation_error(operation)
+            assert error.code == code_pb2.FAILED_PRECONDITION
             for part in (NETWORK, "service class: gcp-memorystore-redis,", f"region: {REGION}"):
-                assert part in message
+                assert part in error.message
             done = await client.get_operation({"name": operation.operation.name})
             assert done.error.code == code_pb2.FAILED_PRECONDITION
 
-            policies.declare_spec(f"{NETWORK}:gcp-memorystore-redis:{REGION}")
+            emulator.emulator.policies.declare_spec(f"{NETWORK}:gcp-memorystore-redis:{REGION}")
             operation = await client.create_cluster(
                 parent=PARENT, cluster_id="rc-psc", cluster=cluster(shard_count=1)
             )
             assert (await operation.result()).state == Cluster.State.ACTIVE
-    finally:
-        emulator.stop()

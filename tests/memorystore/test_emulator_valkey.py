@@ -11,7 +11,6 @@ from google.cloud import memorystore_v1
 from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
-from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.sharded import (
     NETWORK,
@@ -21,9 +20,11 @@ from tests.memorystore.sharded import (
     all_gone,
     assert_keys,
     keys_per_primary,
+    operation_error,
     plain_client,
     processes_of,
     redis_cluster,
+    strict_emulator,
     valkey_client,
     write_keys,
 )
@@ -187,22 +188,14 @@ async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread
 
 
 async def test_create_fails_without_a_service_connection_policy() -> None:
-    policies = ServiceConnectionPolicies(allow_any_network=False)
-    policies.declare_spec(f"default:gcp-memorystore-redis:{REGION}")  # the other API's class
-    emulator = EmulatorThread(policies=policies).start()
-    try:
+    with strict_emulator(f"default:gcp-memorystore-redis:{REGION}") as emulator:  # other class
         async with valkey_client(emulator) as client:
             operation = await client.create_instance(
                 parent=PARENT, instance_id="vk-psc", instance=instance(shard_count=1)
             )
-            # The async client raises the operation's error as it is: a google.rpc.Status.
-            with pytest.raises(exceptions.GoogleAPICallError) as failed:
-                await operation.result()
-            assert failed.value.errors[0].code == code_pb2.FAILED_PRECONDITION
-            message = failed.value.errors[0].message
+            error = await operation_error(operation)
+            assert error.code == code_pb2.FAILED_PRECONDITION
             for part in (NETWORK, "service class: gcp-memorystore,", f"region: {REGION}"):
-                assert part in message
-            with pytest.raises(exceptions.NotFound):
+                assert part in error.message
+            with pytest.raises(exceptions.NotFound):  # a failed create leaves nothing
                 await client.get_instance(name=f"{PARENT}/instances/vk-psc")
-    finally:
-        emulator.stop()

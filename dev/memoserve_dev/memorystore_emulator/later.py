@@ -1,0 +1,40 @@
+"""Work an operation does later (after the faults' delay), as tasks its backend owns: a failure
+of the emulator itself is logged and handed to ``on_error`` (the operation ends in INTERNAL),
+and ``close`` cancels what is still pending."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class Later:
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def run(
+        self,
+        delay: float,
+        work: Callable[[], Awaitable[None]],
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await work()
+            except Exception as exc:  # the emulator's own failure: report it, keep serving
+                log.exception("emulated operation failed")
+                if on_error is not None:
+                    on_error(exc)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
