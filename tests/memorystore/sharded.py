@@ -34,9 +34,9 @@ KEYS = 300
 
 
 @asynccontextmanager
-async def _api_client(emulator: EmulatorThread, client: Any, transport: Any) -> AsyncIterator[Any]:
+async def _api_client(target: str, client: Any, transport: Any) -> AsyncIterator[Any]:
     """A google-cloud async client over an insecure gRPC channel to the emulator."""
-    opened = transport(channel=grpc.aio.insecure_channel(emulator.grpc_target))
+    opened = transport(channel=grpc.aio.insecure_channel(target))
     try:
         yield client(transport=opened)
     finally:
@@ -44,18 +44,18 @@ async def _api_client(emulator: EmulatorThread, client: Any, transport: Any) -> 
 
 
 def valkey_client(
-    emulator: EmulatorThread,
+    target: str,
 ) -> AbstractAsyncContextManager[memorystore_v1.MemorystoreAsyncClient]:
     return _api_client(
-        emulator, memorystore_v1.MemorystoreAsyncClient, MemorystoreGrpcAsyncIOTransport
+        target, memorystore_v1.MemorystoreAsyncClient, MemorystoreGrpcAsyncIOTransport
     )
 
 
 def cluster_client(
-    emulator: EmulatorThread,
+    target: str,
 ) -> AbstractAsyncContextManager[redis_cluster_v1.CloudRedisClusterAsyncClient]:
     return _api_client(
-        emulator,
+        target,
         redis_cluster_v1.CloudRedisClusterAsyncClient,
         CloudRedisClusterGrpcAsyncIOTransport,
     )

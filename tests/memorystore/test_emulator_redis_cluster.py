@@ -42,7 +42,7 @@ def mask(*paths: str) -> field_mask_pb2.FieldMask:
 async def test_tls_iam_cluster_serves_keys_scales_and_goes(
     emulator: EmulatorThread, tmp_path: Path
 ) -> None:
-    async with cluster_client(emulator) as client:
+    async with cluster_client(emulator.grpc_target) as client:
         operation = await client.create_cluster(
             parent=PARENT,
             cluster_id="rc-1",
@@ -104,7 +104,7 @@ async def test_tls_iam_cluster_serves_keys_scales_and_goes(
 
 
 async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread) -> None:
-    async with cluster_client(emulator) as client:
+    async with cluster_client(emulator.grpc_target) as client:
         for bad_id, bad, match in [
             ("1cluster", cluster(shard_count=1), "cluster_id"),
             ("rc-zero", cluster(shard_count=0), "shard_count must be 1 to 250"),
@@ -148,7 +148,7 @@ async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread
 
 async def test_create_fails_without_a_service_connection_policy() -> None:
     with strict_emulator("default:gcp-memorystore-redis:europe-west1") as emulator:  # elsewhere
-        async with cluster_client(emulator) as client:
+        async with cluster_client(emulator.grpc_target) as client:
             operation = await client.create_cluster(
                 parent=PARENT, cluster_id="rc-psc", cluster=cluster(shard_count=1)
             )
@@ -164,3 +164,21 @@ async def test_create_fails_without_a_service_connection_policy() -> None:
                 parent=PARENT, cluster_id="rc-psc", cluster=cluster(shard_count=1)
             )
             assert (await operation.result()).state == Cluster.State.ACTIVE
+
+
+async def test_injected_faults_reach_the_cluster_api(emulator: EmulatorThread) -> None:
+    emulator.faults.fail_next("CreateCluster", "PERMISSION_DENIED")
+    emulator.faults.fail_next_operation("create", "RESOURCE_EXHAUSTED", "no capacity")
+    async with cluster_client(emulator.grpc_target) as client:
+        with pytest.raises(exceptions.PermissionDenied, match=r"redis\.clusters\.create"):
+            await client.create_cluster(
+                parent=PARENT, cluster_id="rc-f", cluster=cluster(shard_count=1)
+            )
+        operation = await client.create_cluster(
+            parent=PARENT, cluster_id="rc-f", cluster=cluster(shard_count=1)
+        )
+        error = await operation_error(operation)
+        assert (error.code, error.message) == (code_pb2.RESOURCE_EXHAUSTED, "no capacity")
+        assert emulator.calls("CreateCluster") == 2
+        with pytest.raises(exceptions.NotFound):
+            await client.get_cluster(name=f"{PARENT}/clusters/rc-f")

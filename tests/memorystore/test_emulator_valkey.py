@@ -11,6 +11,7 @@ from google.cloud import memorystore_v1
 from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
+from tests.memorystore.command import emulator_command
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.sharded import (
     NETWORK,
@@ -19,6 +20,7 @@ from tests.memorystore.sharded import (
     REGION,
     all_gone,
     assert_keys,
+    cluster_client,
     keys_per_primary,
     operation_error,
     plain_client,
@@ -45,7 +47,7 @@ def mask(*paths: str) -> field_mask_pb2.FieldMask:
 async def test_cluster_instance_serves_keys_on_every_shard_and_scales_in_place(
     emulator: EmulatorThread,
 ) -> None:
-    async with valkey_client(emulator) as client:
+    async with valkey_client(emulator.grpc_target) as client:
         operation = await client.create_instance(
             parent=PARENT,
             instance_id="vk-scale",
@@ -80,7 +82,9 @@ async def test_cluster_instance_serves_keys_on_every_shard_and_scales_in_place(
                 instance=Instance(name=created.name, shard_count=shards),
                 update_mask=mask("shard_count"),
             )
-            assert (await client.get_instance(name=created.name)).state == Instance.State.UPDATING
+            updating = await client.get_instance(name=created.name)
+            assert updating.state == Instance.State.UPDATING
+            assert updating.state_info.update_info.target_shard_count == shards
             updated = await operation.result()
             assert (updated.state, updated.shard_count) == (Instance.State.ACTIVE, shards)
             async with redis_cluster(endpoint.address, endpoint.port) as redis:
@@ -108,7 +112,7 @@ async def test_tls_instance_verifies_with_the_ca_the_api_returns(
     emulator: EmulatorThread, tmp_path: Path
 ) -> None:
     tls = Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
-    async with valkey_client(emulator) as client:
+    async with valkey_client(emulator.grpc_target) as client:
         operation = await client.create_instance(
             parent=PARENT,
             instance_id="vk-tls",
@@ -129,7 +133,7 @@ async def test_tls_instance_verifies_with_the_ca_the_api_returns(
 
 
 async def test_cluster_disabled_is_one_primary_with_replicas(emulator: EmulatorThread) -> None:
-    async with valkey_client(emulator) as client:
+    async with valkey_client(emulator.grpc_target) as client:
         operation = await client.create_instance(
             parent=PARENT,
             instance_id="vk-single",
@@ -155,7 +159,7 @@ async def test_cluster_disabled_is_one_primary_with_replicas(emulator: EmulatorT
 
 
 async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread) -> None:
-    async with valkey_client(emulator) as client:
+    async with valkey_client(emulator.grpc_target) as client:
         for bad_id, bad, match in [
             ("Bad_ID", instance(shard_count=1), "instance_id"),
             ("vk-zero", instance(shard_count=0), "shard_count must be 1 to 250"),
@@ -189,7 +193,7 @@ async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread
 
 async def test_create_fails_without_a_service_connection_policy() -> None:
     with strict_emulator(f"default:gcp-memorystore-redis:{REGION}") as emulator:  # other class
-        async with valkey_client(emulator) as client:
+        async with valkey_client(emulator.grpc_target) as client:
             operation = await client.create_instance(
                 parent=PARENT, instance_id="vk-psc", instance=instance(shard_count=1)
             )
@@ -199,3 +203,21 @@ async def test_create_fails_without_a_service_connection_policy() -> None:
                 assert part in error.message
             with pytest.raises(exceptions.NotFound):  # a failed create leaves nothing
                 await client.get_instance(name=f"{PARENT}/instances/vk-psc")
+
+
+async def test_the_command_takes_service_connection_policies() -> None:
+    policy = f"default:gcp-memorystore:{REGION}"
+    options = ("--no-allow-any-network", "--service-connection-policy", policy)
+    with emulator_command(*options) as (_, target):
+        async with valkey_client(target) as client:
+            operation = await client.create_instance(
+                parent=PARENT, instance_id="vk-cli", instance=instance(shard_count=1)
+            )
+            assert (await operation.result()).state == Instance.State.ACTIVE
+        async with cluster_client(target) as clusters:  # no gcp-memorystore-redis policy
+            operation = await clusters.create_cluster(
+                parent=PARENT,
+                cluster_id="rc-cli",
+                cluster={"shard_count": 1, "psc_configs": [{"network": NETWORK}]},
+            )
+            assert (await operation_error(operation)).code == code_pb2.FAILED_PRECONDITION

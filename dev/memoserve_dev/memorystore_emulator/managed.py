@@ -22,52 +22,22 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
 from google.longrunning.operations_pb2 import Operation  # type: ignore[import-untyped]
 
 from memoserve_dev.memorystore_emulator import validate
 from memoserve_dev.memorystore_emulator.faults import ApiError, Fault, Faults
+from memoserve_dev.memorystore_emulator.flavor import Flavor, Managed
 from memoserve_dev.memorystore_emulator.later import Later
-from memoserve_dev.memorystore_emulator.nodes import Nodes, NodeSpec, make_nodes
+from memoserve_dev.memorystore_emulator.nodes import make_nodes
 from memoserve_dev.memorystore_emulator.operations import Operations
 from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from memoserve_dev.memorystore_emulator.slot import now
-from memoserve_dev.tls import TlsFiles, make_tls
+from memoserve_dev.tls import make_tls
 
 log = logging.getLogger(__name__)
-
-
-class Flavor(Protocol):
-    """What differs between the two APIs (messages, fields, rules, names)."""
-
-    collection: str  # "instances" or "clusters"
-    kind: str  # "Instance" or "Cluster": in method names
-    ca_method: str  # the RPC that returns the CA
-    service_class: str  # the PSC service class
-    types: ModuleType  # the API's types (google.cloud.memorystore_v1, redis_cluster_v1)
-    message: Any  # the proto-plus Instance or Cluster
-    metadata: Any  # the API's OperationMetadata
-
-    def check(self, resource: Any, resource_id: str | None) -> None: ...
-    def defaults(self, resource: Any, project: str, region: str) -> None: ...
-    def update_fields(self, paths: list[str], current: Any, candidate: Any) -> list[str]: ...
-    def networks(self, resource: Any) -> list[str]: ...
-    def spec(self, resource: Any) -> NodeSpec: ...
-    def tls(self, resource: Any) -> bool: ...
-    def show(self, resource: Any, address: str, port: int) -> None: ...
-
-
-@dataclass
-class Managed:
-    resource: Any  # the API's view
-    workdir: Path
-    nodes: Nodes | None = None
-    tls: TlsFiles | None = None
-    busy: bool = False  # an operation runs on it
 
 
 class ManagedBackend:
@@ -189,6 +159,14 @@ class ManagedBackend:
             setattr(candidate, field, dict(value) if hasattr(value, "items") else value)
         self.flavor.check(candidate, None)
         operation = self._begin(record, "update", self.State.UPDATING)
+        if {"shard_count", "replica_count"} & set(fields):  # what the update is heading for
+            info = self.flavor.message.StateInfo
+            record.resource.state_info = info(
+                update_info=info.UpdateInfo(
+                    target_shard_count=candidate.shard_count,
+                    target_replica_count=candidate.replica_count,
+                )
+            )
         fault = self.faults.operation_fault("update")
 
         async def finish() -> None:
@@ -258,6 +236,7 @@ class ManagedBackend:
         """ACTIVE again; the operation done with the resource, or with ``fault``."""
         resource = record.resource
         resource.state, record.busy = self.State.ACTIVE, False
+        resource._pb.ClearField("state_info")
         if record.nodes is not None:
             self.flavor.show(resource, *record.nodes.endpoint)
         self.operations.end(operation, None if fault else self._copy(resource), fault)
