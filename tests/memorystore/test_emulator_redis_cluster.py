@@ -28,7 +28,7 @@ from tests.memorystore.sharded import (
 )
 
 Cluster = redis_cluster_v1.Cluster
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def cluster(**fields: object) -> Cluster:

@@ -32,7 +32,7 @@ from tests.memorystore.sharded import (
 )
 
 Instance = memorystore_v1.Instance
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def instance(**fields: object) -> Instance:
@@ -112,13 +112,21 @@ async def test_tls_instance_verifies_with_the_ca_the_api_returns(
     emulator: EmulatorThread, tmp_path: Path
 ) -> None:
     tls = Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
+    # PSC asked for the current way: endpoints of connections, not psc_auto_connections.
+    auto = memorystore_v1.PscAutoConnection(network="default", project_id=PROJECT)
+    connection = Instance.ConnectionDetail(psc_auto_connection=auto)
+    asked = Instance(
+        shard_count=1,
+        transit_encryption_mode=tls,
+        endpoints=[Instance.InstanceEndpoint(connections=[connection])],
+    )
     async with valkey_client(emulator.grpc_target) as client:
         operation = await client.create_instance(
-            parent=PARENT,
-            instance_id="vk-tls",
-            instance=instance(shard_count=1, transit_encryption_mode=tls),
+            parent=PARENT, instance_id="vk-tls", instance=asked
         )
         created = await operation.result()
+        shown = created.endpoints[0].connections[0].psc_auto_connection
+        assert (shown.network, shown.port) == (NETWORK, created.discovery_endpoints[0].port)
         authority = await client.get_certificate_authority(
             name=f"{created.name}/certificateAuthority"
         )

@@ -1,6 +1,7 @@
 """Work an operation does later (after the faults' delay), as tasks its backend owns: a failure
 of the emulator itself is logged and handed to ``on_error`` (the operation ends in INTERNAL),
-and ``close`` cancels what is still pending."""
+and ``close`` cancels what is still waiting out its delay and waits for what has begun (work
+in a thread cannot be cancelled: a cancelled start would leave its processes behind)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 class Later:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: set[asyncio.Task[None]] = set()  # still in their delay
 
     def run(
         self,
@@ -23,6 +25,7 @@ class Later:
     ) -> None:
         async def run() -> None:
             await asyncio.sleep(delay)
+            self._waiting.discard(task)
             try:
                 await work()
             except Exception as exc:  # the emulator's own failure: report it, keep serving
@@ -32,9 +35,11 @@ class Later:
 
         task = asyncio.create_task(run())
         self._tasks.add(task)
+        self._waiting.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._waiting.discard)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self._waiting):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
