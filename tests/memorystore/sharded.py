@@ -66,6 +66,7 @@ async def redis_cluster(
     address: str,
     port: int,
     *,
+    username: str | None = None,
     password: str | None = None,
     ca_pem: str | None = None,
     tmp_path: Path | None = None,
@@ -77,7 +78,7 @@ async def redis_cluster(
         ca = tmp_path / "ca.pem"
         ca.write_text(ca_pem)
         tls = {"ssl": True, "ssl_ca_certs": str(ca)}
-    client = RedisCluster(host=address, port=port, password=password, **tls)  # type: ignore[arg-type]
+    client = RedisCluster(host=address, port=port, username=username, password=password, **tls)  # type: ignore[arg-type]
     try:
         await client.initialize()
         yield client

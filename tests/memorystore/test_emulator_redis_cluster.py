@@ -73,8 +73,13 @@ async def test_tls_iam_cluster_serves_keys_scales_and_goes(
             name=f"{created.name}/certificateAuthority"
         )
         pem = authority.managed_server_ca.ca_certs[0].certificates[0]
-        async with redis_cluster(
-            endpoint.address, endpoint.port, password="token", ca_pem=pem, tmp_path=tmp_path
+        async with redis_cluster(  # IAM: AUTH default <access token>, any token
+            endpoint.address,
+            endpoint.port,
+            username="default",
+            password="ya29.token",
+            ca_pem=pem,
+            tmp_path=tmp_path,
         ) as redis:
             await write_keys(redis)
             assert all(size > 0 for size in await keys_per_primary(redis))
