@@ -258,6 +258,20 @@ class RedisCluster:
     def cli(self, node: RedisServer, *command: str) -> str:
         return node.cli(*command)
 
+    def key_cli(self, *command: str) -> str:
+        """Run a command about keys on the node that holds them (``redis-cli -c`` follows
+        MOVED and ASK from the first running node)."""
+        node = next(n for n in self.nodes if n.running)
+        args = ["redis-cli", "-c", "-h", self.host, "-p", str(node.port), "--no-auth-warning"]
+        done = subprocess.run(
+            [*args, *self._auth_args(), *command], check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    def on_primaries(self, *command: str) -> list[str]:
+        """Run a command on every running primary (FLUSHALL, CONFIG RESETSTAT...)."""
+        return [node.cli(*command) for node in self.primaries()]
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()

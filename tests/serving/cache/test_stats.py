@@ -12,15 +12,21 @@ from memoserve_dev.redis_server import RedisServer
 from memoserve_dev.tls import TlsFiles
 from memoserve_operator.builders.redis import RedisEndpoint
 from memoserve_operator.cache.stats import CacheStatsReader
+from memoserve_serving.cache.breaker import CircuitBreaker
+from memoserve_serving.cache.nodes import RedisNodes
 from memoserve_serving.cache.redis_config import RedisConfig
-from memoserve_serving.cache.resp import RedisClient
 from memoserve_serving.cache.stats import StatsPublisher
+from memoserve_serving.metrics import ServingMetrics
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
 
 NOW = 1_000_000 * 60 + 10.0
 KEY = cache_stats.stats_key("ml/iris", 1_000_000)
+
+
+def pod_redis(config: RedisConfig) -> RedisNodes:
+    return RedisNodes(config, ServingMetrics("m"), lambda _: CircuitBreaker(3, 1.0))
 
 
 class Counts:
@@ -35,7 +41,7 @@ async def test_publish_adds_what_is_new_with_the_digest_and_an_expiry(
     own_redis: RedisServer,
 ) -> None:
     counts = Counts()
-    client = RedisClient(RedisConfig.from_url(own_redis.url))
+    client = pod_redis(RedisConfig.from_url(own_redis.url))
     publisher = StatsPublisher(client, "ml/iris", "sha256:abc", counts, clock=lambda: NOW)
     try:
         assert await publisher.publish()  # nothing counted: nothing sent
@@ -73,7 +79,7 @@ async def test_the_operator_reads_what_pods_publish_over_tls_and_auth(
         password=tls_redis.password,
         ca_file=tls_files.ca_path,
     )
-    pods = [RedisClient(config), RedisClient(config)]
+    pods = [pod_redis(config), pod_redis(config)]
     counts = [Counts(), Counts()]
     clock = [NOW]
     for pod, count in zip(pods, counts, strict=True):
