@@ -19,6 +19,7 @@ from memoserve_serving.cache.stats import StatsPublisher
 from memoserve_serving.metrics import ServingMetrics
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
+from tests.support.redis_targets import RedisPeer
 from tests.support.serving import ServerThread, serving_settings
 
 NOW = 1_000_000 * 60 + 10.0
@@ -110,16 +111,16 @@ async def test_the_operator_reads_what_pods_publish_over_tls_and_auth(
             await pod.close()
 
 
-def test_a_server_publishes_its_hits_and_lookups(own_redis: RedisServer) -> None:
+def test_a_server_publishes_its_hits_and_lookups(redis_peer: RedisPeer) -> None:
     settings = serving_settings(
-        redis_url=own_redis.url, cache_namespace="ml/affine", cache_stats_seconds=0.05
+        redis_url=redis_peer.url, cache_namespace="ml/affine", cache_stats_seconds=0.05
     )
     model = AffineModel()
     with ServerThread(settings, model) as running, httpx.Client(base_url=running.url) as http:
         for _ in range(4):
             http.post("/v2/models/affine/infer", json=infer_body())
         deadline = time.monotonic() + 10
-        while (stats := _published(own_redis, "ml/affine")).lookups < 4:
+        while (stats := _published(redis_peer, "ml/affine")).lookups < 4:
             assert time.monotonic() < deadline, stats
             time.sleep(0.05)
     assert stats == CacheStats(3, 4, stats.digest)
@@ -128,7 +129,7 @@ def test_a_server_publishes_its_hits_and_lookups(own_redis: RedisServer) -> None
     assert model.calls == 1
 
 
-def _published(redis: RedisServer, namespace: str) -> CacheStats:
+def _published(redis: RedisPeer, namespace: str) -> CacheStats:
     hashes = []
     for key in cache_stats.window_keys(namespace, time.time()):
         fields = redis.cli("HGETALL", key).splitlines()
