@@ -41,14 +41,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from memoserve_serving.cache.breaker import BreakerState, CircuitBreaker
-from memoserve_serving.cache.cluster_map import (
-    Address,
-    Redirect,
-    Shard,
-    parse_redirect,
-    parse_shards,
-    parse_slots,
-)
+from memoserve_serving.cache.cluster_map import Address, Redirect, Shard, parse_redirect
+from memoserve_serving.cache.cluster_tables import read_shards, slot_tables
 from memoserve_serving.cache.guard import GuardedRedis
 from memoserve_serving.cache.redis_config import RedisConfig
 from memoserve_serving.cache.resp import RedisClient
@@ -175,12 +169,19 @@ class RedisNodes:
     # -- the slot map -----------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Connect to the seed and learn what it is; raises RedisError if it is unreachable."""
-        await self.seed.client.connect()
+        """Connect to the seed and learn what it is; raises RedisError if it is unreachable
+        (and keeps trying in the background, see :meth:`schedule_refresh`)."""
+        try:
+            await self.seed.client.connect()
+        except RedisError:
+            self.schedule_refresh()
+            raise
         await self.refresh()
 
     def schedule_refresh(self) -> None:
-        """Re-read the slot map soon (at most every _REFRESH_MIN_INTERVAL); no-op if running."""
+        """Re-read the slot map soon (at most every _REFRESH_MIN_INTERVAL), and again every
+        _REFRESH_WHILE_DOWN while nobody has answered what Redis is, or while a primary in the
+        map is down; a no-op if that is already under way."""
         if self._closed or self.topology is Topology.STANDALONE or self._refreshing is not None:
             return
         self._refreshing = asyncio.get_running_loop().create_task(self._refresh_soon())
@@ -190,13 +191,15 @@ class RedisNodes:
         try:
             await asyncio.sleep(max(0.0, self._last_refresh + _REFRESH_MIN_INTERVAL - loop.time()))
             await self.refresh()
-            while self.topology is Topology.CLUSTER and self._a_primary_is_down():
+            while self.topology is Topology.UNKNOWN or self._a_primary_is_down():
                 await asyncio.sleep(_REFRESH_WHILE_DOWN)
                 await self.refresh()
         finally:
             self._refreshing = None
 
     def _a_primary_is_down(self) -> bool:
+        if self.topology is not Topology.CLUSTER:
+            return False
         primaries = {id(node): node for node in self._primaries}.values()
         return any(node.breaker.state is not BreakerState.CLOSED for node in primaries)
 
@@ -205,7 +208,7 @@ class RedisNodes:
         self._last_refresh = asyncio.get_running_loop().time()
         for node in self._ask_order():
             try:
-                shards = await self._read_map(node)
+                shards = await read_shards(node.client)
             except RedisError as exc:
                 log.debug("no slot map from %s: %s", node.client.config.address, exc)
                 continue
@@ -225,40 +228,9 @@ class RedisNodes:
         nodes.sort(key=lambda node: (not node.client.connected, not node.breaker.ready()))
         return nodes
 
-    async def _read_map(self, node: GuardedRedis) -> list[Shard] | None:
-        """The shards ``node`` knows, or None when it is no cluster node."""
-        client, host = node.client, node.client.config.host
-        try:
-            reply = await client.execute(b"CLUSTER", b"SHARDS")
-        except RedisReplyError as exc:
-            if "disabled" in str(exc):  # "This instance has cluster support disabled"
-                return None
-            if "unknown" not in str(exc).lower():  # LOADING, NOAUTH...: ask another node
-                raise
-        else:
-            return parse_shards(reply, host, tls=self._config.tls)
-        try:
-            return parse_slots(await client.execute(b"CLUSTER", b"SLOTS"), host)
-        except RedisReplyError as exc:
-            if "unknown" in str(exc).lower() or "disabled" in str(exc):
-                return None  # no CLUSTER command at all: one server
-            raise
-
     def _apply(self, shards: list[Shard]) -> None:
-        fallback = self._node(shards[0].primary)  # for slots nobody serves: MOVED corrects
-        primaries = [fallback] * SLOT_COUNT
-        readers = [fallback] * SLOT_COUNT if self._read_replicas else primaries
-        for shard in shards:
-            primary = self._node(shard.primary)
-            reader = primary
-            if self._read_replicas and shard.replicas:
-                replicas = shard.replicas
-                reader = self._node(replicas[self._replica_pick % len(replicas)])
-            for first, last in shard.ranges:
-                count = last - first + 1
-                primaries[first : last + 1] = [primary] * count
-                if readers is not primaries:
-                    readers[first : last + 1] = [reader] * count
+        pick = self._replica_pick if self._read_replicas else None
+        primaries, readers = slot_tables(shards, self._node, pick)
         if self.topology is not Topology.CLUSTER:
             log.info("Redis at %s is a cluster of %d shards", self._config.address, len(shards))
         self._primaries, self._readers = primaries, readers

@@ -71,7 +71,10 @@ async def make_client() -> AsyncIterator[ClientFactory]:
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     """A real Redis Cluster of 3 primaries with a replica each, shared by the session (tests
     that kill or reshard nodes start their own)."""
-    with RedisCluster(tmp_path_factory.mktemp("redis-cluster"), shards=3, replicas=1) as cluster:
+    # A long node timeout: on a busy test machine a node that answers its peers late must not
+    # be failed over in the middle of other tests (this cluster never needs a failover).
+    workdir = tmp_path_factory.mktemp("redis-cluster")
+    with RedisCluster(workdir, shards=3, replicas=1, node_timeout_ms=5000) as cluster:
         yield cluster
 
 

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from memoserve_dev.redis_cluster import RedisCluster
+from memoserve_dev.redis_server import RedisServer
 from memoserve_serving.cache.base import CacheResult
 from memoserve_serving.cache.nodes import Topology
 from memoserve_serving.cache.slots import key_slot
@@ -113,3 +114,22 @@ async def test_hits_read_from_replicas_when_asked(
 def test_keys_of_one_request_share_a_slot_and_requests_spread() -> None:
     assert len({key_slot(key(i)) for i in range(1000)}) > 900
     assert key_slot(b"lock:" + key(7)) == key_slot(key(7))
+
+
+async def test_what_redis_is_gets_known_once_it_is_up(
+    own_redis: RedisServer, make_cache: CacheFactory
+) -> None:
+    own_redis.stop()
+    cache = await make_cache(own_redis.url, timeout=0.2)  # warm-up fails: Redis is away
+    assert cache.nodes.topology is Topology.UNKNOWN
+    assert await cache.get_or_compute(key(1), Answers()(key(1))) == (
+        b"answer to " + key(1),
+        CacheResult.ERROR,
+    )
+    own_redis.start()
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + 10  # a bound for the retries, not a measured duration
+    while cache.nodes.topology is Topology.UNKNOWN:  # no request needed to find out
+        assert loop.time() < give_up
+        await asyncio.sleep(0.05)
+    assert cache.nodes.topology is Topology.STANDALONE
