@@ -27,4 +27,10 @@ def hash_tag(key: bytes) -> bytes:
 
 def key_slot(key: bytes) -> int:
     """The cluster slot of ``key`` (what ``CLUSTER KEYSLOT`` answers)."""
-    return crc_hqx(hash_tag(key), 0) & _SLOT_MASK
+    # hash_tag inlined: this runs on every hit, and a call costs as much as the CRC.
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return crc_hqx(key, 0) & _SLOT_MASK
