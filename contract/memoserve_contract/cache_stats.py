@@ -2,7 +2,7 @@
 InferenceService's status (``status.cache.hitRatio``, the HIT% column) and the model digest the
 pods serve (``status.model.digest``).
 
-Every pod adds its counts to one hash per service and minute, ``memoserve:stats:<ns/name>:<minute
+Every pod adds its counts to one hash per service and minute, ``memoserve:stats:{<ns/name>}:<minute
 since the epoch>``, every few seconds (HINCRBY is atomic: no coordination between pods), and sets
 the digest of the model it loaded; a hash expires after KEEP_SECONDS. The operator reads the last
 WINDOW_MINUTES hashes. Cheap on both sides: one pipelined write per pod every few seconds while
@@ -28,8 +28,12 @@ def bucket(now: float) -> int:
 
 
 def stats_key(namespace: str, minute: int) -> str:
-    """The hash of ``namespace`` (the pods' cache namespace, ``ns/name``) for one minute."""
-    return f"{PREFIX}{namespace}:{minute}"
+    """The hash of ``namespace`` (the pods' cache namespace, ``ns/name``) for one minute.
+
+    The namespace is a Redis Cluster hash tag: a service's hashes of every minute share one
+    slot, so a reader finds the whole window on one node (one pipeline, no cross-slot reads).
+    """
+    return f"{PREFIX}{{{namespace}}}:{minute}"
 
 
 def window_keys(namespace: str, now: float) -> list[str]:

@@ -101,6 +101,8 @@ class RedisCluster:
             if fresh:
                 self._create()
             self.wait_ok()
+            if fresh and self.replicas:
+                self._replicate_once()
         except BaseException:
             self.stop()
             raise
@@ -132,6 +134,22 @@ class RedisCluster:
         for index, node in enumerate(replicas):
             primary = primaries[index % self.shards]
             self.cli(node, "CLUSTER", "REPLICATE", ids[primary.port])
+
+    def _replicate_once(self) -> None:
+        """One write per shard, replicated: a replica whose replication offset is still 0
+        counts as "loading" (CLUSTER SHARDS) and is left out of CLUSTER SLOTS, so clients
+        would not read from it yet."""
+        for node in self.primaries():
+            self.cli(node, "FLUSHALL")  # a write without a key: any primary takes it
+
+        def replicated() -> bool:  # as every node sees it (offsets travel by gossip)
+            return not any(
+                "loading" in self.cli(node, "CLUSTER", "SHARDS").splitlines()
+                for node in self.nodes
+                if node.running
+            )
+
+        self._wait(replicated, "replicas with data")
 
     def wait_ok(self, timeout: float = READY_SECONDS) -> None:
         """Until every running node says cluster_state:ok and knows all slots, and every
@@ -236,6 +254,28 @@ class RedisCluster:
             *("--cluster-slots", str(slots), "--cluster-yes", "--cluster-pipeline", "10"),
         )
 
+    def start_migration(self, slot: int, source: RedisServer, target: RedisServer) -> None:
+        """The first step of moving one slot by hand: ``target`` imports it, ``source`` is
+        migrating it. Keys moved since (:meth:`migrate_keys`) are answered with ASK."""
+        ids = {info.port: info.node_id for info in self.topology()}
+        self.cli(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", ids[source.port])
+        self.cli(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", ids[target.port])
+
+    def migrate_keys(self, slot: int, source: RedisServer, target: RedisServer) -> int:
+        """Move every key of ``slot`` from ``source`` to ``target``; how many there were."""
+        keys = self.cli(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "1000").split()
+        if keys:
+            auth = ["AUTH", self.password] if self.password else []
+            self.cli(source, "MIGRATE", self.host, str(target.port), "", "0", "5000",
+                     *auth, "KEYS", *keys)  # fmt: skip
+        return len(keys)
+
+    def finish_migration(self, slot: int, target: RedisServer) -> None:
+        """The slot is ``target``'s now, on every primary (clients get MOVED)."""
+        target_id = next(info.node_id for info in self.topology() if info.port == target.port)
+        for node in [target, *(n for n in self.primaries() if n is not target)]:
+            self.cli(node, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+
     def add_shard(self, primary: RedisServer) -> None:
         """Join a started, empty cluster-mode node as a new primary (no slots yet)."""
         self._redis_cli(
@@ -257,6 +297,20 @@ class RedisCluster:
 
     def cli(self, node: RedisServer, *command: str) -> str:
         return node.cli(*command)
+
+    def key_cli(self, *command: str) -> str:
+        """Run a command about keys on the node that holds them (``redis-cli -c`` follows
+        MOVED and ASK from the first running node)."""
+        node = next(n for n in self.nodes if n.running)
+        args = ["redis-cli", "-c", "-h", self.host, "-p", str(node.port), "--no-auth-warning"]
+        done = subprocess.run(
+            [*args, *self._auth_args(), *command], check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    def on_primaries(self, *command: str) -> list[str]:
+        """Run a command on every running primary (FLUSHALL, CONFIG RESETSTAT...)."""
+        return [node.cli(*command) for node in self.primaries()]
 
     def stop(self) -> None:
         for node in self.nodes:

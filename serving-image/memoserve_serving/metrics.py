@@ -166,9 +166,18 @@ class ServingMetrics:
             ["model"],
             registry=r,
         ).labels(model)
+        self.cache_redirects = Counter(
+            "memoserve_cache_redirects",
+            "Redis Cluster redirects followed: MOVED (slot map changed) or ASK (slot migrating).",
+            ["model", "kind"],
+            registry=r,
+        )
 
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(self.model, kind).inc()
 
     def singleflight_join(self, scope: str) -> None:
         self.singleflight_joins.labels(self.model, scope).inc()
+
+    def cache_redirect(self, kind: str) -> None:
+        self.cache_redirects.labels(self.model, kind).inc()

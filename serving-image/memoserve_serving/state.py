@@ -96,7 +96,7 @@ def _publish_stats(
     from memoserve_serving.cache.stats import StatsPublisher
 
     publisher = StatsPublisher(
-        cache.client,
+        cache.nodes,
         settings.cache_key_namespace,
         served.digest,
         metrics.requests.cache_counts,

@@ -11,7 +11,7 @@ from memoserve_contract.cache_stats import CacheStats, summarize
 def test_window_keys_are_the_last_minutes_newest_first() -> None:
     now = 1_000_000 * 60 + 59.9
     assert cache_stats.window_keys("ml/iris", now) == [
-        f"memoserve:stats:ml/iris:{minute}" for minute in range(1_000_000, 999_995, -1)
+        f"memoserve:stats:{{ml/iris}}:{minute}" for minute in range(1_000_000, 999_995, -1)
     ]
 
 

@@ -52,6 +52,11 @@ class CircuitBreaker:
             return BreakerState.CLOSED
         return BreakerState.HALF_OPEN if self._probing else BreakerState.OPEN
 
+    def ready(self) -> bool:
+        """Would :meth:`allow` say yes now? (Asks without taking the half-open probe.)"""
+        blocked_until = self._blocked_until
+        return blocked_until is None or self._clock() >= blocked_until
+
     def allow(self) -> bool:
         """May a call go to Redis now? (Closed: always; open: only the half-open probe.)"""
         blocked_until = self._blocked_until

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from memoserve_serving.cache.breaker import CircuitBreaker
@@ -37,12 +37,22 @@ def error_kind(exc: RedisError) -> str:
 
 
 class GuardedRedis:
+    """One Redis node's client behind its own breaker (a cluster has one per node)."""
+
     def __init__(
-        self, client: RedisClient, breaker: CircuitBreaker, metrics: ServingMetrics
+        self,
+        client: RedisClient,
+        breaker: CircuitBreaker,
+        metrics: ServingMetrics,
+        *,
+        on_unreachable: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.breaker = breaker
         self._metrics = metrics
+        # Told when the node timed out or dropped the connection: on a cluster, a failover
+        # may have moved its slots, so the slot map is worth reading again.
+        self._on_unreachable = on_unreachable
 
     def admit(self) -> None:
         """Raise :class:`CacheDown` (counted as breaker_open) unless the breaker allows a call."""
@@ -83,4 +93,6 @@ class GuardedRedis:
             self.breaker.success()
         else:
             self.breaker.failure()
+            if self._on_unreachable is not None:
+                self._on_unreachable()
         log.debug("cache operation failed (%s): %s", kind, exc)

@@ -24,8 +24,9 @@ import orjson
 from memoserve_serving.protocol.types import InferenceRequest
 
 # The version names the key scheme AND the value format (protocol.answer): bump it when either
-# changes, so that a rolling update never reads values it cannot decode.
-PREFIX = b"memoserve:v2:"
+# changes, so that a rolling update never reads values it cannot decode. v3: the request digest
+# became a hash tag (``{...}``), for Redis Cluster.
+PREFIX = b"memoserve:v3:"
 DIGEST_SIZE = 20
 # blake2b personalization (16 bytes at most): keeps our digests apart from any other use of
 # blake2b, and changes whenever the canonical encoding does. Copying a hasher is cheaper than
@@ -78,10 +79,17 @@ def _hasher(request: InferenceRequest) -> hashlib.blake2b:
 
 class RequestKeys:
     """The cache keys of one model's requests:
-    ``memoserve:v2:<namespace>:<model_digest[:16]>:<hex request digest>``.
+    ``memoserve:v3:<namespace>:<model_digest[:16]>:{<hex request digest>}``.
 
     The model digest part has a fixed width and no ':', so a namespace with ':' in it cannot
     make two keys collide; ValueError for a model digest shorter than 16 characters.
+
+    The request digest is the key's hash tag: on a Redis Cluster the slot is that of the digest
+    alone, so the answer and its single-flight lock (``lock:`` + key, store.py) share a slot
+    (one MGET, one script for both), and the keys of one model still spread over all shards.
+    Redis takes the first ``{`` as the tag's start, so nothing before the digest may hold a
+    brace: ValueError for a namespace or model digest with ``{`` or ``}`` (Kubernetes names
+    never have one).
     """
 
     __slots__ = ("prefix",)
@@ -90,7 +98,10 @@ class RequestKeys:
         model = model_digest[:_MODEL_DIGEST_CHARS]
         if len(model) != _MODEL_DIGEST_CHARS or ":" in model:
             raise ValueError(f"model digest {model_digest!r}: need 16+ characters without ':'")
-        self.prefix: Final = b"".join((PREFIX, namespace.encode(), b":", model.encode(), b":"))
+        for part, what in ((namespace, "cache namespace"), (model, "model digest")):
+            if "{" in part or "}" in part:
+                raise ValueError(f"{what} {part!r} must not contain '{{' or '}}' (hash tags)")
+        self.prefix: Final = b"".join((PREFIX, namespace.encode(), b":", model.encode(), b":{"))
 
     def __call__(self, request: InferenceRequest) -> bytes:
-        return self.prefix + b2a_hex(_hasher(request).digest())
+        return self.prefix + b2a_hex(_hasher(request).digest()) + b"}"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from memoserve_serving.cache.redis_config import RedisConfig
@@ -49,8 +50,11 @@ _BACKOFF_MAX = 2.0
 class RedisClient:
     """One lazily (re)connected Redis connection. Create it anywhere; it connects on first use."""
 
-    def __init__(self, config: RedisConfig) -> None:
+    def __init__(self, config: RedisConfig, *, greeting: Sequence[tuple[Arg, ...]] = ()) -> None:
         self.config = config
+        # Sent first on every new connection, replies dropped: per-connection state such as a
+        # cluster replica's READONLY, which a reconnect would otherwise lose.
+        self._greeting = [_pack(command) for command in greeting]
         self._timeout = config.timeout
         self._conn: Connection | None = None
         self._connecting: asyncio.Task[Connection] | None = None
@@ -177,6 +181,8 @@ class RedisClient:
                 conn.close()
                 return
             self._conn = conn
+            for packed in self._greeting:  # before the commands that waited for the connect
+                conn.send_nowait(packed, conn.loop.time() + self._timeout)
             self._backoff = 0.0
             log.info("connected to Redis at %s", self.config.address)
             return

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from memoserve_contract import cache_stats
-from memoserve_serving.cache.resp import RedisClient
-from memoserve_serving.cache.resp_connection import RedisError
+from memoserve_serving.cache.resp_connection import Arg, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,17 @@ _ADD = (
 Counts = Callable[[], tuple[int, int]]  # (hits, lookups) since the process started
 
 
+class KeyedCommands(Protocol):
+    """Sends a command about ``key`` to the node that holds it (RedisNodes: one Redis or a
+    cluster's node for the key's slot)."""
+
+    def command(self, key: bytes, *args: Arg) -> Awaitable[Any]: ...
+
+
 class StatsPublisher:
     def __init__(
         self,
-        client: RedisClient,
+        redis: KeyedCommands,
         namespace: str,
         digest: str,
         counts: Counts,
@@ -40,7 +47,7 @@ class StatsPublisher:
         interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._client, self._namespace, self._digest = client, namespace, digest
+        self._redis, self._namespace, self._digest = redis, namespace, digest
         self._counts, self._interval, self._clock = counts, interval, clock
         self._sent = (0, 0)
 
@@ -50,13 +57,14 @@ class StatsPublisher:
         new_hits, new_lookups = hits - self._sent[0], lookups - self._sent[1]
         if new_lookups <= 0:
             return True
-        key = cache_stats.stats_key(self._namespace, cache_stats.bucket(self._clock()))
+        key = cache_stats.stats_key(self._namespace, cache_stats.bucket(self._clock())).encode()
         try:
-            await self._client.execute(
+            await self._redis.command(
+                key,
                 b"EVAL",
                 _ADD,
                 1,
-                key.encode(),
+                key,
                 cache_stats.HITS.encode(),
                 new_hits,
                 cache_stats.LOOKUPS.encode(),

@@ -18,6 +18,11 @@ Results (``X-Memoserve-Cache``):
 After its first Redis failure a request makes no more Redis calls it would wait for, so a hung
 Redis costs a request at most one timeout, and nothing once the breaker is open. Only the lock
 release is best effort (fire-and-forget, it expires anyway) and never changes the result.
+
+On a Redis Cluster (:mod:`~memoserve_serving.cache.nodes`) each key's commands go to the node
+serving its slot, through that node's breaker: "Redis" above means the key's node, so one dead
+shard turns only its keys' lookups into ERROR. The answer and its lock share a hash tag (see
+keys.py), so the lock's multi-key commands never cross slots.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.breaker import CircuitBreaker
 from memoserve_serving.cache.guard import CacheDown, GuardedRedis
 from memoserve_serving.cache.l1 import L1Cache
+from memoserve_serving.cache.nodes import RedisNodes, Topology
 from memoserve_serving.cache.redis_config import RedisConfig
 from memoserve_serving.cache.resp import RedisClient
 from memoserve_serving.cache.resp_connection import RedisError
@@ -52,23 +58,20 @@ _POLL_MAX = 0.05
 
 
 class RedisAnswerCache:
-    """:class:`AnswerCache` over one :class:`RedisClient`, a breaker and an optional L1."""
+    """:class:`AnswerCache` over :class:`RedisNodes` (one Redis or a cluster) and an L1."""
 
     def __init__(
         self,
-        client: RedisClient,
+        nodes: RedisNodes,
         metrics: ServingMetrics,
         *,
         ttl_seconds: int,
-        breaker: CircuitBreaker,
         lock_ttl_ms: int | None = 2000,
         l1: L1Cache | None = None,
         max_value_bytes: int | None = None,
     ) -> None:
-        self.client = client
+        self.nodes = nodes
         self._max_value_bytes = max_value_bytes  # None: no cap
-        self.breaker = breaker
-        self._redis = GuardedRedis(client, breaker, metrics)
         self._metrics = metrics
         self._ttl_ms = ttl_seconds * 1000
         self._lock_ttl_ms = lock_ttl_ms  # None: no cross-replica single-flight
@@ -90,21 +93,22 @@ class RedisAnswerCache:
         if l1 is not None and (value := l1.get(key)) is not None:
             self._metrics.l1_hits.inc()
             return value, CacheResult.HIT
-        # The hot path, inlined: breaker check, one pipelined GET.
-        redis_ok = False
-        if self.breaker.allow():
+        # The hot path, inlined: the key's node, its breaker check, one pipelined GET.
+        node = self.nodes.reader(key)
+        if node.breaker.allow():
             try:
-                value = await self.client.get(key)
-            except RedisError as exc:
-                self._redis.failed(exc)
+                value = await node.client.get(key)
+            except RedisError as exc:  # or a cluster's redirect
+                redis_ok, value = await self._get_after(exc, node, key)
             else:
-                self.breaker.success()
-                if value is not None:
-                    if l1 is not None:
-                        l1.put(key, value)
-                    return value, CacheResult.HIT
+                node.breaker.success()
                 redis_ok = True
+            if value is not None:
+                if l1 is not None:
+                    l1.put(key, value)
+                return value, CacheResult.HIT
         else:
+            redis_ok = False
             self._metrics.cache_error("breaker_open")
         if not write and key not in self._flights:  # no-store: nothing to share or store
             return await compute(), CacheResult.MISS if redis_ok else CacheResult.ERROR
@@ -117,6 +121,18 @@ class RedisAnswerCache:
             self._metrics.singleflight_join("local")
             return value, CacheResult.HIT
         return value, result
+
+    async def _get_after(
+        self, exc: RedisError, node: GuardedRedis, key: bytes
+    ) -> tuple[bool, bytes | None]:
+        """(Redis answered, the value) for a GET that failed or was redirected."""
+        try:
+            value = await self.nodes.redirected(exc, node, (b"GET", key))
+        except RedisError as failure:
+            node.failed(failure)
+            return False, None
+        node.breaker.success()
+        return True, value
 
     async def _fill(
         self, key: bytes, compute: Compute, redis_ok: bool, share: bool
@@ -158,14 +174,16 @@ class RedisAnswerCache:
         """
         token = secrets.token_bytes(16)
         lock_key = LOCK_PREFIX + key
-        self._redis.admit()
-        acquire = self.client.set(lock_key, token, px=lock_ttl_ms, nx=True)
+        nodes = self.nodes
+        node = nodes.primary(key)
+        node.admit()
+        acquire = nodes.send(node, b"SET", lock_key, token, b"PX", lock_ttl_ms, b"NX")
         # Look again, in the same round trip: the answer may have been stored between our GET
         # and now (by a flight that just ended here, or by another replica).
-        recheck = self.client.get(key)
+        recheck = nodes.send(node, b"GET", key)
         try:
-            acquired = await self._redis.finish(acquire)
-            value = await self._redis.finish(recheck)
+            acquired = await node.finish(acquire)
+            value = await node.finish(recheck)
         except BaseException:  # timed out or cancelled: the SET may still land, undo it
             self._release_nowait(key, token)
             _forget(recheck)
@@ -181,8 +199,9 @@ class RedisAnswerCache:
         delay = _POLL_FIRST
         while True:
             await asyncio.sleep(delay)
-            self._redis.admit()
-            value, holder = await self._redis.finish(self.client.mget(key, lock_key))
+            node = nodes.primary(key)  # the map may have changed meanwhile
+            node.admit()
+            value, holder = await node.finish(nodes.send(node, b"MGET", key, lock_key))
             if value is not None:
                 return None, value
             if holder is None or loop.time() >= give_up:
@@ -198,13 +217,14 @@ class RedisAnswerCache:
         value cannot even be sent (breaker open); a store that fails later is counted
         (``memoserve_cache_errors_total``) and feeds the breaker like any failure.
         """
+        node = self.nodes.primary(key)
         try:
-            self._redis.admit()
+            node.admit()
         except CacheDown:
             if token is not None:
                 self._release_nowait(key, token)
             return CacheResult.ERROR
-        self._redis.finish_later(self.client.set(key, value, px=self._ttl_ms))
+        node.finish_later(self.nodes.send(node, b"SET", key, value, b"PX", self._ttl_ms))
         if token is not None:  # same write as the SET and after it: waiters see the value first
             self._release_nowait(key, token)
         return CacheResult.MISS
@@ -226,7 +246,13 @@ class RedisAnswerCache:
         return True
 
     def _release_nowait(self, key: bytes, token: bytes) -> None:
-        self.client.send_nowait(b"EVAL", _RELEASE, 1, LOCK_PREFIX + key, token)
+        nodes = self.nodes
+        node = nodes.primary(key)
+        args = (b"EVAL", _RELEASE, 1, LOCK_PREFIX + key, token)
+        if nodes.topology is Topology.STANDALONE:
+            node.client.send_nowait(*args)
+        elif node.client.connected:  # a cluster: follow a redirect, nobody waits for it
+            _forget(nodes.send(node, *args))
 
     def _l1_put(self, key: bytes, value: bytes) -> None:
         if self._l1 is not None:
@@ -234,17 +260,27 @@ class RedisAnswerCache:
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    @property
+    def client(self) -> RedisClient:
+        """The client of the address we were given (on one Redis: the only one)."""
+        return self.nodes.seed.client
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.nodes.seed.breaker
+
     async def warm_up(self) -> bool:
-        """Connect now rather than on the first request; False (logged) if Redis is not there."""
+        """Connect now rather than on the first request, and learn whether Redis is a cluster;
+        False (logged) if Redis is not there."""
         try:
-            await self.client.connect()
+            await self.nodes.connect()
         except RedisError as exc:
             log.warning("Redis not reachable at startup, serving uncached until it is: %s", exc)
             return False
         return True
 
     async def close(self) -> None:
-        await self.client.close()
+        await self.nodes.close()
         if self._l1 is not None:
             self._l1.clear()
 
@@ -260,13 +296,24 @@ def open_answer_cache(settings: ServingSettings, metrics: ServingMetrics) -> Ans
     l1 = None
     if settings.l1_max_bytes:
         l1 = L1Cache(settings.l1_max_bytes, settings.l1_ttl_seconds)
+
+    def breaker(address: str) -> CircuitBreaker:
+        return CircuitBreaker(
+            settings.redis_breaker_failures,
+            settings.redis_breaker_reset_seconds,
+            name=f"Redis {address}",
+        )
+
+    nodes = RedisNodes(
+        RedisConfig.from_settings(settings),
+        metrics,
+        breaker,
+        read_replicas=settings.redis_read_replicas,
+    )
     return RedisAnswerCache(
-        RedisClient(RedisConfig.from_settings(settings)),
+        nodes,
         metrics,
         ttl_seconds=settings.cache_ttl_seconds,
-        breaker=CircuitBreaker(
-            settings.redis_breaker_failures, settings.redis_breaker_reset_seconds
-        ),
         lock_ttl_ms=settings.cache_lock_ttl_ms if settings.cache_lock_enabled else None,
         l1=l1,
         max_value_bytes=settings.cache_max_value_bytes or None,

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvloop
 
+from memoserve_dev.redis_cluster import RedisCluster
 from memoserve_serving.cache.breaker import CircuitBreaker
 from memoserve_serving.cache.l1 import L1Cache
+from memoserve_serving.cache.nodes import RedisNodes
 from memoserve_serving.cache.redis_config import RedisConfig
 from memoserve_serving.cache.resp import RedisClient
 from memoserve_serving.cache.store import RedisAnswerCache
 from memoserve_serving.metrics import ServingMetrics
+from tests.support.redis_targets import Cluster, OnePrimary, RedisPeer
 
 ClientFactory = Callable[..., RedisClient]
-CacheFactory = Callable[..., RedisAnswerCache]
+CacheFactory = Callable[..., Awaitable[RedisAnswerCache]]
 Counter = Callable[..., float]
 
 
@@ -64,14 +67,39 @@ async def make_client() -> AsyncIterator[ClientFactory]:
         await client.close()
 
 
-@pytest.fixture
-def make_cache(make_client: ClientFactory, metrics: ServingMetrics) -> CacheFactory:
-    """make_cache(url, ...) -> a RedisAnswerCache on its own client (one "replica" each)."""
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real Redis Cluster of 3 primaries with a replica each, shared by the session (tests
+    that kill or reshard nodes start their own)."""
+    # A long node timeout: on a busy test machine a node that answers its peers late must not
+    # be failed over in the middle of other tests (this cluster never needs a failover).
+    workdir = tmp_path_factory.mktemp("redis-cluster")
+    with RedisCluster(workdir, shards=3, replicas=1, node_timeout_ms=5000) as cluster:
+        yield cluster
 
-    def make(
+
+@pytest.fixture(params=["one-primary", "cluster"])
+def redis_peer(request: pytest.FixtureRequest) -> RedisPeer:
+    """The same cases on one redis-server and on a cluster, emptied for the test."""
+    peer: RedisPeer
+    if request.param == "cluster":
+        peer = Cluster(request.getfixturevalue("redis_cluster"))
+    else:
+        peer = OnePrimary(request.getfixturevalue("redis_server"))
+    peer.reset()
+    return peer
+
+
+@pytest.fixture
+async def make_cache(metrics: ServingMetrics) -> AsyncIterator[CacheFactory]:
+    """make_cache(url, ...) -> a RedisAnswerCache with its own connections (one "replica"
+    each), told at once whether ``url`` is a cluster unless ``warm=False``; closed after."""
+    caches: list[RedisAnswerCache] = []
+
+    async def make(
         url: str,
         *,
-        timeout: float = 1.0,
+        timeout: float = 1.0,  # noqa: ASYNC109 (each Redis command's, not this call's)
         ttl_seconds: int = 60,
         lock_ttl_ms: int | None = 2000,
         l1_bytes: int = 0,
@@ -80,16 +108,31 @@ def make_cache(make_client: ClientFactory, metrics: ServingMetrics) -> CacheFact
         stall_timeout: float | None = None,
         ca_file: Path | None = None,
         max_value_bytes: int | None = None,
+        read_replicas: bool = False,
+        warm: bool = True,
     ) -> RedisAnswerCache:
-        client = make_client(url, timeout=timeout, stall_timeout=stall_timeout, ca_file=ca_file)
-        return RedisAnswerCache(
-            client,
+        config = RedisConfig.from_url(
+            url, timeout=timeout, stall_timeout=stall_timeout, ca_file=ca_file
+        )
+        nodes = RedisNodes(
+            config,
+            metrics,
+            lambda address: CircuitBreaker(breaker_failures, breaker_reset, name=address),
+            read_replicas=read_replicas,
+        )
+        cache = RedisAnswerCache(
+            nodes,
             metrics,
             ttl_seconds=ttl_seconds,
-            breaker=CircuitBreaker(breaker_failures, breaker_reset),
             lock_ttl_ms=lock_ttl_ms,
             l1=L1Cache(l1_bytes, 1.0) if l1_bytes else None,
             max_value_bytes=max_value_bytes,
         )
+        caches.append(cache)
+        if warm:
+            await cache.warm_up()
+        return cache
 
-    return make
+    yield make
+    for cache in caches:
+        await cache.close()

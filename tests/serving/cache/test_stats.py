@@ -12,15 +12,22 @@ from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_dev.redis_server import RedisServer
 from memoserve_dev.tls import TlsFiles
 from memoserve_operator.cache.stats import CacheStatsReader
+from memoserve_serving.cache.breaker import CircuitBreaker
+from memoserve_serving.cache.nodes import RedisNodes
 from memoserve_serving.cache.redis_config import RedisConfig
-from memoserve_serving.cache.resp import RedisClient
 from memoserve_serving.cache.stats import StatsPublisher
+from memoserve_serving.metrics import ServingMetrics
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
+from tests.support.redis_targets import RedisPeer
 from tests.support.serving import ServerThread, serving_settings
 
 NOW = 1_000_000 * 60 + 10.0
 KEY = cache_stats.stats_key("ml/iris", 1_000_000)
+
+
+def pod_redis(config: RedisConfig) -> RedisNodes:
+    return RedisNodes(config, ServingMetrics("m"), lambda _: CircuitBreaker(3, 1.0))
 
 
 class Counts:
@@ -35,7 +42,7 @@ async def test_publish_adds_what_is_new_with_the_digest_and_an_expiry(
     own_redis: RedisServer,
 ) -> None:
     counts = Counts()
-    client = RedisClient(RedisConfig.from_url(own_redis.url))
+    client = pod_redis(RedisConfig.from_url(own_redis.url))
     publisher = StatsPublisher(client, "ml/iris", "sha256:abc", counts, clock=lambda: NOW)
     try:
         assert await publisher.publish()  # nothing counted: nothing sent
@@ -73,7 +80,7 @@ async def test_the_operator_reads_what_pods_publish_over_tls_and_auth(
         password=tls_redis.password,
         ca_file=tls_files.ca_path,
     )
-    pods = [RedisClient(config), RedisClient(config)]
+    pods = [pod_redis(config), pod_redis(config)]
     counts = [Counts(), Counts()]
     clock = [NOW]
     for pod, count in zip(pods, counts, strict=True):
@@ -104,16 +111,16 @@ async def test_the_operator_reads_what_pods_publish_over_tls_and_auth(
             await pod.close()
 
 
-def test_a_server_publishes_its_hits_and_lookups(own_redis: RedisServer) -> None:
+def test_a_server_publishes_its_hits_and_lookups(redis_peer: RedisPeer) -> None:
     settings = serving_settings(
-        redis_url=own_redis.url, cache_namespace="ml/affine", cache_stats_seconds=0.05
+        redis_url=redis_peer.url, cache_namespace="ml/affine", cache_stats_seconds=0.05
     )
     model = AffineModel()
     with ServerThread(settings, model) as running, httpx.Client(base_url=running.url) as http:
         for _ in range(4):
             http.post("/v2/models/affine/infer", json=infer_body())
         deadline = time.monotonic() + 10
-        while (stats := _published(own_redis, "ml/affine")).lookups < 4:
+        while (stats := _published(redis_peer, "ml/affine")).lookups < 4:
             assert time.monotonic() < deadline, stats
             time.sleep(0.05)
     assert stats == CacheStats(3, 4, stats.digest)
@@ -122,7 +129,7 @@ def test_a_server_publishes_its_hits_and_lookups(own_redis: RedisServer) -> None
     assert model.calls == 1
 
 
-def _published(redis: RedisServer, namespace: str) -> CacheStats:
+def _published(redis: RedisPeer, namespace: str) -> CacheStats:
     hashes = []
     for key in cache_stats.window_keys(namespace, time.time()):
         fields = redis.cli("HGETALL", key).splitlines()

@@ -13,8 +13,14 @@ from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.store import LOCK_PREFIX, RedisAnswerCache, open_answer_cache
 from memoserve_serving.metrics import ServingMetrics
 from tests.serving.cache.conftest import CacheFactory, Counter
+from tests.support.redis_targets import RedisPeer
 
-KEY = b"memoserve:v1:ns:digest:0123abcd"
+KEY = b"memoserve:v3:ns:digest:{0123abcd}"
+
+
+def key(number: int) -> bytes:
+    """Keys of different requests: each its own hash tag, as RequestKeys makes them."""
+    return b"memoserve:v3:ns:digest:{%08x}" % number
 
 
 class Model:
@@ -36,93 +42,93 @@ class Model:
 
 
 async def test_miss_then_hit_with_the_ttl_set(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(redis_url, ttl_seconds=30)
+    cache = await make_cache(redis_peer.url, ttl_seconds=30)
     model = Model()
     assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.MISS)
     assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.HIT)
     assert model.calls == 1
-    assert 0 < int(redis_server.cli("PTTL", KEY.decode())) <= 30_000
-    assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # lock released
+    assert 0 < int(redis_peer.cli("PTTL", KEY.decode())) <= 30_000
+    assert redis_peer.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # lock released
 
 
 async def test_a_miss_answers_without_waiting_for_its_store(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory, counter: Counter
+    redis_peer: RedisPeer, make_cache: CacheFactory, counter: Counter
 ) -> None:
-    cache = make_cache(redis_url, timeout=10.0)
-    await cache.client.ping()
-    redis_server.cli("CLIENT", "PAUSE", "20000", "WRITE")  # reads go on, writes wait
+    cache = await make_cache(redis_peer.url, timeout=10.0)
+    await cache.nodes.barrier()
+    redis_peer.on_primaries("CLIENT", "PAUSE", "20000", "WRITE")  # reads go on, writes wait
     try:
         # No lock (share=False): the GET is a read, the store the only write.
         assert await cache.get_or_compute(KEY, Model(), share=False) == (
             b"answer",
             CacheResult.MISS,
         )
-        assert redis_server.cli("EXISTS", KEY.decode()) == "0"  # the store still waits
+        assert redis_peer.cli("EXISTS", KEY.decode()) == "0"  # the store still waits
     finally:
-        redis_server.cli("CLIENT", "UNPAUSE")
-    await cache.client.ping()
-    assert redis_server.cli("EXISTS", KEY.decode()) == "1"
+        redis_peer.on_primaries("CLIENT", "UNPAUSE")
+    await cache.nodes.barrier()
+    assert redis_peer.cli("EXISTS", KEY.decode()) == "1"
     assert counter("memoserve_cache_errors", kind="timeout") == 0
 
 
 async def test_close_waits_for_a_store_in_flight(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(redis_url)
+    cache = await make_cache(redis_peer.url)
     assert await cache.get_or_compute(KEY, Model(), share=False) == (b"answer", CacheResult.MISS)
     await cache.close()  # right away: the store has not even been written to the socket yet
-    assert redis_server.cli("GET", KEY.decode()) == "answer"
+    assert redis_peer.cli("GET", KEY.decode()) == "answer"
 
 
 async def test_compute_errors_propagate_and_are_never_cached(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(redis_url)
+    cache = await make_cache(redis_peer.url)
     model = Model()
     model.fail = RuntimeError("model exploded")
     with pytest.raises(RuntimeError, match="exploded"):
         await cache.get_or_compute(KEY, model)
-    await cache.client.ping()  # the lock release was sent before this: it has run now
-    assert redis_server.cli("EXISTS", KEY.decode(), (LOCK_PREFIX + KEY).decode()) == "0"
+    await cache.nodes.barrier()  # the lock release was sent before this: it has run now
+    assert redis_peer.cli("EXISTS", KEY.decode(), (LOCK_PREFIX + KEY).decode()) == "0"
     model.fail = None
     assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.MISS)
     assert model.calls == 2
 
 
 async def test_no_cache_skips_the_read_but_stores(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(redis_url)
-    redis_server.cli("SET", KEY.decode(), "stale")
+    cache = await make_cache(redis_peer.url)
+    redis_peer.cli("SET", KEY.decode(), "stale")
     fresh = Model(b"fresh")
     assert await cache.get_or_compute(KEY, fresh, read=False) == (b"fresh", CacheResult.BYPASS)
     assert fresh.calls == 1
-    await cache.client.ping()  # the store is not awaited by the request; it has landed now
-    assert redis_server.cli("GET", KEY.decode()) == "fresh"
+    await cache.nodes.barrier()  # the store is not awaited by the request; it has landed now
+    assert redis_peer.cli("GET", KEY.decode()) == "fresh"
     assert await cache.get_or_compute(KEY, Model(b"x")) == (b"fresh", CacheResult.HIT)
 
 
 async def test_no_store_reads_but_does_not_store(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(redis_url)
+    cache = await make_cache(redis_peer.url)
     model = Model()
     assert await cache.get_or_compute(KEY, model, write=False) == (b"answer", CacheResult.MISS)
-    assert redis_server.cli("EXISTS", KEY.decode()) == "0"
+    assert redis_peer.cli("EXISTS", KEY.decode()) == "0"
     bypass = await cache.get_or_compute(KEY, model, read=False, write=False)
     assert bypass == (b"answer", CacheResult.BYPASS)
-    assert redis_server.cli("EXISTS", KEY.decode()) == "0"
-    redis_server.cli("SET", KEY.decode(), "cached")
+    assert redis_peer.cli("EXISTS", KEY.decode()) == "0"
+    redis_peer.cli("SET", KEY.decode(), "cached")
     assert await cache.get_or_compute(KEY, model, write=False) == (b"cached", CacheResult.HIT)
     assert model.calls == 2
 
 
 async def test_identical_concurrent_misses_compute_once(
-    redis_url: str, make_cache: CacheFactory, counter: Counter
+    redis_peer: RedisPeer, make_cache: CacheFactory, counter: Counter
 ) -> None:
-    cache = make_cache(redis_url)
+    cache = await make_cache(redis_peer.url)
     model = Model(delay=0.05)
     results = await asyncio.gather(*(cache.get_or_compute(KEY, model) for _ in range(20)))
     assert model.calls == 1
@@ -132,19 +138,18 @@ async def test_identical_concurrent_misses_compute_once(
     assert counter("memoserve_singleflight_joins", scope="local") == 19
 
 
-async def test_different_keys_do_not_share(redis_url: str, make_cache: CacheFactory) -> None:
-    cache = make_cache(redis_url)
+async def test_different_keys_do_not_share(redis_peer: RedisPeer, make_cache: CacheFactory) -> None:
+    cache = await make_cache(redis_peer.url)
     models = [Model(b"v%d" % i, delay=0.02) for i in range(5)]
-    results = await asyncio.gather(
-        *(cache.get_or_compute(KEY + b"%d" % i, m) for i, m in enumerate(models))
-    )
+    results = await asyncio.gather(*(cache.get_or_compute(key(i), m) for i, m in enumerate(models)))
     assert results == [(b"v%d" % i, CacheResult.MISS) for i in range(5)]
 
 
 async def test_two_replicas_compute_once_through_the_lock(
-    redis_url: str, make_cache: CacheFactory, counter: Counter
+    redis_peer: RedisPeer, make_cache: CacheFactory, counter: Counter
 ) -> None:
-    replicas = [make_cache(redis_url), make_cache(redis_url)]  # own connections each
+    # Each its own connections.
+    replicas = [await make_cache(redis_peer.url), await make_cache(redis_peer.url)]
     model = Model(delay=0.3)
     calls = [replicas[i % 2].get_or_compute(KEY, model) for i in range(10)]
     results = await asyncio.gather(*calls)
@@ -156,9 +161,9 @@ async def test_two_replicas_compute_once_through_the_lock(
 
 
 async def test_waiting_replica_computes_itself_when_the_holder_fails(
-    redis_url: str, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    holder, waiter = make_cache(redis_url), make_cache(redis_url)
+    holder, waiter = await make_cache(redis_peer.url), await make_cache(redis_peer.url)
     failing = Model(delay=0.1)
     failing.fail = RuntimeError("holder's model failed")
     first = asyncio.ensure_future(holder.get_or_compute(KEY, failing))
@@ -170,29 +175,31 @@ async def test_waiting_replica_computes_itself_when_the_holder_fails(
     assert fallback.calls == 1
 
 
-async def test_lock_disabled_runs_each_replica(redis_url: str, make_cache: CacheFactory) -> None:
-    replicas = [make_cache(redis_url, lock_ttl_ms=None), make_cache(redis_url, lock_ttl_ms=None)]
+async def test_lock_disabled_runs_each_replica(
+    redis_peer: RedisPeer, make_cache: CacheFactory
+) -> None:
+    replicas = [await make_cache(redis_peer.url, lock_ttl_ms=None) for _ in range(2)]
     model = Model(delay=0.1)
     await asyncio.gather(*(r.get_or_compute(KEY, model) for r in replicas))
     assert model.calls == 2
 
 
 async def test_a_miss_not_worth_sharing_takes_no_lock(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    replicas = [make_cache(redis_url), make_cache(redis_url)]
+    replicas = [await make_cache(redis_peer.url), await make_cache(redis_peer.url)]
     model = Model(delay=0.1)
-    redis_server.cli("CONFIG", "RESETSTAT")
+    redis_peer.on_primaries("CONFIG", "RESETSTAT")
     results = await asyncio.gather(*(r.get_or_compute(KEY, model, share=False) for r in replicas))
     assert model.calls == 2  # each replica ran it: cheaper than waiting, by the caller's word
     assert [r for _, r in results] == [CacheResult.MISS, CacheResult.MISS]
-    assert redis_server.command_calls("EVAL") == 0  # no lock was released, so none was taken
+    assert redis_peer.command_calls("EVAL") == 0  # no lock was released, so none was taken
 
 
 async def test_l1_answers_repeat_hits_without_redis(
     own_redis: RedisServer, make_cache: CacheFactory, counter: Counter
 ) -> None:
-    cache = make_cache(own_redis.url, l1_bytes=1 << 20)
+    cache = await make_cache(own_redis.url, l1_bytes=1 << 20)
     model = Model()
     assert (await cache.get_or_compute(KEY, model))[1] is CacheResult.MISS
     own_redis.kill()
@@ -202,40 +209,44 @@ async def test_l1_answers_repeat_hits_without_redis(
 
 
 async def test_a_cancelled_request_leaves_no_flight_or_lock_behind(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(redis_url)
+    cache = await make_cache(redis_peer.url)
     model = Model(delay=10.0)
     request = asyncio.ensure_future(cache.get_or_compute(KEY, model))
     await asyncio.sleep(0.05)  # now computing, holding the lock
-    assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "1"
+    assert redis_peer.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "1"
     request.cancel()  # the client disconnected
     with pytest.raises(asyncio.CancelledError):
         await request
     await asyncio.sleep(0.01)
-    await cache.client.ping()
-    assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"
+    await cache.nodes.barrier()
+    assert redis_peer.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"
     assert len(cache._flights) == 0
     quick = Model(b"quick")
     assert await cache.get_or_compute(KEY, quick) == (b"quick", CacheResult.MISS)
 
 
 async def test_concurrent_mixed_keys_all_get_their_own_value(
-    redis_url: str, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(redis_url, l1_bytes=4096)
-    keys = [KEY + b":%d" % (i % 25) for i in range(400)]
+    cache = await make_cache(redis_peer.url, l1_bytes=4096)
+    keys = [key(i % 25) for i in range(400)]
 
-    async def one(key: bytes) -> tuple[bytes, CacheResult]:
+    async def one(name: bytes) -> tuple[bytes, CacheResult]:
         async def compute() -> bytes:
             await asyncio.sleep(0.001)
-            return b"value of " + key
+            return b"value of " + name
 
-        return await cache.get_or_compute(key, compute)
+        return await cache.get_or_compute(name, compute)
 
     for _ in range(2):
         results = await asyncio.gather(*(one(k) for k in keys))
         assert [v for v, _ in results] == [b"value of " + k for k in keys]
+    assert {r for _, r in results} == {CacheResult.HIT}
+    await cache.nodes.barrier()
+    # On a cluster the 25 answers landed on every shard (not all on the one we were given).
+    assert all(count > 0 for count in redis_peer.keys_per_primary())
 
 
 async def test_factory_does_no_io_and_survives_an_absent_redis(
@@ -262,7 +273,7 @@ async def test_factory_does_no_io_and_survives_an_absent_redis(
 async def test_over_tls_with_auth(
     tls_redis: RedisServer, tls_files: TlsFiles, make_cache: CacheFactory
 ) -> None:
-    cache = make_cache(tls_redis.url, timeout=2.0, ca_file=tls_files.ca_path)
+    cache = await make_cache(tls_redis.url, timeout=2.0, ca_file=tls_files.ca_path)
     model = Model()
     assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.MISS)
     assert await cache.get_or_compute(KEY, model) == (b"answer", CacheResult.HIT)
@@ -270,31 +281,30 @@ async def test_over_tls_with_auth(
 
 
 async def test_a_value_stored_after_our_get_is_found_when_taking_the_lock(
-    redis_url: str, redis_server: RedisServer, make_cache: CacheFactory
+    redis_peer: RedisPeer, make_cache: CacheFactory
 ) -> None:
     # The window: this request's GET missed, then another flight stored the answer and released
     # its lock. Taking the lock re-reads the key in the same round trip, so no second compute.
-    cache = make_cache(redis_url)
-    redis_server.cli("SET", KEY.decode(), "stored meanwhile")
+    cache = await make_cache(redis_peer.url)
+    redis_peer.cli("SET", KEY.decode(), "stored meanwhile")
     model = Model()
     assert await cache._fill(KEY, model, redis_ok=True, share=True) == (
         b"stored meanwhile",
         CacheResult.HIT,
     )
     assert model.calls == 0
-    await cache.client.ping()
-    assert redis_server.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # not left taken
+    await cache.nodes.barrier()
+    assert redis_peer.cli("EXISTS", (LOCK_PREFIX + KEY).decode()) == "0"  # not left taken
 
 
 @pytest.mark.parametrize("read", [True, False], ids=["lookup", "no-cache"])
 async def test_an_answer_over_the_size_cap_is_served_not_stored(
-    redis_url: str,
-    redis_server: RedisServer,
+    redis_peer: RedisPeer,
     make_cache: CacheFactory,
     counter: Counter,
     read: bool,
 ) -> None:
-    cache = make_cache(redis_url, max_value_bytes=8, l1_bytes=1 << 20)
+    cache = await make_cache(redis_peer.url, max_value_bytes=8, l1_bytes=1 << 20)
     large, small = Model(b"x" * 9), Model(b"x" * 8)
     for _ in range(2):
         assert await cache.get_or_compute(KEY, large, read=read) == (
@@ -302,7 +312,7 @@ async def test_an_answer_over_the_size_cap_is_served_not_stored(
             CacheResult.BYPASS,
         )
     assert large.calls == 2  # neither Redis nor the L1 kept it
-    assert redis_server.cli("EXISTS", KEY.decode()) == "0"
+    assert redis_peer.cli("EXISTS", KEY.decode()) == "0"
     assert counter("memoserve_cache_oversize") == 2
     other = b"other-key"
     await cache.get_or_compute(other, small, read=read)

@@ -44,7 +44,7 @@ async def answer(cache: RedisAnswerCache, i: int) -> tuple[bytes, CacheResult]:
 async def test_redis_killed_and_restarted_under_load(
     redis: RedisServer, make_cache: CacheFactory, counter: Counter
 ) -> None:
-    cache = make_cache(redis.url, timeout=0.5, breaker_failures=3, breaker_reset=0.1)
+    cache = await make_cache(redis.url, timeout=0.5, breaker_failures=3, breaker_reset=0.1)
     results: list[CacheResult] = []
     stop = asyncio.Event()
 
@@ -78,7 +78,7 @@ async def test_redis_killed_and_restarted_under_load(
 async def test_hung_redis_answers_within_a_bound_and_opens_the_breaker(
     redis: RedisServer, make_cache: CacheFactory, counter: Counter
 ) -> None:
-    cache = make_cache(redis.url, timeout=0.05, breaker_failures=3, breaker_reset=0.5)
+    cache = await make_cache(redis.url, timeout=0.05, breaker_failures=3, breaker_reset=0.5)
     assert (await answer(cache, 1))[1] is CacheResult.MISS
     await cache.client.ping()  # its store (not awaited by the request) is in
     redis.pause()
@@ -110,7 +110,7 @@ async def test_each_call_on_a_hung_redis_costs_at_most_one_timeout(
 ) -> None:
     # With the breaker out of the way: the GET times out, and the request then stays away
     # from Redis (no lock, no SET), so it pays one timeout, not three.
-    cache = make_cache(redis.url, timeout=0.05, breaker_failures=100)
+    cache = await make_cache(redis.url, timeout=0.05, breaker_failures=100)
 
     async def compute() -> bytes:
         return b"v"
@@ -144,7 +144,7 @@ async def test_full_redis_is_an_error_not_an_exception(
                 break
         assert refused is not None
         assert str(refused).startswith("OOM")
-        cache = make_cache(full.url, breaker_failures=1)
+        cache = await make_cache(full.url, breaker_failures=1)
 
         async def compute() -> bytes:
             return b"computed"

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from memoserve_serving.cache.keys import DIGEST_SIZE, RequestKeys, request_digest
+from memoserve_serving.cache.slots import hash_tag, key_slot
 from memoserve_serving.protocol.request import decode_request
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from tests.serving.protocol.test_request import VALUES, binary_request, raw_bytes
@@ -157,7 +158,7 @@ def test_key_layout_and_what_it_depends_on() -> None:
     digest = request_digest(request)
     assert len(digest) == DIGEST_SIZE
     key = RequestKeys("default/iris", DIGEST)(request)
-    assert key == b"memoserve:v2:default/iris:0123456789abcdef:" + digest.hex().encode()
+    assert key == b"memoserve:v3:default/iris:0123456789abcdef:{" + digest.hex().encode() + b"}"
     assert RequestKeys("default/other", DIGEST)(request) != key
     assert RequestKeys("default/iris", "f" + DIGEST[1:])(request) != key
 
@@ -168,6 +169,22 @@ def test_model_digest_must_be_long_enough_to_keep_keys_apart() -> None:
         RequestKeys("ns", "abc")(request)
     with pytest.raises(ValueError, match="16"):
         RequestKeys("ns", "sha256:0123456789abcdef")(request)
+
+
+@pytest.mark.parametrize("namespace", ["ns{a}", "ns{", "}ns", "a{b"])
+def test_a_brace_before_the_hash_tag_is_refused(namespace: str) -> None:
+    # Redis Cluster hashes from the first "{": a brace in the namespace would move the tag off
+    # the request digest and put all of the namespace's keys in one slot.
+    with pytest.raises(ValueError, match="must not contain"):
+        RequestKeys(namespace, DIGEST)
+    with pytest.raises(ValueError, match="must not contain"):
+        RequestKeys("ns", "0123456789ab{}ef")
+
+
+def test_the_request_digest_is_the_hash_tag_shared_with_its_lock() -> None:
+    key = RequestKeys("ml/iris", DIGEST)(decode_request(orjson.dumps(base())))
+    assert hash_tag(key) == request_digest(decode_request(orjson.dumps(base()))).hex().encode()
+    assert key_slot(b"lock:" + key) == key_slot(key)
 
 
 def test_scheduling_hints_do_not_split_the_cache() -> None:
