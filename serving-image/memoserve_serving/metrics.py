@@ -167,8 +167,19 @@ class ServingMetrics:
             registry=r,
         ).labels(model)
 
+        self.cache_auth_failures = Counter(
+            "memoserve_cache_auth_failures",
+            "Failures to authenticate to Redis with IAM: no_credentials, token_refresh (no access "
+            "token), wrongpass, iam_backend, refused (Redis refused the token).",
+            ["model", "reason"],
+            registry=r,
+        )
+
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(self.model, kind).inc()
 
     def singleflight_join(self, scope: str) -> None:
         self.singleflight_joins.labels(self.model, scope).inc()
+
+    def cache_auth_failure(self, reason: str) -> None:
+        self.cache_auth_failures.labels(self.model, reason).inc()
