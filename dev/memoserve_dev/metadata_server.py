@@ -64,6 +64,11 @@ class MetadataServer:
 
     # -- control (any thread) -----------------------------------------------------------------
 
+    def reset(self, token: str = "ya29.first-token", expires_in: int = 3599) -> None:
+        """Back to handing out ``token``, on Google Cloud, nothing served yet."""
+        with self._lock:
+            self._state = _State(token, expires_in)
+
     def set_token(self, token: str, expires_in: int = 3599) -> None:
         """Hand out ``token`` from now on (valid for ``expires_in`` seconds, as it says)."""
         with self._lock:

@@ -80,4 +80,9 @@ def _lifetime(expiry: datetime.datetime | None) -> float:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """google-auth's message on one line: its errors wrap errors (RefreshError(TransportError(
+    message, response))), whose str() would be a tuple's repr."""
+    while exc.args and isinstance(exc.args[0], BaseException):
+        exc = exc.args[0]
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
