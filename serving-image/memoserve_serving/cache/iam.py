@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -108,37 +109,39 @@ class IamTokenSource:
         self._on_failure = on_failure
         self._margin = refresh_margin
         self._token: str | None = None
-        self._expires_at = 0.0  # event-loop time
+        self._expires_at = 0.0  # time.monotonic()
         self._account: str | None = None
         self._fetching: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._retry_delay = 0.0
         self._closed = False
-        # What is wrong now: getting a token, or using it. Logged when the cause changes.
-        self._token_problem: str | None = None
+        # What is wrong now: getting a token (why the last fetch failed), or using it (the
+        # last refusal). Logged when the cause changes.
+        self._fetch_failure: str | None = None
         self._refusal: str | None = None
         self._logged: dict[str, str | None] = {}
 
     # -- CredentialsSource --------------------------------------------------------------------
 
     async def credentials(self) -> tuple[str | None, str]:
-        loop = asyncio.get_running_loop()
-        if self._token is not None and loop.time() < self._expires_at:
-            return USERNAME, self._token
+        token = self._valid_token()
+        if token is not None:
+            return USERNAME, token
         if self._closed:
             raise CredentialsUnavailable("the IAM token source is closed")
         task = self._fetching
         if task is None:
-            if self._timer is not None and self._token_problem is not None:
+            if self._timer is not None and self._fetch_failure is not None:
                 # A failed fetch waits for its retry: connect attempts must not hammer the
                 # metadata server (every node of a cluster makes its own).
-                raise CredentialsUnavailable(self._token_problem)
-            task = self._start_fetch(loop)
+                raise CredentialsUnavailable(self._token_problem() or "no IAM access token")
+            task = self._start_fetch(asyncio.get_running_loop())
         # Shielded: a caller that gives up (its connect deadline) leaves the fetch running.
         await asyncio.shield(task)
-        if self._token is not None and loop.time() < self._expires_at:
-            return USERNAME, self._token
-        raise CredentialsUnavailable(self._token_problem or "no IAM access token")
+        token = self._valid_token()
+        if token is not None:
+            return USERNAME, token
+        raise CredentialsUnavailable(self._token_problem() or "no IAM access token")
 
     def accepted(self, address: str) -> None:
         if self._refusal is not None:
@@ -164,7 +167,7 @@ class IamTokenSource:
 
     @property
     def problem(self) -> str | None:
-        return self._token_problem or self._refusal
+        return self._token_problem() or self._refusal
 
     async def close(self) -> None:
         self._closed = True
@@ -197,41 +200,53 @@ class IamTokenSource:
             # google-auth blocks (HTTP to the metadata server): never on the event loop.
             token = await asyncio.to_thread(self._fetcher.fetch)
         except TokenUnavailable as exc:
-            delay = self._fetch_failed(loop, exc.reason, str(exc))
+            delay = self._fetch_failed(exc.reason, str(exc))
         except Exception as exc:  # not one google-auth documents: still never fatal, but loud
             log.exception("Redis IAM auth: fetching an access token failed unexpectedly")
-            delay = self._fetch_failed(loop, "token_refresh", repr(exc))
+            delay = self._fetch_failed("token_refresh", repr(exc))
         else:
             self._token, self._account = token.value, token.account or self._account
-            self._expires_at = loop.time() + token.lifetime
+            self._expires_at = time.monotonic() + token.lifetime
             self._retry_delay = 0.0
             delay = refresh_delay(token.lifetime, self._margin)
-            if self._token_problem is not None:
+            if self._fetch_failure is not None:
                 log.info("Redis IAM auth: got an access token again")
-            self._token_problem = None
+            self._fetch_failure = None
             self._logged.pop("token", None)
         finally:
             self._fetching = None
         if not self._closed:
             self._timer = loop.call_later(delay, self._refresh_due)
 
-    def _fetch_failed(self, loop: asyncio.AbstractEventLoop, reason: str, detail: str) -> float:
+    def _fetch_failed(self, reason: str, detail: str) -> float:
         """Record a failed fetch; the delay before the next attempt."""
         self._count(reason)
-        left = self._expires_at - loop.time() if self._token is not None else 0.0
-        if left > 0:
-            self._token_problem = (
+        self._fetch_failure = detail
+        problem = self._token_problem() or detail
+        self._log_once("token", f"{reason}: {detail}", problem, logging.ERROR)
+        self._retry_delay = min(max(2 * self._retry_delay, RETRY_FIRST), RETRY_MAX)
+        return self._retry_delay
+
+    def _valid_token(self) -> str | None:
+        if self._token is not None and time.monotonic() < self._expires_at:
+            return self._token
+        return None
+
+    def _token_problem(self) -> str | None:
+        """Why there is no token, or will soon be none (from the last failed fetch)."""
+        detail = self._fetch_failure
+        if detail is None:
+            return None
+        if self._valid_token() is not None:
+            left = self._expires_at - time.monotonic()
+            return (
                 f"cannot refresh the IAM access token ({detail}); the current one expires in "
                 f"{left:.0f} s, then the cache serves uncached. Fix: {FIX}"
             )
-        else:
-            self._token_problem = (
-                f"no IAM access token ({detail}); the cache serves uncached until there is one. "
-                f"Fix: {FIX}"
-            )
-        self._log_once("token", f"{reason}: {detail}", self._token_problem, logging.ERROR)
-        self._retry_delay = min(max(2 * self._retry_delay, RETRY_FIRST), RETRY_MAX)
-        return self._retry_delay
+        return (
+            f"no IAM access token ({detail}); the cache serves uncached until there is one. "
+            f"Fix: {FIX}"
+        )
 
     # -- reporting ----------------------------------------------------------------------------
 

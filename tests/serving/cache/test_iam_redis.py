@@ -134,6 +134,29 @@ async def test_a_pod_connects_with_its_access_token(
     assert auth_failures(counter) == 0
 
 
+async def test_a_connection_that_is_up_stays_up_when_the_token_changes(
+    pod_cache: Callable[[], RedisAnswerCache], iam_redis: IamRedis, gce_metadata: MetadataServer
+) -> None:
+    gce_metadata.set_token(FIRST, expires_in=2)
+    cache = pod_cache()
+    source = cache.client.config.credentials
+    assert source is not None
+    assert await cache.warm_up()
+    connections = iam_redis.admin.info("stats")["total_connections_received"]
+    gce_metadata.set_token("ya29.second-token", expires_in=3600)
+
+    async def pod_has_second() -> bool:
+        return await source.credentials() == ("default", "ya29.second-token")
+
+    await until(pod_has_second)
+    iam_redis.accept("ya29.second-token")  # the first token is no longer taken
+    for _ in range(10):
+        assert await cache.client.ping() == b"PONG"
+    # Same connection, not re-authenticated, not reopened (Memorystore keeps it authenticated).
+    assert iam_redis.admin.info("stats")["total_connections_received"] == connections
+    assert iam_redis.refused_auths() == 0
+
+
 async def test_rotation_under_load_fails_no_request(
     pod_cache: Callable[[], RedisAnswerCache],
     iam_redis: IamRedis,
