@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from memoserve_dev.metadata_server import MetadataServer
 from memoserve_dev.redis_server import RedisServer
 from memoserve_dev.tls import TlsFiles, make_tls
 from tests.support.gcs import GcsEmulator
@@ -68,3 +71,38 @@ def gcs_emulator() -> Iterator[GcsEmulator]:
     emulator.start()
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def metadata_server() -> Iterator[MetadataServer]:
+    """A GCE metadata server that google-auth in this process finds (GCE_METADATA_HOST/IP);
+    use it through ``gce_metadata``, which resets it for each test."""
+    server = MetadataServer()
+    server.start()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in server.environ().items():
+            patch.setenv(name, value)
+        _reread_metadata_host()
+        yield server
+    _reread_metadata_host()
+    server.stop()
+
+
+def _reread_metadata_host() -> None:
+    """google-auth reads GCE_METADATA_HOST once, when its _metadata module is imported: make it
+    read it again if an earlier test imported it."""
+    module = sys.modules.get("google.auth.compute_engine._metadata")
+    if module is not None:
+        importlib.reload(module)
+
+
+@pytest.fixture
+def gce_metadata(
+    metadata_server: MetadataServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> MetadataServer:
+    """The metadata server, handing out its first token again; and nothing else that
+    Application Default Credentials could find (no key file, no gcloud login)."""
+    metadata_server.reset("ya29.first-token")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    return metadata_server

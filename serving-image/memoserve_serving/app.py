@@ -47,8 +47,20 @@ class Routes:
         return JSONResponse({"live": True})
 
     async def ready(self, request: Request) -> Response:
+        """200 {"ready": true} once the model serves; a cache that cannot work adds
+        ``"cache": {"status": "degraded", "problem": "..."}`` (e.g. no IAM access token).
+
+        Such a pod stays ready: it answers every request, uncached, as with a dead Redis. A
+        cache problem is usually shared by every replica (one service account, one Redis), so
+        unready pods would turn a slower service into no service at all; the body, the log
+        line and ``memoserve_cache_auth_failures_total`` say what is wrong instead.
+        """
         ready = self.state.ready
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        body: dict[str, object] = {"ready": ready}
+        problem = self.state.cache_problem()
+        if problem is not None:
+            body["cache"] = {"status": "degraded", "problem": problem}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def server_metadata(self, request: Request) -> Response:
         return JSONResponse(

@@ -173,6 +173,14 @@ class ServingMetrics:
             registry=r,
         )
 
+        self.cache_auth_failures = Counter(
+            "memoserve_cache_auth_failures",
+            "Failures to authenticate to Redis with IAM: no_credentials, token_refresh (no access "
+            "token), wrongpass, iam_backend, refused (Redis refused the token).",
+            ["model", "reason"],
+            registry=r,
+        )
+
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(self.model, kind).inc()
 
@@ -181,3 +189,6 @@ class ServingMetrics:
 
     def cache_redirect(self, kind: str) -> None:
         self.cache_redirects.labels(self.model, kind).inc()
+
+    def cache_auth_failure(self, reason: str) -> None:
+        self.cache_auth_failures.labels(self.model, reason).inc()

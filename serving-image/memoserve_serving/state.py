@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from memoserve_contract.settings import ServingSettings
 from memoserve_serving.batching import Batcher, ModelCost
-from memoserve_serving.cache.base import AnswerCache
+from memoserve_serving.cache.base import AnswerCache, ReportsProblem
 from memoserve_serving.dataplane import DataPlane, ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import ModelNotFound, ModelNotReady
@@ -40,10 +40,16 @@ class ServingState:
     dataplane: DataPlane | None = None
     draining: bool = False  # SIGTERM received: report not ready, keep answering
     grpc: GrpcServer | None = None  # the gRPC server, while it runs (grpc_enabled)
+    cache: AnswerCache | None = None  # the data plane's cache, for its health
 
     @property
     def ready(self) -> bool:
         return self.dataplane is not None and not self.draining
+
+    def cache_problem(self) -> str | None:
+        """What keeps the cache from working (e.g. no IAM access token), if the cache knows."""
+        cache = self.cache
+        return cache.problem if isinstance(cache, ReportsProblem) else None
 
     def dataplane_for(self, model: str, version: str | None) -> DataPlane:
         """The data plane serving ``model`` (at ``version``, if given): 404 or 503 otherwise."""
@@ -174,6 +180,7 @@ async def _assemble(
     cache = (cache_factory or open_cache)(settings, state.metrics)
     if cache is not None:
         stack.push_async_callback(cache.close)
+        state.cache = cache
         await cache.warm_up()  # never fails: Redis may come up later
     batcher = None
     model = served.model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class CacheResult(enum.StrEnum):
@@ -44,3 +44,11 @@ class AnswerCache(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsProblem(Protocol):
+    """A cache that can say what keeps it from working (shown by the readiness endpoint)."""
+
+    @property
+    def problem(self) -> str | None: ...

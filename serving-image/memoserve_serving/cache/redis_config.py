@@ -2,21 +2,57 @@
 
 Parsing and TLS setup happen once, when the server starts (reading the CA file is a blocking
 call, so it must not happen on the event loop's hot path); the client only reads the result.
+Credentials that change while the server runs (IAM access tokens) come from a
+:class:`CredentialsSource` the client asks at every new connection.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from memoserve_contract.settings import ServingSettings
+from memoserve_serving.cache.resp_connection import RedisAuthError
 
 DEFAULT_PORT = 6379
 
 log = logging.getLogger(__name__)
+
+
+class CredentialsSource(Protocol):
+    """Credentials for each NEW connection; a connection that is up keeps the ones it used.
+
+    One source serves every connection made from one :class:`RedisConfig`, including the
+    per-node copies a cluster client makes with ``dataclasses.replace``: one token, one refresh.
+    """
+
+    async def credentials(self) -> tuple[str | None, str]:
+        """(username, password) for AUTH; raises
+        :class:`~memoserve_serving.cache.resp_connection.CredentialsUnavailable` when there are
+        none to send. The caller bounds the wait."""
+        ...
+
+    def accepted(self, address: str) -> None:
+        """The server at ``address`` took the credentials."""
+        ...
+
+    def rejected(self, address: str, error: RedisAuthError) -> None:
+        """The server at ``address`` refused them (its error reply is in ``error``)."""
+        ...
+
+    @property
+    def problem(self) -> str | None:
+        """Why the cache cannot authenticate now (for readiness), or None."""
+        ...
+
+    async def close(self) -> None:
+        """Stop refreshing (its owner calls this once, after closing the clients)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +72,8 @@ class RedisConfig:
     # every command out until the kernel gives up many minutes later). None = 10 x timeout,
     # at least 1 s, so one slow command (a big KEYS elsewhere, a fork) does not cost a reconnect.
     stall_timeout: float | None = None
+    # Asked before every handshake instead of username/password (IAM auth); shared by copies.
+    credentials: CredentialsSource | None = None
 
     @property
     def tls(self) -> bool:
@@ -68,6 +106,7 @@ class RedisConfig:
         timeout: float = 0.05,
         connect_timeout: float | None = None,
         stall_timeout: float | None = None,
+        credentials: CredentialsSource | None = None,
     ) -> RedisConfig:
         """Parse ``redis[s]://[[user]:password@]host[:port][/db]``.
 
@@ -109,23 +148,50 @@ class RedisConfig:
             timeout=timeout,
             connect_timeout=connect_timeout,
             stall_timeout=stall_timeout,
+            credentials=credentials,
         )
 
     @classmethod
-    def from_settings(cls, settings: ServingSettings) -> RedisConfig:
+    def from_settings(
+        cls,
+        settings: ServingSettings,
+        *,
+        on_auth_failure: Callable[[str], None] | None = None,
+    ) -> RedisConfig:
+        """The configuration ``settings`` describe (no I/O beyond reading the CA and password
+        files). With ``redis_auth="iam"`` the credentials are the pod's Google access tokens
+        (:mod:`memoserve_serving.cache.iam`); ``on_auth_failure(reason)`` counts each failure
+        to get or use one."""
         if settings.redis_url is None:
             raise ValueError("redis_url is not set")
-        secret = settings.redis_password
-        password = secret.get_secret_value() if secret is not None else None
-        if settings.redis_password_file is not None:
-            password = read_password_file(settings.redis_password_file) or password
+        credentials = None
+        password = None
+        if settings.redis_auth == "iam":
+            from memoserve_serving.cache.google_tokens import GoogleAccessTokens
+            from memoserve_serving.cache.iam import IamTokenSource
+
+            _warn_unused_password(settings)
+            credentials = IamTokenSource(GoogleAccessTokens(), on_failure=on_auth_failure)
+        else:
+            secret = settings.redis_password
+            password = secret.get_secret_value() if secret is not None else None
+            if settings.redis_password_file is not None:
+                password = read_password_file(settings.redis_password_file) or password
         return cls.from_url(
             settings.redis_url,
             password=password,
             ca_file=settings.redis_ca_file,
             check_hostname=settings.redis_tls_check_hostname,
             timeout=settings.redis_timeout_ms / 1000.0,
+            credentials=credentials,
         )
+
+
+def _warn_unused_password(settings: ServingSettings) -> None:
+    """IAM auth sends only the access token: say so when a password was configured too (it is
+    not used, neither first nor as a fallback)."""
+    if settings.redis_password is not None or settings.redis_password_file is not None:
+        log.warning("redis_auth is iam: the configured Redis password is not used")
 
 
 def read_password_file(path: Path) -> str | None:

@@ -13,6 +13,9 @@ command objects); this one costs ~10 µs (performance baselines, rows 4c and 7a)
   one per command) expires them.
 * Connection loss fails every waiting command at once; the next command reconnects, after a
   short, growing backoff if connecting failed (a dead server is not hammered).
+* A new connection AUTHs with the config's password, or with what the config's credentials
+  source gives at that moment (an IAM access token: cache/iam.py); a connection that is up is
+  never re-authenticated. Refused credentials back off longer.
 
 Commands are sent when the method is *called* (so calls made one after another pipeline, in
 call order); the returned future yields the reply (nobody has to await it: a write whose reply
@@ -32,6 +35,8 @@ from memoserve_serving.cache.redis_config import RedisConfig
 from memoserve_serving.cache.resp_connection import (
     Arg,
     Connection,
+    CredentialsUnavailable,
+    RedisAuthError,
     RedisConnectionError,
     RedisTimeout,
     pack_command,
@@ -45,6 +50,7 @@ _pack = pack_command
 # jitter so that many replicas do not reconnect in lock-step after a failover.
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 2.0
+_AUTH_BACKOFF_MAX = 10.0
 
 
 class RedisClient:
@@ -146,8 +152,10 @@ class RedisClient:
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> Connection:
         config = self.config
+        deadline = loop.time() + config.effective_connect_timeout
+        username, password = await self._credentials(deadline)
+        source = config.credentials
         try:
-            deadline = loop.time() + config.effective_connect_timeout
             async with asyncio.timeout_at(deadline):
                 _, conn = await loop.create_connection(
                     lambda: Connection(loop, config.effective_stall_timeout, config.address),
@@ -157,10 +165,14 @@ class RedisClient:
                     server_hostname=config.host if config.tls else None,
                 )
                 try:
-                    await conn.handshake(config.username, config.password, config.db, deadline)
-                except BaseException:
+                    await conn.handshake(username, password, config.db, deadline)
+                except BaseException as exc:
                     conn.abort("handshake failed", quiet=True)  # the caller reports it
+                    if source is not None and isinstance(exc, RedisAuthError):
+                        source.rejected(config.address, exc)
                     raise
+                if source is not None:
+                    source.accepted(config.address)
         except TimeoutError:
             raise RedisTimeout(
                 f"connecting to {config.address} took over {config.effective_connect_timeout} s"
@@ -168,6 +180,21 @@ class RedisClient:
         except OSError as exc:  # refused, unreachable, TLS verification failed, ...
             raise RedisConnectionError(f"cannot connect to {config.address}: {exc}") from exc
         return conn
+
+    async def _credentials(self, deadline: float) -> tuple[str | None, str | None]:
+        """What this connection AUTHs with: the config's, or its source's (IAM tokens), within
+        the connect budget (a token being fetched must not hold every request up)."""
+        config = self.config
+        source = config.credentials
+        if source is None:
+            return config.username, config.password
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await source.credentials()
+        except TimeoutError:
+            raise CredentialsUnavailable(
+                f"no credentials for {config.address} yet (an IAM access token is being fetched)"
+            ) from None
 
     def _connect_done(self, task: asyncio.Task[Connection]) -> None:
         # Runs before any caller awaiting the task resumes (first callback registered).
@@ -186,7 +213,10 @@ class RedisClient:
             self._backoff = 0.0
             log.info("connected to Redis at %s", self.config.address)
             return
-        self._backoff = min(max(2 * self._backoff, _BACKOFF_FIRST), _BACKOFF_MAX)
+        # Refused credentials are retried more slowly: Memorystore's IAM backend limits new
+        # connections (ERR_IAM_EXHAUSTED) and a fix (a role binding) takes minutes anyway.
+        cap = _AUTH_BACKOFF_MAX if isinstance(exc, RedisAuthError) else _BACKOFF_MAX
+        self._backoff = min(max(2 * self._backoff, _BACKOFF_FIRST), cap)
         pause = self._backoff * random.uniform(0.5, 1.0)  # jitter, not crypto
         self._retry_at = task.get_loop().time() + pause
         log.warning("Redis unavailable (%s); next connect attempt in %.2f s", exc, pause)

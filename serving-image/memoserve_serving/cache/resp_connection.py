@@ -35,6 +35,10 @@ class RedisAuthError(RedisConnectionError):
     """The server refused our credentials (or wants some): a configuration problem."""
 
 
+class CredentialsUnavailable(RedisAuthError):
+    """There were no credentials to send (e.g. no IAM access token yet): nothing reached Redis."""
+
+
 class RedisReplyError(RedisError):
     """Redis answered with an error reply (OOM, WRONGTYPE, NOSCRIPT, ...)."""
 

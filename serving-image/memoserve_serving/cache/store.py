@@ -28,6 +28,7 @@ keys.py), so the lock's multi-key commands never cross slots.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -55,6 +56,8 @@ _RELEASE = b'if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DE
 # Polling for another replica's answer: quick at first (cheap models), then every 50 ms.
 _POLL_FIRST = 0.002
 _POLL_MAX = 0.05
+# How long startup waits for the first IAM access token (see warm_up).
+_CREDENTIALS_WARM_UP_SECONDS = 10.0
 
 
 class RedisAnswerCache:
@@ -269,9 +272,23 @@ class RedisAnswerCache:
     def breaker(self) -> CircuitBreaker:
         return self.nodes.seed.breaker
 
+    @property
+    def problem(self) -> str | None:
+        """Why the cache cannot authenticate to Redis now (IAM auth), for readiness; or None."""
+        source = self.client.config.credentials
+        return source.problem if source is not None else None
+
     async def warm_up(self) -> bool:
         """Connect now rather than on the first request, and learn whether Redis is a cluster;
         False (logged) if Redis is not there."""
+        source = self.client.config.credentials
+        if source is not None:
+            # The first access token may take longer than a connect may (google-auth finds the
+            # metadata server first): wait for it here, once, not on the requests' time. A
+            # failure is logged by the source.
+            with contextlib.suppress(RedisError, TimeoutError):
+                async with asyncio.timeout(_CREDENTIALS_WARM_UP_SECONDS):
+                    await source.credentials()
         try:
             await self.nodes.connect()
         except RedisError as exc:
@@ -281,6 +298,9 @@ class RedisAnswerCache:
 
     async def close(self) -> None:
         await self.nodes.close()
+        source = self.client.config.credentials
+        if source is not None:  # shared by every node's client (open_answer_cache)
+            await source.close()
         if self._l1 is not None:
             self._l1.clear()
 
@@ -305,7 +325,7 @@ def open_answer_cache(settings: ServingSettings, metrics: ServingMetrics) -> Ans
         )
 
     nodes = RedisNodes(
-        RedisConfig.from_settings(settings),
+        RedisConfig.from_settings(settings, on_auth_failure=metrics.cache_auth_failure),
         metrics,
         breaker,
         read_replicas=settings.redis_read_replicas,

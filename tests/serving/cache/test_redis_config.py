@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from pydantic import SecretStr
 
 from memoserve_contract.settings import ModelFormat, ServingSettings
 from memoserve_dev.tls import TlsFiles
+from memoserve_serving.cache.iam import IamTokenSource
 from memoserve_serving.cache.redis_config import RedisConfig
 
 
@@ -102,3 +104,25 @@ def test_the_auth_string_file_wins_and_a_missing_one_means_none(tmp_path: Path) 
     assert RedisConfig.from_settings(missing).password == "from-env"
     unset = settings.model_copy(update={"redis_password": None, "redis_password_file": None})
     assert RedisConfig.from_settings(unset).password is None
+
+
+def test_iam_auth_replaces_the_password_with_one_token_source_for_every_node(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = ServingSettings(
+        model_name="m",
+        model_uri="/m",
+        model_format=ModelFormat.ONNX,
+        redis_url="rediss://10.0.0.3:6378/0",
+        redis_password="an-auth-string",
+        redis_auth="iam",
+    )
+    config = RedisConfig.from_settings(settings)  # no I/O: the token comes on first use
+    assert isinstance(config.credentials, IamTokenSource)
+    assert config.password is None  # never sent, not even as a fallback
+    assert "the configured Redis password is not used" in caplog.text
+    # A cluster client's per-node copies share the source: one token, one refresh.
+    node = dataclasses.replace(config, host="10.0.0.4", port=6379)
+    assert node.credentials is config.credentials
+    password_mode = settings.model_copy(update={"redis_auth": "password"})
+    assert RedisConfig.from_settings(password_mode).credentials is None
