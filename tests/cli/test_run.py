@@ -3,6 +3,7 @@ signals, a real redis-server (or none on PATH), a gs:// model from the GCS emula
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -304,3 +305,38 @@ def test_a_split_service_runs_its_model_tier_as_a_process_of_its_own(
     assert _ask_twice(running) == ["miss", "hit"]
     assert running.stop(signal.SIGTERM) == 0
     assert not _alive(tier[0])
+
+
+def test_a_valkey_cache_runs_on_a_local_redis_cluster(
+    start: Starter, tmp_path: Path, sample_models: Path
+) -> None:
+    cache = {"ttlSeconds": 600, "valkey": {"shardCount": 3, "replicaCount": 1}}
+    spec = _quickstart(tmp_path, str(sample_models / "iris.onnx"), cache=cache)
+    running = start(["-f", str(spec)], _env(tmp_path))
+    banner = running.wait_banner(timeout=60)
+    assert "a Redis Cluster of 3 primaries on 127.0.0.1 ports" in banner
+    assert "standing in for spec.cache.valkey" in banner
+    nodes = running.children()
+    assert len(nodes) == 3  # the primaries (no replicas on a laptop)
+    assert _ask_twice(running) == ["miss", "hit"]
+    # Different questions land on different shards (a node only accepts its own slots' keys,
+    # so where they are is where the cluster put them).
+    url, body = running.curl()
+    document = json.loads(body)
+    for step in range(1, 16):
+        document["inputs"][0]["data"][0] = step / 10
+        answer = httpx.post(url, json=document)
+        assert answer.status_code == 200, answer.text
+    ports = [int(p) for p in banner.split(" ports ")[1].split(" standing")[0].split(", ")]
+    counts = [_dbsize(port) for port in ports]
+    assert sum(counts) >= 16  # the answers (their locks are gone once stored)
+    assert sum(1 for count in counts if count) >= 2, counts
+    assert running.stop(signal.SIGTERM) == 0
+    assert not any(_alive(pid) for pid in nodes)
+
+
+def _dbsize(port: int) -> int:
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), "DBSIZE"], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.strip())

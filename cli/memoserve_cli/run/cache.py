@@ -5,6 +5,10 @@
    be read here: ``--redis-password`` or the environment stands in for it.
 2. A Memorystore cache (``memorystore``, ``existingMemorystore``) has no local instance: a
    ``redis-server`` on PATH, started for this run on a free loopback port and stopped on exit;
+   a sharded one (``valkey``, ``redisCluster``, ``existingValkey``, ``existingRedisCluster``)
+   gets a local Redis Cluster of as many primaries as the spec has shards (no replicas, no IAM
+   auth, no TLS: the serving pods' cluster client is what runs, against real slots), started
+   with ``redis-cli --cluster create``; a Valkey with cluster mode off gets one redis-server;
 3. else the in-process LRU (:class:`~memoserve_serving.cache.local.LocalAnswerCache`), with a
    notice.
 
@@ -27,6 +31,8 @@ from memoserve_cli.run import RunError
 from memoserve_contract.settings import ServingSettings, env_var
 
 STAND_IN_MAX_MEMORY = "256mb"
+# A laptop's stand-in for a sharded cache: the spec's shard count, up to this many primaries.
+STAND_IN_MAX_SHARDS = 8
 
 if TYPE_CHECKING:
     from memoserve_contract.resource.inferenceservice import InferenceService
@@ -73,6 +79,11 @@ def plan_cache(
         return CachePlan("off: the spec has no cache, every request runs the model", enabled=False)
     endpoint = external_endpoint(isvc)
     if endpoint is None or cache.external is None:
+        shards = _stand_in_shards(isvc)
+        if shards is not None and shutil.which("redis-cli") is not None:
+            plan = _cluster_stand_in(f"spec.cache.{source}", shards, stack, workdir, notice)
+            if plan is not None:
+                return plan
         return _stand_in(f"spec.cache.{source}", stack, workdir, notice)
     secret = cache.external.password_secret_ref
     if secret is not None and redis_password is None:
@@ -121,6 +132,46 @@ def _stand_in(
         )
     return CachePlan(
         f"in-process LRU ({LOCAL_CACHE_BYTES >> 20} MiB) standing in for {what}", in_process=True
+    )
+
+
+def _stand_in_shards(isvc: InferenceService) -> int | None:
+    """How many primaries stand in for a sharded cache (None: not a cluster-mode one)."""
+    cache = isvc.spec.cache
+    if cache is None or not cache.sharded:
+        return None
+    spec = cache.valkey or cache.redis_cluster
+    if spec is None:  # an existing instance: its shape is Google's to tell
+        return 3
+    if cache.valkey is not None and not cache.valkey.cluster:
+        return None  # cluster mode off: one primary, as the plain stand-in is
+    return min(spec.shards, STAND_IN_MAX_SHARDS)
+
+
+def _cluster_stand_in(
+    what: str,
+    shards: int,
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    notice: Callable[[str], None],
+) -> CachePlan | None:
+    """A local Redis Cluster for a sharded cache; None (with a notice) when it cannot start."""
+    from memoserve_dev.redis_cluster import RedisCluster
+    from memoserve_dev.redis_server import RedisServerError
+
+    config = {"maxmemory": STAND_IN_MAX_MEMORY, "maxmemory-policy": "allkeys-lru"}
+    cluster = RedisCluster(workdir / "redis-cluster", shards=shards, replicas=0, config=config)
+    try:
+        stack.enter_context(cluster)
+    except (RedisServerError, OSError) as exc:
+        notice(f"no local Redis Cluster ({exc}): one redis-server stands in instead")
+        return None
+    ports = sorted(node.port for node in cluster.nodes)
+    return CachePlan(
+        f"a Redis Cluster of {shards} primaries on 127.0.0.1 ports {', '.join(map(str, ports))} "
+        f"standing in for {what} (no replicas, IAM auth or TLS; started for this run, stopped "
+        "on exit)",
+        cluster.url,
     )
 
 
