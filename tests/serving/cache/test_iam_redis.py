@@ -28,6 +28,8 @@ from tests.support.serving import serving_settings
 
 FIRST = "ya29.first-token"  # what the metadata server hands out unless told otherwise
 
+WAIT_BOUND = 30.0  # seconds: far beyond any retry delay here
+
 
 class IamRedis:
     """redis-server whose ``default`` user's passwords are the tokens it takes, as Memorystore
@@ -109,11 +111,13 @@ def answer(key: bytes) -> Callable[[], Awaitable[bytes]]:
 
 
 async def until(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Wait until ``await condition()`` holds (the test's timeout bounds the wait)."""
-    while True:
-        if await condition():
-            return
-        await asyncio.sleep(0.02)
+    """Wait until ``await condition()`` holds; a generous bound turns "never" into a failure
+    that names the condition (it asserts nothing about how fast)."""
+    async with asyncio.timeout(WAIT_BOUND):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
 
 
 def auth_failures(counter: Counter) -> float:
