@@ -119,7 +119,7 @@ class IamTokenSource:
         # last refusal). Logged when the cause changes.
         self._fetch_failure: str | None = None
         self._refusal: str | None = None
-        self._logged: dict[str, str | None] = {}
+        self._logged: dict[str, str] = {}
 
     # -- CredentialsSource --------------------------------------------------------------------
 
