@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import hiredis
@@ -136,6 +137,28 @@ async def test_a_pod_connects_with_its_access_token(
     assert iam_redis.refused_auths() == 0
     assert cache.problem is None
     assert auth_failures(counter) == 0
+
+
+async def test_every_node_of_a_cluster_shares_one_token(
+    iam_redis: IamRedis, gce_metadata: MetadataServer, tmp_path: Path
+) -> None:
+    settings = serving_settings(redis_url=iam_redis.url, redis_auth="iam", redis_timeout_ms=1000)
+    config = RedisConfig.from_settings(settings)
+    with RedisServer(tmp_path / "node-2") as second:
+        peer = IamRedis(second)
+        peer.accept(FIRST)
+        # What a cluster client does: one config per node, copied from the one it was given.
+        nodes = [RedisClient(config), RedisClient(replace(config, port=second.port))]
+        try:
+            await asyncio.gather(*(node.connect() for node in nodes))
+            assert [await node.ping() for node in nodes] == [b"PONG", b"PONG"]
+        finally:
+            for node in nodes:
+                await node.close()
+            assert config.credentials is not None
+            await config.credentials.close()
+            peer.admin.close()
+    assert gce_metadata.tokens_served == [FIRST]  # one fetch for both nodes
 
 
 async def test_a_connection_that_is_up_stays_up_when_the_token_changes(
