@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from memoserve_serving.cache.resp_connection import CredentialsUnavailable, RedisAuthError
@@ -55,7 +55,7 @@ FIX = (
 
 @dataclass(frozen=True)
 class AccessToken:
-    value: str
+    value: str = field(repr=False)  # a credential: never in a log line
     lifetime: float  # seconds it was still valid for when fetched
     account: str | None = None  # the service account's email, for messages
 
@@ -119,7 +119,7 @@ class IamTokenSource:
         # last refusal). Logged when the cause changes.
         self._fetch_failure: str | None = None
         self._refusal: str | None = None
-        self._logged: dict[str, str | None] = {}
+        self._logged: dict[str, str] = {}
 
     # -- CredentialsSource --------------------------------------------------------------------
 

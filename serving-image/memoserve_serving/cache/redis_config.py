@@ -170,7 +170,7 @@ class RedisConfig:
             from memoserve_serving.cache.google_tokens import GoogleAccessTokens
             from memoserve_serving.cache.iam import IamTokenSource
 
-            _warn_unused_password(settings)
+            _warn_about_iam_settings(settings)
             credentials = IamTokenSource(GoogleAccessTokens(), on_failure=on_auth_failure)
         else:
             secret = settings.redis_password
@@ -187,11 +187,17 @@ class RedisConfig:
         )
 
 
-def _warn_unused_password(settings: ServingSettings) -> None:
+def _warn_about_iam_settings(settings: ServingSettings) -> None:
     """IAM auth sends only the access token: say so when a password was configured too (it is
-    not used, neither first nor as a fallback)."""
+    not used, neither first nor as a fallback), and when the token would cross the network in
+    clear."""
     if settings.redis_password is not None or settings.redis_password_file is not None:
         log.warning("redis_auth is iam: the configured Redis password is not used")
+    if settings.redis_url is not None and settings.redis_url.startswith("redis://"):
+        log.warning(
+            "redis_auth is iam over redis:// (no TLS): access tokens are sent unencrypted; "
+            "turn on the instance's in-transit encryption and use rediss://"
+        )
 
 
 def read_password_file(path: Path) -> str | None:

@@ -19,6 +19,7 @@ from memoserve_serving.cache.iam import (
 )
 from memoserve_serving.cache.resp_connection import CredentialsUnavailable, RedisAuthError
 
+WAIT_BOUND = 30.0  # seconds: far beyond any retry delay here
 Failures = list[str]
 SourceFactory = Callable[[], IamTokenSource]
 
@@ -47,13 +48,14 @@ async def make_source(
 async def until(condition: Callable[[], object]) -> None:
     """Wait until ``condition()`` (awaited if it is a coroutine) holds; the test's timeout
     bounds the wait."""
-    while True:
-        holds = condition()
-        if inspect.isawaitable(holds):
-            holds = await holds
-        if holds:
-            return
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(WAIT_BOUND):  # "never" fails the test; no claim about speed
+        while True:
+            holds = condition()
+            if inspect.isawaitable(holds):
+                holds = await holds
+            if holds:
+                return
+            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize(

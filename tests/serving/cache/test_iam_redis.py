@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import hiredis
@@ -27,6 +28,8 @@ from tests.serving.cache.conftest import Counter
 from tests.support.serving import serving_settings
 
 FIRST = "ya29.first-token"  # what the metadata server hands out unless told otherwise
+
+WAIT_BOUND = 30.0  # seconds: far beyond any retry delay here
 
 
 class IamRedis:
@@ -109,11 +112,13 @@ def answer(key: bytes) -> Callable[[], Awaitable[bytes]]:
 
 
 async def until(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Wait until ``await condition()`` holds (the test's timeout bounds the wait)."""
-    while True:
-        if await condition():
-            return
-        await asyncio.sleep(0.02)
+    """Wait until ``await condition()`` holds; a generous bound turns "never" into a failure
+    that names the condition (it asserts nothing about how fast)."""
+    async with asyncio.timeout(WAIT_BOUND):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
 
 
 def auth_failures(counter: Counter) -> float:
@@ -132,6 +137,28 @@ async def test_a_pod_connects_with_its_access_token(
     assert iam_redis.refused_auths() == 0
     assert cache.problem is None
     assert auth_failures(counter) == 0
+
+
+async def test_every_node_of_a_cluster_shares_one_token(
+    iam_redis: IamRedis, gce_metadata: MetadataServer, tmp_path: Path
+) -> None:
+    settings = serving_settings(redis_url=iam_redis.url, redis_auth="iam", redis_timeout_ms=1000)
+    config = RedisConfig.from_settings(settings)
+    with RedisServer(tmp_path / "node-2") as second:
+        peer = IamRedis(second)
+        peer.accept(FIRST)
+        # What a cluster client does: one config per node, copied from the one it was given.
+        nodes = [RedisClient(config), RedisClient(replace(config, port=second.port))]
+        try:
+            await asyncio.gather(*(node.connect() for node in nodes))
+            assert [await node.ping() for node in nodes] == [b"PONG", b"PONG"]
+        finally:
+            for node in nodes:
+                await node.close()
+            assert config.credentials is not None
+            await config.credentials.close()
+            peer.admin.close()
+    assert gce_metadata.tokens_served == [FIRST]  # one fetch for both nodes
 
 
 async def test_a_connection_that_is_up_stays_up_when_the_token_changes(
