@@ -19,6 +19,7 @@ from google.cloud.memorystore_v1.services.memorystore.transports import (
 from google.cloud.redis_cluster_v1.services.cloud_redis_cluster.transports import (
     CloudRedisClusterGrpcAsyncIOTransport,
 )
+from google.protobuf import field_mask_pb2
 from redis.asyncio.cluster import RedisCluster
 
 from memoserve_dev.memorystore_emulator.managed import ManagedBackend
@@ -106,6 +107,10 @@ async def keys_per_primary(client: RedisCluster) -> list[int]:
     for node in client.get_primaries():
         sizes.append(int(await client.dbsize(target_nodes=node)))  # type: ignore[arg-type]
     return sizes
+
+
+def mask(*paths: str) -> field_mask_pb2.FieldMask:
+    return field_mask_pb2.FieldMask(paths=list(paths))
 
 
 def processes_of(backend: ManagedBackend, name: str) -> list[tuple[str, int]]:

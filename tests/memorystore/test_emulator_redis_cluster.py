@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from google.api_core import exceptions
 from google.cloud import redis_cluster_v1
-from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
 from tests.memorystore.emulator_thread import EmulatorThread
@@ -20,6 +19,7 @@ from tests.memorystore.sharded import (
     assert_keys,
     cluster_client,
     keys_per_primary,
+    mask,
     operation_error,
     processes_of,
     redis_cluster,
@@ -33,10 +33,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 def cluster(**fields: object) -> Cluster:
     return Cluster(psc_configs=[redis_cluster_v1.PscConfig(network=NETWORK)], **fields)
-
-
-def mask(*paths: str) -> field_mask_pb2.FieldMask:
-    return field_mask_pb2.FieldMask(paths=list(paths))
 
 
 async def test_tls_iam_cluster_serves_keys_scales_and_goes(

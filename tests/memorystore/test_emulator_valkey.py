@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from google.api_core import exceptions
 from google.cloud import memorystore_v1
-from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
 from tests.memorystore.command import emulator_command
@@ -22,6 +21,7 @@ from tests.memorystore.sharded import (
     assert_keys,
     cluster_client,
     keys_per_primary,
+    mask,
     operation_error,
     plain_client,
     processes_of,
@@ -38,10 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 def instance(**fields: object) -> Instance:
     psc = [memorystore_v1.PscAutoConnection(network=NETWORK, project_id=PROJECT)]
     return Instance(psc_auto_connections=psc, **fields)
-
-
-def mask(*paths: str) -> field_mask_pb2.FieldMask:
-    return field_mask_pb2.FieldMask(paths=list(paths))
 
 
 async def test_cluster_instance_serves_keys_on_every_shard_and_scales_in_place(
