@@ -64,6 +64,12 @@ class Topology(enum.Enum):
     CLUSTER = "cluster"
 
 
+# Module constants for the hot path: an enum member looked up on its class costs ~10 attribute
+# reads (EnumType.__getattr__ on Python 3.11).
+_CLUSTER = Topology.CLUSTER
+_STANDALONE = Topology.STANDALONE
+
+
 class RedisNodes:
     def __init__(
         self,
@@ -90,15 +96,20 @@ class RedisNodes:
 
     # -- routing (the hot path) -------------------------------------------------------------
 
+    @property
+    def standalone(self) -> bool:
+        """Known to be one Redis (not a cluster): no redirects to follow."""
+        return self.topology is _STANDALONE
+
     def primary(self, key: bytes) -> GuardedRedis:
         """The node for ``key``'s writes, locks and consistent reads."""
-        if self.topology is not Topology.CLUSTER:
+        if self.topology is not _CLUSTER:
             return self.seed
         return self._primaries[key_slot(key)]
 
     def reader(self, key: bytes) -> GuardedRedis:
         """The node for ``key``'s lookup: its primary, or a replica (see the module doc)."""
-        if self.topology is not Topology.CLUSTER:
+        if self.topology is not _CLUSTER:
             return self.seed
         slot = key_slot(key)
         node = self._readers[slot]
@@ -110,7 +121,7 @@ class RedisNodes:
         """Send ``args`` to ``node`` now (call order = send order); the reply, after following
         redirects unless this is a lone Redis."""
         first = node.client.execute(*args)
-        if self.topology is Topology.STANDALONE:
+        if self.topology is _STANDALONE:
             return first
         return asyncio.ensure_future(self._reply(node, first, args))
 
