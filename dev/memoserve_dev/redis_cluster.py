@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from memoserve_dev.ports import accepts, free_port
 from memoserve_dev.redis_server import RedisServer, RedisServerError
 from memoserve_dev.tls import TlsFiles
 
 SLOTS = 16384
 READY_SECONDS = 30.0
+BUS_PORT_OFFSET = 10000  # a node's cluster bus listens on its port + 10000
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,13 @@ class RedisCluster:
             **({"tls-cluster": "yes", "tls-replication": "yes"} if tls else {}),
             **config,
         }
+        if ports is None:
+            ports = _cluster_ports(host, count)
         self.nodes = [
             RedisServer(
                 workdir / f"node-{index}",
                 host=host,
-                port=ports[index] if ports is not None else None,
+                port=ports[index],
                 password=password,
                 tls=tls,
                 config=cluster_config,
@@ -327,3 +331,15 @@ class RedisCluster:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _cluster_ports(host: str, count: int) -> list[int]:
+    """``count`` free ports whose bus ports (+10000) exist and are free too: redis-server
+    refuses a cluster port above 55535."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(host)
+        if port + BUS_PORT_OFFSET > 65535 or port in ports or accepts(host, port + BUS_PORT_OFFSET):
+            continue
+        ports.append(port)
+    return ports

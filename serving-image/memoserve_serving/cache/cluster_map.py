@@ -20,6 +20,9 @@ class Shard:
     ranges: tuple[tuple[int, int], ...]  # inclusive slot ranges
     primary: Address
     replicas: tuple[Address, ...]  # the healthy ones only
+    # False when the node we asked has the primary as failed: its slots are down, or that node
+    # has not heard of the failover yet (gossip); either way the map is worth reading again.
+    primary_online: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ def parse_shards(reply: Sequence[Any], via_host: str, *, tls: bool) -> list[Shar
         if not ranges:
             continue
         primary: Address | None = None
+        primary_online = False
         replicas = []
         for raw_node in shard.get("nodes") or ():
             node = _pairs(raw_node)
@@ -67,11 +71,11 @@ def parse_shards(reply: Sequence[Any], via_host: str, *, tls: bool) -> list[Shar
             if _text(node.get("role")) == "master":
                 # The old primary of a failed-over shard stays listed (failed) until it rejoins.
                 if online or primary is None:
-                    primary = address
+                    primary, primary_online = address, online
             elif online:
                 replicas.append(address)
         if primary is not None:
-            shards.append(Shard(ranges, primary, tuple(replicas)))
+            shards.append(Shard(ranges, primary, tuple(replicas), primary_online))
     return shards
 
 

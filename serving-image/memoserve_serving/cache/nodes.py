@@ -17,8 +17,9 @@ On a cluster:
   re-read soon (rate limited). ``ASK`` (a slot being migrated): ``ASKING`` and the command are
   sent back to back on the target's connection, the map is left as it is.
 * A node that times out or drops the connection schedules a map refresh from any node that
-  answers; while a primary in the map is down (breaker not closed) the map is re-read every
-  half second, so the replica that took over is found without a restart.
+  answers; while a primary in the map is down (its breaker not closed, or the node that gave
+  the map has it as failed) the map is re-read every half second, so the replica that took
+  over is found without a restart, even when the first node asked had not heard of it yet.
 
 Reads from replicas (``redis_read_replicas``, off by default): hit lookups (the GET before any
 lock) go to one replica of the key's shard (``READONLY`` on that connection), the lock, the
@@ -64,6 +65,12 @@ class Topology(enum.Enum):
     CLUSTER = "cluster"
 
 
+# Module constants for the hot path: an enum member looked up on its class costs ~10 attribute
+# reads (EnumType.__getattr__ on Python 3.11).
+_CLUSTER = Topology.CLUSTER
+_STANDALONE = Topology.STANDALONE
+
+
 class RedisNodes:
     def __init__(
         self,
@@ -85,20 +92,26 @@ class RedisNodes:
         self._readers = self._primaries  # the same list unless reading from replicas
         self._refreshing: asyncio.Task[None] | None = None
         self._last_refresh = -math.inf
+        self._map_has_failed_primary = False
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- routing (the hot path) -------------------------------------------------------------
 
+    @property
+    def standalone(self) -> bool:
+        """Known to be one Redis (not a cluster): no redirects to follow."""
+        return self.topology is _STANDALONE
+
     def primary(self, key: bytes) -> GuardedRedis:
         """The node for ``key``'s writes, locks and consistent reads."""
-        if self.topology is not Topology.CLUSTER:
+        if self.topology is not _CLUSTER:
             return self.seed
         return self._primaries[key_slot(key)]
 
     def reader(self, key: bytes) -> GuardedRedis:
         """The node for ``key``'s lookup: its primary, or a replica (see the module doc)."""
-        if self.topology is not Topology.CLUSTER:
+        if self.topology is not _CLUSTER:
             return self.seed
         slot = key_slot(key)
         node = self._readers[slot]
@@ -110,7 +123,7 @@ class RedisNodes:
         """Send ``args`` to ``node`` now (call order = send order); the reply, after following
         redirects unless this is a lone Redis."""
         first = node.client.execute(*args)
-        if self.topology is Topology.STANDALONE:
+        if self.topology is _STANDALONE:
             return first
         return asyncio.ensure_future(self._reply(node, first, args))
 
@@ -200,6 +213,8 @@ class RedisNodes:
     def _a_primary_is_down(self) -> bool:
         if self.topology is not Topology.CLUSTER:
             return False
+        if self._map_has_failed_primary:
+            return True
         primaries = {id(node): node for node in self._primaries}.values()
         return any(node.breaker.state is not BreakerState.CLOSED for node in primaries)
 
@@ -234,6 +249,7 @@ class RedisNodes:
         if self.topology is not Topology.CLUSTER:
             log.info("Redis at %s is a cluster of %d shards", self._config.address, len(shards))
         self._primaries, self._readers = primaries, readers
+        self._map_has_failed_primary = not all(shard.primary_online for shard in shards)
         self.topology = Topology.CLUSTER
         used = {id(node) for node in primaries} | {id(node) for node in readers}
         for address, node in list(self._nodes.items()):

@@ -153,9 +153,8 @@ async def test_a_killed_primary_degrades_only_its_slots_and_hits_resume(
         load.phase = "after"
 
         def lost_keys_hit_again() -> bool:
-            hit = {key for phase, key, result in load.seen if phase == "after"}
-            hit &= {key for phase, key, result in load.seen if result is CacheResult.HIT}
-            return lost <= hit
+            after = [(key, result) for phase, key, result in load.seen if phase == "after"]
+            return lost <= {key for key, result in after if result is CacheResult.HIT}
 
         await load.until(lost_keys_hit_again, "hits on the failed-over shard")
     assert load.failures == []  # fail-open: every request answered, rightly
@@ -165,8 +164,41 @@ async def test_a_killed_primary_degrades_only_its_slots_and_hits_resume(
     others = {result for _, key, result in load.seen if key not in lost}
     assert others == {CacheResult.HIT}
     assert counter("memoserve_cache_errors", kind="breaker_open") > 0
-    # No restart: the same cache found the promoted replica, which had the answers.
+    assert {load.runs[key] for key in KEYS if key not in lost} == {1}
+    # No restart: the same cache found the promoted replica (even if a node it asked had not
+    # heard of the failover yet: it reads the map again until no primary in it is down).
     current = owner(fault_cluster, key_slot(KEYS[0]))
     assert current is not victim
-    assert cache.nodes.primary(KEYS[0]).client.config.port == current.port
-    assert {load.runs[key] for key in KEYS if key not in lost} == {1}
+    await load.until(
+        lambda: cache.nodes.primary(KEYS[0]).client.config.port == current.port,
+        "the promoted replica in the slot map",
+    )
+
+
+async def test_a_killed_replica_only_sends_its_reads_back_to_the_primary(
+    fault_cluster: RedisCluster, make_cache: CacheFactory
+) -> None:
+    cache = await make_cache(fault_cluster.url, read_replicas=True, timeout=0.5, breaker_reset=0.2)
+    load = Load(cache)
+    await load.fill()
+    for node in fault_cluster.primaries():
+        node.cli("WAIT", "1", "2000")
+    primary = owner(fault_cluster, key_slot(KEYS[0]))
+    replica = fault_cluster.replicas_of(primary)[0]
+    shard_keys = {key for key in KEYS if owner(fault_cluster, key_slot(key)) is primary}
+    async with load:
+        await load.until(lambda: len(load.seen) > 500, "requests before the kill")
+        replica.kill()
+        load.phase = "after"
+
+        def shard_hits_again() -> bool:
+            after = [(key, result) for phase, key, result in load.seen if phase == "after"]
+            recent = [result for key, result in after[-300:] if key in shard_keys]
+            return len(after) > 1000 and bool(recent) and set(recent) == {CacheResult.HIT}
+
+        await load.until(shard_hits_again, "hits on the shard whose replica died")
+    assert load.failures == []
+    # The shard's primary still holds every answer: nothing but the reads moved.
+    assert cache.nodes.reader(KEYS[0]).client.config.port == primary.port
+    others = {result for _, key, result in load.seen if key not in shard_keys}
+    assert others == {CacheResult.HIT}

@@ -96,3 +96,36 @@ async def test_the_maps_of_shards_and_slots_agree_with_the_cluster(
             assert {ports[port].primary_id for _, port in shard.replicas} == {primary_id}
         assert {port: sorted(ranges) for port, ranges in served.items()} == expected
     assert sum(len(shard.replicas) for shard in by_shards) == 3
+
+
+def _node(port: int, role: bytes, health: bytes, **extra: object) -> list[object]:
+    ip = extra.get("ip", b"10.0.0.1")
+    fields: list[object] = [b"id", b"x", b"port", port, b"ip", ip, b"endpoint"]
+    fields += [extra.get("endpoint", ip), b"role", role, b"health", health]
+    for name, value in extra.items():
+        if name not in ("endpoint", "ip"):
+            fields += [name.replace("_", "-").encode(), value]
+    return fields
+
+
+def test_shards_prefer_the_online_primary_and_skip_sick_replicas() -> None:
+    reply = [
+        [b"slots", [0, 99, 200, 299], b"nodes", [
+            _node(7000, b"master", b"failed"),  # failed over, still listed
+            _node(7001, b"master", b"online"),
+            _node(7002, b"replica", b"loading"),
+            _node(7003, b"replica", b"online", ip=b""),  # no address announced
+        ]],
+        [b"slots", [100, 199], b"nodes", [_node(7004, b"master", b"failed")]],
+        [b"slots", [], b"nodes", [_node(7005, b"master", b"online")]],  # no slots: left out
+    ]  # fmt: skip
+    shards = parse_shards(reply, "seed-host", tls=False)
+    assert [(s.ranges, s.primary, s.replicas, s.primary_online) for s in shards] == [
+        (((0, 99), (200, 299)), ("10.0.0.1", 7001), (("seed-host", 7003),), True),
+        (((100, 199),), ("10.0.0.1", 7004), (), False),
+    ]
+
+
+def test_shards_over_tls_use_the_tls_port() -> None:
+    reply = [[b"slots", [0, 16383], b"nodes", [_node(0, b"master", b"online", tls_port=7443)]]]
+    assert parse_shards(reply, "seed", tls=True)[0].primary == ("10.0.0.1", 7443)
