@@ -132,7 +132,8 @@ async def test_an_operator_restarted_after_the_create_call_never_creates_twice(
     await world.reconcile()  # the create call went out ...
     world.restart()  # ... and the process is gone: nothing in memory survives
     await world.reconcile()
-    assert condition(world.api)[1] == "CacheCreating"
+    # Found by its deterministic name (CREATING, or READY already on a slow machine).
+    assert condition(world.api)[1] in ("CacheCreating", "ValkeyReady")
     world.restart()
     await world.converge(lambda: cache_ready(world), within=120)
     assert world.emulator.calls("CreateInstance") == 1
