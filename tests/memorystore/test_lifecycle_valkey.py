@@ -235,3 +235,22 @@ async def test_a_missing_service_connection_policy_says_what_to_create(
     finally:
         await close_world(world)
         emulator.stop()
+
+
+async def test_moving_from_memorystore_for_redis_lets_go_of_the_old_instance_first(
+    world: World,
+) -> None:
+    world.store(isvc_body(cache={"memorystore": {"memorySizeGb": 1}}))
+    await world.converge(lambda: cache_ready(world), within=60)
+    world.store(body(2))
+    await world.reconcile()
+    status, reason, message = condition(world.api)
+    assert (status, reason) == ("False", "CacheCreating")
+    assert "letting go of the previous instance" in message
+    assert exists(world.api, SECRET, "iris-redis")  # the old endpoint until the new one
+    await world.converge(lambda: cache_ready(world), within=120)
+    assert condition(world.api)[1] == "ValkeyReady"
+    assert json.loads(str(recorded(world.api)))["engine"] == "valkey"
+    assert world.emulator.backend.list_instances(PARENT) == []  # deleted (Delete)
+    assert list(world.emulator.valkey.records) == [VALKEY]
+    assert world.emulator.calls("CreateInstance") == 2  # one of each, no more

@@ -179,7 +179,15 @@ class MemorystoreStep:
         desired = engine.desired(isvc, spec, where)
         record = Record.read(meta)
         if record is not None and record.engine != engine.key:
-            record = None  # another engine's: release_stale lets go of it
+            # Another engine's instance: one record holds one instance, so it goes first
+            # (release_stale, in this same reconcile), then this one is created.
+            message = (
+                f"letting go of the previous instance {record.name} first (deletionPolicy "
+                f"{record.deletion_policy}); then {desired.name} is created"
+            )
+            status = CacheStatus(source=source, name=desired.name, state="PENDING")
+            verdict = Verdict.false(CACHE, CREATING, message)
+            return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, hold=True))
         failure, pending = await look(api, old.operation if old else None)
         instance = await api.get_instance(record.name if record else desired.name)
         if instance is None and record is not None and record.name != desired.name:
