@@ -41,7 +41,7 @@ class EmulatorThread:
         return self
 
     def stop(self) -> None:
-        self.call(self.emulator.stop())
+        self.call(self.emulator.stop(), timeout=120)  # a cluster being started is waited for
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()

@@ -3,12 +3,15 @@ channel, and redis-py clients of what they return (keys spread over every shard)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
+import pytest
 import redis.asyncio as aioredis
+from google.api_core import exceptions
 from google.cloud import memorystore_v1, redis_cluster_v1
 from google.cloud.memorystore_v1.services.memorystore.transports import (
     MemorystoreGrpcAsyncIOTransport,
@@ -16,9 +19,11 @@ from google.cloud.memorystore_v1.services.memorystore.transports import (
 from google.cloud.redis_cluster_v1.services.cloud_redis_cluster.transports import (
     CloudRedisClusterGrpcAsyncIOTransport,
 )
+from google.protobuf import field_mask_pb2
 from redis.asyncio.cluster import RedisCluster
 
 from memoserve_dev.memorystore_emulator.managed import ManagedBackend
+from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from memoserve_dev.ports import accepts
 from memoserve_dev.redis_cluster import SLOTS
 from tests.memorystore.emulator_thread import EmulatorThread
@@ -30,23 +35,31 @@ KEYS = 300
 
 
 @asynccontextmanager
-async def valkey_client(
-    emulator: EmulatorThread,
-) -> AsyncIterator[memorystore_v1.MemorystoreAsyncClient]:
-    channel = grpc.aio.insecure_channel(emulator.grpc_target)
-    transport = MemorystoreGrpcAsyncIOTransport(channel=channel)
-    yield memorystore_v1.MemorystoreAsyncClient(transport=transport)
-    await transport.close()
+async def _api_client(target: str, client: Any, transport: Any) -> AsyncIterator[Any]:
+    """A google-cloud async client over an insecure gRPC channel to the emulator."""
+    opened = transport(channel=grpc.aio.insecure_channel(target))
+    try:
+        yield client(transport=opened)
+    finally:
+        await opened.close()
 
 
-@asynccontextmanager
-async def cluster_client(
-    emulator: EmulatorThread,
-) -> AsyncIterator[redis_cluster_v1.CloudRedisClusterAsyncClient]:
-    channel = grpc.aio.insecure_channel(emulator.grpc_target)
-    transport = CloudRedisClusterGrpcAsyncIOTransport(channel=channel)
-    yield redis_cluster_v1.CloudRedisClusterAsyncClient(transport=transport)
-    await transport.close()
+def valkey_client(
+    target: str,
+) -> AbstractAsyncContextManager[memorystore_v1.MemorystoreAsyncClient]:
+    return _api_client(
+        target, memorystore_v1.MemorystoreAsyncClient, MemorystoreGrpcAsyncIOTransport
+    )
+
+
+def cluster_client(
+    target: str,
+) -> AbstractAsyncContextManager[redis_cluster_v1.CloudRedisClusterAsyncClient]:
+    return _api_client(
+        target,
+        redis_cluster_v1.CloudRedisClusterAsyncClient,
+        CloudRedisClusterGrpcAsyncIOTransport,
+    )
 
 
 @asynccontextmanager
@@ -54,6 +67,7 @@ async def redis_cluster(
     address: str,
     port: int,
     *,
+    username: str | None = None,
     password: str | None = None,
     ca_pem: str | None = None,
     tmp_path: Path | None = None,
@@ -65,7 +79,7 @@ async def redis_cluster(
         ca = tmp_path / "ca.pem"
         ca.write_text(ca_pem)
         tls = {"ssl": True, "ssl_ca_certs": str(ca)}
-    client = RedisCluster(host=address, port=port, password=password, **tls)  # type: ignore[arg-type]
+    client = RedisCluster(host=address, port=port, username=username, password=password, **tls)  # type: ignore[arg-type]
     try:
         await client.initialize()
         yield client
@@ -95,6 +109,10 @@ async def keys_per_primary(client: RedisCluster) -> list[int]:
     return sizes
 
 
+def mask(*paths: str) -> field_mask_pb2.FieldMask:
+    return field_mask_pb2.FieldMask(paths=list(paths))
+
+
 def processes_of(backend: ManagedBackend, name: str) -> list[tuple[str, int]]:
     nodes = backend.records[name].nodes
     assert nodes is not None
@@ -107,3 +125,24 @@ def all_gone(addresses: list[tuple[str, int]]) -> bool:
 
 async def plain_client(address: str, port: int, password: str | None = None) -> aioredis.Redis:
     return aioredis.Redis(host=address, port=port, password=password)
+
+
+async def operation_error(operation: Any) -> Any:
+    """The google.rpc.Status a failed operation ends with (the async clients raise it as a
+    plain GoogleAPICallError)."""
+    with pytest.raises(exceptions.GoogleAPICallError) as failed:
+        await operation.result()
+    return failed.value.errors[0]
+
+
+@contextmanager
+def strict_emulator(*policies: str) -> Iterator[EmulatorThread]:
+    """An emulator where only these service connection policies (NETWORK:CLASS:REGION) exist."""
+    declared = ServiceConnectionPolicies(allow_any_network=False)
+    for spec in policies:
+        declared.declare_spec(spec)
+    emulator = EmulatorThread(policies=declared).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

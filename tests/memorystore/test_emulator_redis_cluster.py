@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 from google.api_core import exceptions
 from google.cloud import redis_cluster_v1
-from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
-from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.sharded import (
     NETWORK,
@@ -21,27 +19,26 @@ from tests.memorystore.sharded import (
     assert_keys,
     cluster_client,
     keys_per_primary,
+    mask,
+    operation_error,
     processes_of,
     redis_cluster,
+    strict_emulator,
     write_keys,
 )
 
 Cluster = redis_cluster_v1.Cluster
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def cluster(**fields: object) -> Cluster:
     return Cluster(psc_configs=[redis_cluster_v1.PscConfig(network=NETWORK)], **fields)
 
 
-def mask(*paths: str) -> field_mask_pb2.FieldMask:
-    return field_mask_pb2.FieldMask(paths=list(paths))
-
-
 async def test_tls_iam_cluster_serves_keys_scales_and_goes(
     emulator: EmulatorThread, tmp_path: Path
 ) -> None:
-    async with cluster_client(emulator) as client:
+    async with cluster_client(emulator.grpc_target) as client:
         operation = await client.create_cluster(
             parent=PARENT,
             cluster_id="rc-1",
@@ -72,8 +69,13 @@ async def test_tls_iam_cluster_serves_keys_scales_and_goes(
             name=f"{created.name}/certificateAuthority"
         )
         pem = authority.managed_server_ca.ca_certs[0].certificates[0]
-        async with redis_cluster(
-            endpoint.address, endpoint.port, password="token", ca_pem=pem, tmp_path=tmp_path
+        async with redis_cluster(  # IAM: AUTH default <access token>, any token
+            endpoint.address,
+            endpoint.port,
+            username="default",
+            password="ya29.token",
+            ca_pem=pem,
+            tmp_path=tmp_path,
         ) as redis:
             await write_keys(redis)
             assert all(size > 0 for size in await keys_per_primary(redis))
@@ -103,7 +105,7 @@ async def test_tls_iam_cluster_serves_keys_scales_and_goes(
 
 
 async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread) -> None:
-    async with cluster_client(emulator) as client:
+    async with cluster_client(emulator.grpc_target) as client:
         for bad_id, bad, match in [
             ("1cluster", cluster(shard_count=1), "cluster_id"),
             ("rc-zero", cluster(shard_count=0), "shard_count must be 1 to 250"),
@@ -146,27 +148,38 @@ async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread
 
 
 async def test_create_fails_without_a_service_connection_policy() -> None:
-    policies = ServiceConnectionPolicies(allow_any_network=False)
-    policies.declare_spec("default:gcp-memorystore-redis:europe-west1")  # another region
-    emulator = EmulatorThread(policies=policies).start()
-    try:
-        async with cluster_client(emulator) as client:
+    with strict_emulator("default:gcp-memorystore-redis:europe-west1") as emulator:  # elsewhere
+        async with cluster_client(emulator.grpc_target) as client:
             operation = await client.create_cluster(
                 parent=PARENT, cluster_id="rc-psc", cluster=cluster(shard_count=1)
             )
-            with pytest.raises(exceptions.GoogleAPICallError) as failed:
-                await operation.result()
-            assert failed.value.errors[0].code == code_pb2.FAILED_PRECONDITION
-            message = failed.value.errors[0].message
+            error = await operation_error(operation)
+            assert error.code == code_pb2.FAILED_PRECONDITION
             for part in (NETWORK, "service class: gcp-memorystore-redis,", f"region: {REGION}"):
-                assert part in message
+                assert part in error.message
             done = await client.get_operation({"name": operation.operation.name})
             assert done.error.code == code_pb2.FAILED_PRECONDITION
 
-            policies.declare_spec(f"{NETWORK}:gcp-memorystore-redis:{REGION}")
+            emulator.emulator.policies.declare_spec(f"{NETWORK}:gcp-memorystore-redis:{REGION}")
             operation = await client.create_cluster(
                 parent=PARENT, cluster_id="rc-psc", cluster=cluster(shard_count=1)
             )
             assert (await operation.result()).state == Cluster.State.ACTIVE
-    finally:
-        emulator.stop()
+
+
+async def test_injected_faults_reach_the_cluster_api(emulator: EmulatorThread) -> None:
+    emulator.faults.fail_next("CreateCluster", "PERMISSION_DENIED")
+    emulator.faults.fail_next_operation("create", "RESOURCE_EXHAUSTED", "no capacity")
+    async with cluster_client(emulator.grpc_target) as client:
+        with pytest.raises(exceptions.PermissionDenied, match=r"redis\.clusters\.create"):
+            await client.create_cluster(
+                parent=PARENT, cluster_id="rc-f", cluster=cluster(shard_count=1)
+            )
+        operation = await client.create_cluster(
+            parent=PARENT, cluster_id="rc-f", cluster=cluster(shard_count=1)
+        )
+        error = await operation_error(operation)
+        assert (error.code, error.message) == (code_pb2.RESOURCE_EXHAUSTED, "no capacity")
+        assert emulator.calls("CreateCluster") == 2
+        with pytest.raises(exceptions.NotFound):
+            await client.get_cluster(name=f"{PARENT}/clusters/rc-f")

@@ -3,9 +3,6 @@ api_endpoint pointed at it), then redis-py to the host and port it returned."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from google.protobuf import field_mask_pb2
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.memorystore.command import emulator_command
 from tests.memorystore.emulator_thread import EmulatorThread
 
 PARENT = "projects/p/locations/us-central1"
@@ -225,33 +223,10 @@ def test_instances_outlive_an_emulator_restart_with_a_data_dir(tmp_path: Path) -
 
 
 def test_the_command_serves_rest() -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from memoserve_cli.main import main; main()",
-            "dev",
-            "memorystore-emulator",
-            "--port",
-            "0",
-            "--ready-delay",
-            "0.1",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "gRPC 127.0.0.1:" in line, line
-        rest = line.split("REST ", 1)[1].split(",", 1)[0]
+    with emulator_command() as (rest, _):
         options = ClientOptions(api_endpoint=rest)
         client = redis_v1.CloudRedisClient(
             credentials=AnonymousCredentials(), transport="rest", client_options=options
         )
         assert list(client.list_instances(parent=PARENT)) == []
         assert create(client, "cli").state == Instance.State.READY
-    finally:
-        process.terminate()
-        assert process.wait(10) == 0

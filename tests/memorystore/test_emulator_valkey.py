@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from google.api_core import exceptions
 from google.cloud import memorystore_v1
-from google.protobuf import field_mask_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
-from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
+from tests.memorystore.command import emulator_command
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.sharded import (
     NETWORK,
@@ -20,16 +19,20 @@ from tests.memorystore.sharded import (
     REGION,
     all_gone,
     assert_keys,
+    cluster_client,
     keys_per_primary,
+    mask,
+    operation_error,
     plain_client,
     processes_of,
     redis_cluster,
+    strict_emulator,
     valkey_client,
     write_keys,
 )
 
 Instance = memorystore_v1.Instance
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def instance(**fields: object) -> Instance:
@@ -37,14 +40,10 @@ def instance(**fields: object) -> Instance:
     return Instance(psc_auto_connections=psc, **fields)
 
 
-def mask(*paths: str) -> field_mask_pb2.FieldMask:
-    return field_mask_pb2.FieldMask(paths=list(paths))
-
-
 async def test_cluster_instance_serves_keys_on_every_shard_and_scales_in_place(
     emulator: EmulatorThread,
 ) -> None:
-    async with valkey_client(emulator) as client:
+    async with valkey_client(emulator.grpc_target) as client:
         operation = await client.create_instance(
             parent=PARENT,
             instance_id="vk-scale",
@@ -79,7 +78,9 @@ async def test_cluster_instance_serves_keys_on_every_shard_and_scales_in_place(
                 instance=Instance(name=created.name, shard_count=shards),
                 update_mask=mask("shard_count"),
             )
-            assert (await client.get_instance(name=created.name)).state == Instance.State.UPDATING
+            updating = await client.get_instance(name=created.name)
+            assert updating.state == Instance.State.UPDATING
+            assert updating.state_info.update_info.target_shard_count == shards
             updated = await operation.result()
             assert (updated.state, updated.shard_count) == (Instance.State.ACTIVE, shards)
             async with redis_cluster(endpoint.address, endpoint.port) as redis:
@@ -107,13 +108,21 @@ async def test_tls_instance_verifies_with_the_ca_the_api_returns(
     emulator: EmulatorThread, tmp_path: Path
 ) -> None:
     tls = Instance.TransitEncryptionMode.SERVER_AUTHENTICATION
-    async with valkey_client(emulator) as client:
+    # PSC asked for the current way: endpoints of connections, not psc_auto_connections.
+    auto = memorystore_v1.PscAutoConnection(network="default", project_id=PROJECT)
+    connection = Instance.ConnectionDetail(psc_auto_connection=auto)
+    asked = Instance(
+        shard_count=1,
+        transit_encryption_mode=tls,
+        endpoints=[Instance.InstanceEndpoint(connections=[connection])],
+    )
+    async with valkey_client(emulator.grpc_target) as client:
         operation = await client.create_instance(
-            parent=PARENT,
-            instance_id="vk-tls",
-            instance=instance(shard_count=1, transit_encryption_mode=tls),
+            parent=PARENT, instance_id="vk-tls", instance=asked
         )
         created = await operation.result()
+        shown = created.endpoints[0].connections[0].psc_auto_connection
+        assert (shown.network, shown.port) == (NETWORK, created.discovery_endpoints[0].port)
         authority = await client.get_certificate_authority(
             name=f"{created.name}/certificateAuthority"
         )
@@ -128,7 +137,7 @@ async def test_tls_instance_verifies_with_the_ca_the_api_returns(
 
 
 async def test_cluster_disabled_is_one_primary_with_replicas(emulator: EmulatorThread) -> None:
-    async with valkey_client(emulator) as client:
+    async with valkey_client(emulator.grpc_target) as client:
         operation = await client.create_instance(
             parent=PARENT,
             instance_id="vk-single",
@@ -154,7 +163,7 @@ async def test_cluster_disabled_is_one_primary_with_replicas(emulator: EmulatorT
 
 
 async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread) -> None:
-    async with valkey_client(emulator) as client:
+    async with valkey_client(emulator.grpc_target) as client:
         for bad_id, bad, match in [
             ("Bad_ID", instance(shard_count=1), "instance_id"),
             ("vk-zero", instance(shard_count=0), "shard_count must be 1 to 250"),
@@ -187,22 +196,32 @@ async def test_requests_refused_as_the_api_refuses_them(emulator: EmulatorThread
 
 
 async def test_create_fails_without_a_service_connection_policy() -> None:
-    policies = ServiceConnectionPolicies(allow_any_network=False)
-    policies.declare_spec(f"default:gcp-memorystore-redis:{REGION}")  # the other API's class
-    emulator = EmulatorThread(policies=policies).start()
-    try:
-        async with valkey_client(emulator) as client:
+    with strict_emulator(f"default:gcp-memorystore-redis:{REGION}") as emulator:  # other class
+        async with valkey_client(emulator.grpc_target) as client:
             operation = await client.create_instance(
                 parent=PARENT, instance_id="vk-psc", instance=instance(shard_count=1)
             )
-            # The async client raises the operation's error as it is: a google.rpc.Status.
-            with pytest.raises(exceptions.GoogleAPICallError) as failed:
-                await operation.result()
-            assert failed.value.errors[0].code == code_pb2.FAILED_PRECONDITION
-            message = failed.value.errors[0].message
+            error = await operation_error(operation)
+            assert error.code == code_pb2.FAILED_PRECONDITION
             for part in (NETWORK, "service class: gcp-memorystore,", f"region: {REGION}"):
-                assert part in message
-            with pytest.raises(exceptions.NotFound):
+                assert part in error.message
+            with pytest.raises(exceptions.NotFound):  # a failed create leaves nothing
                 await client.get_instance(name=f"{PARENT}/instances/vk-psc")
-    finally:
-        emulator.stop()
+
+
+async def test_the_command_takes_service_connection_policies() -> None:
+    policy = f"default:gcp-memorystore:{REGION}"
+    options = ("--no-allow-any-network", "--service-connection-policy", policy)
+    with emulator_command(*options) as (_, target):
+        async with valkey_client(target) as client:
+            operation = await client.create_instance(
+                parent=PARENT, instance_id="vk-cli", instance=instance(shard_count=1)
+            )
+            assert (await operation.result()).state == Instance.State.ACTIVE
+        async with cluster_client(target) as clusters:  # no gcp-memorystore-redis policy
+            operation = await clusters.create_cluster(
+                parent=PARENT,
+                cluster_id="rc-cli",
+                cluster={"shard_count": 1, "psc_configs": [{"network": NETWORK}]},
+            )
+            assert (await operation_error(operation)).code == code_pb2.FAILED_PRECONDITION

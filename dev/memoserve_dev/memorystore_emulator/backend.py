@@ -28,9 +28,11 @@ from typing import Any
 
 from google.cloud import redis_v1
 from google.longrunning.operations_pb2 import Operation  # type: ignore[import-untyped]
+from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 
 from memoserve_dev.memorystore_emulator import validate
 from memoserve_dev.memorystore_emulator.faults import ApiError, Fault, Faults
+from memoserve_dev.memorystore_emulator.later import Later
 from memoserve_dev.memorystore_emulator.operations import Operations
 from memoserve_dev.memorystore_emulator.slot import Slot, copy_instance, now
 
@@ -51,7 +53,7 @@ class Backend:
         self.workdir, self.faults, self.host, self.state_file = workdir, faults, host, state_file
         self.slots: dict[str, Slot] = {}
         self.operations = Operations()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.later = Later()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="emulator-state")
         self.calls: Counter[str] = Counter()  # RPCs answered or refused, by method
 
@@ -222,9 +224,10 @@ class Backend:
         self._enter("GetOperation")
         return self.operations.get(name)
 
-    def delete_operation(self, name: str) -> None:
+    def delete_operation(self, name: str) -> empty_pb2.Empty:
         self._enter("DeleteOperation")
         self.operations.delete(name)
+        return empty_pb2.Empty()
 
     def list_operations(self, name: str) -> list[Operation]:
         self._enter("ListOperations")
@@ -235,18 +238,11 @@ class Backend:
     ) -> None:
         """Finish ``operation`` after ``delay``; if finishing fails, the operation says so."""
 
-        async def run() -> None:
-            await asyncio.sleep(delay)
-            try:
-                await work()
-            except Exception as exc:  # the emulator's own failure: report it, keep serving
-                log.exception("emulated operation failed")
-                if not operation.done:
-                    self._settle(slot, operation, Fault("INTERNAL", f"emulator: {exc!r}"))
+        def failed(exc: Exception) -> None:
+            if not operation.done:
+                self._settle(slot, operation, Fault("INTERNAL", f"emulator: {exc!r}"))
 
-        task = asyncio.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.later.run(delay, work, failed)
 
     # -- life of the emulator --------------------------------------------------------------
 
@@ -272,9 +268,7 @@ class Backend:
             await slot.restart(self.workdir, self.host)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.later.close()
         self.save()
         await asyncio.to_thread(self._writer.shutdown, wait=True)
         for slot in self.slots.values():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from types import ModuleType
 from typing import Any
 
 from google.cloud import redis_cluster_v1
@@ -41,6 +42,7 @@ UPDATABLE = {
 
 class ClusterFlavor:
     collection, kind, ca_method = "clusters", "Cluster", "GetClusterCertificateAuthority"
+    types: ModuleType = redis_cluster_v1
     service_class = REDIS_CLUSTER_SERVICE_CLASS
     message, metadata = Cluster, redis_cluster_v1.OperationMetadata
 
@@ -118,11 +120,3 @@ class ClusterFlavor:
         ]
         precise = cluster.shard_count * NODE_GB.get(NodeType(cluster.node_type).name, 13.0)
         cluster.precise_size_gb, cluster.size_gb = precise, math.ceil(precise)
-
-    def certificate_authority(self, name: str, pem: str | None) -> Any:
-        authority = redis_cluster_v1.CertificateAuthority(name=name)
-        if pem is not None:
-            managed = redis_cluster_v1.CertificateAuthority.ManagedCertificateAuthority
-            chain = managed.CertChain(certificates=[pem])
-            authority.managed_server_ca = managed(ca_certs=[chain])
-        return authority

@@ -37,8 +37,9 @@ class Fault:
 
 
 def _message(code: str, what: str) -> str:
+    """``what``: e.g. instances.create, clusters.get."""
     return {
-        "PERMISSION_DENIED": f"Permission 'redis.instances.{what}' denied (injected fault)",
+        "PERMISSION_DENIED": f"Permission 'redis.{what}' denied (injected fault)",
         "RESOURCE_EXHAUSTED": "Quota exceeded for quota metric 'Instances' (injected fault)",
     }.get(code, f"{code} (injected fault)")
 
@@ -61,8 +62,9 @@ class Faults:
 
     def fail_next(self, method: str, code: str, message: str = "", times: int = 1) -> None:
         _check_code(code)
-        verb = method.removesuffix("Instance").lower() or method
-        fault = Fault(code, message or _message(code, verb))
+        collection = "clusters" if method.endswith("Cluster") else "instances"
+        verb = method.removesuffix("Instance").removesuffix("Cluster").lower() or method
+        fault = Fault(code, message or _message(code, f"{collection}.{verb}"))
         self.calls.setdefault(method, deque()).extend([fault] * times)
 
     def fail_next_operation(self, verb: str, code: str, message: str = "", times: int = 1) -> None:

@@ -42,10 +42,6 @@ def unary(
     )
 
 
-def _empty(_: None) -> Any:
-    return empty_pb2.Empty()
-
-
 def handlers(backend: Backend) -> tuple[grpc.GenericRpcHandler, ...]:
     operation = operations_pb2.Operation.SerializeToString
     instance = redis_v1.Instance.serialize
@@ -87,7 +83,7 @@ def handlers(backend: Backend) -> tuple[grpc.GenericRpcHandler, ...]:
             lambda r: backend.get_operation(r.name), operations_pb2.GetOperationRequest, operation
         ),
         "DeleteOperation": unary(
-            lambda r: _empty(backend.delete_operation(r.name)),
+            lambda r: backend.delete_operation(r.name),
             operations_pb2.DeleteOperationRequest,
             empty_pb2.Empty.SerializeToString,
         ),

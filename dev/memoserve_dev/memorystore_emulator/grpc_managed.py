@@ -6,11 +6,9 @@ GetCluster, ...). Their operations are polled through google.longrunning.Operati
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]  # no stubs
-from google.cloud import memorystore_v1, redis_cluster_v1
 from google.longrunning import operations_pb2  # type: ignore[import-untyped]
 
 from memoserve_dev.memorystore_emulator.grpc_api import unary
@@ -20,9 +18,8 @@ VALKEY_SERVICE = "google.cloud.memorystore.v1.Memorystore"
 REDIS_CLUSTER_SERVICE = "google.cloud.redis.cluster.v1.CloudRedisCluster"
 
 
-def managed_handler(
-    service: str, backend: ManagedBackend, types: ModuleType
-) -> grpc.GenericRpcHandler:
+def managed_handler(service: str, backend: ManagedBackend) -> grpc.GenericRpcHandler:
+    types = backend.flavor.types
     kind, collection = backend.flavor.kind, backend.flavor.collection
     field = kind.lower()  # the request's "instance" / "cluster", "instance_id" / "cluster_id"
     operation = operations_pb2.Operation.SerializeToString
@@ -43,7 +40,7 @@ def managed_handler(
             lambda r: backend.get(r.name), request(f"Get{kind}"), message.serialize
         ),
         f"List{kind}s": unary(
-            lambda r: listed(**{collection: backend.list(r.parent)}),
+            lambda r: listed(**{collection: backend.list_all(r.parent)}),
             request(f"List{kind}s"),
             listed.serialize,
         ),
@@ -66,6 +63,6 @@ def managed_handler(
 
 def managed_handlers(valkey: ManagedBackend, cluster: ManagedBackend) -> tuple[Any, ...]:
     return (
-        managed_handler(VALKEY_SERVICE, valkey, memorystore_v1),
-        managed_handler(REDIS_CLUSTER_SERVICE, cluster, redis_cluster_v1),
+        managed_handler(VALKEY_SERVICE, valkey),
+        managed_handler(REDIS_CLUSTER_SERVICE, cluster),
     )

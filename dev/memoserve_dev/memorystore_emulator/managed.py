@@ -22,50 +22,22 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from google.longrunning.operations_pb2 import Operation  # type: ignore[import-untyped]
 
 from memoserve_dev.memorystore_emulator import validate
 from memoserve_dev.memorystore_emulator.faults import ApiError, Fault, Faults
-from memoserve_dev.memorystore_emulator.nodes import Nodes, NodeSpec, make_nodes
+from memoserve_dev.memorystore_emulator.flavor import Flavor, Managed
+from memoserve_dev.memorystore_emulator.later import Later
+from memoserve_dev.memorystore_emulator.nodes import make_nodes
 from memoserve_dev.memorystore_emulator.operations import Operations
 from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from memoserve_dev.memorystore_emulator.slot import now
-from memoserve_dev.tls import TlsFiles, make_tls
+from memoserve_dev.tls import make_tls
 
 log = logging.getLogger(__name__)
-
-
-class Flavor(Protocol):
-    """What differs between the two APIs (messages, fields, rules, names)."""
-
-    collection: str  # "instances" or "clusters"
-    kind: str  # "Instance" or "Cluster": in method names
-    ca_method: str  # the RPC that returns the CA
-    service_class: str  # the PSC service class
-    message: Any  # the proto-plus Instance or Cluster
-    metadata: Any  # the API's OperationMetadata
-
-    def check(self, resource: Any, resource_id: str | None) -> None: ...
-    def defaults(self, resource: Any, project: str, region: str) -> None: ...
-    def update_fields(self, paths: list[str], current: Any, candidate: Any) -> list[str]: ...
-    def networks(self, resource: Any) -> list[str]: ...
-    def spec(self, resource: Any) -> NodeSpec: ...
-    def tls(self, resource: Any) -> bool: ...
-    def show(self, resource: Any, address: str, port: int) -> None: ...
-    def certificate_authority(self, name: str, pem: str | None) -> Any: ...
-
-
-@dataclass
-class Managed:
-    resource: Any  # the API's view
-    workdir: Path
-    nodes: Nodes | None = None
-    tls: TlsFiles | None = None
-    busy: bool = False  # an operation runs on it
 
 
 class ManagedBackend:
@@ -83,7 +55,7 @@ class ManagedBackend:
         self.operations, self.policies, self.host = operations, policies, host
         self.calls: Counter[str] = Counter() if calls is None else calls
         self.records: dict[str, Managed] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.later = Later()
         self._name = re.compile(rf"^projects/[^/]+/locations/[a-z0-9-]+/{flavor.collection}/[^/]+$")
         self.State: Any = flavor.message.State
 
@@ -107,7 +79,7 @@ class ManagedBackend:
         self._enter("Get")
         return self._copy(self._record(name).resource)
 
-    def list(self, parent: str) -> list[Any]:
+    def list_all(self, parent: str) -> list[Any]:
         self._enter("List")
         validate.parent_parts(parent.replace("/locations/-", "/locations/all"))
         prefix = parent.removesuffix("-") if parent.endswith("/locations/-") else f"{parent}/"
@@ -117,7 +89,12 @@ class ManagedBackend:
     def certificate_authority(self, name: str) -> Any:
         self._enter("CA")
         record = self._record(name.removesuffix("/certificateAuthority"))
-        return self.flavor.certificate_authority(name, record.tls.ca_pem if record.tls else None)
+        authority = self.flavor.types.CertificateAuthority(name=name)
+        if record.tls is not None:  # the per-instance CA that signed the nodes' certificates
+            managed = self.flavor.types.CertificateAuthority.ManagedCertificateAuthority
+            chain = managed.CertChain(certificates=[record.tls.ca_pem])
+            authority.managed_server_ca = managed(ca_certs=[chain])
+        return authority
 
     # -- create ----------------------------------------------------------------------------
 
@@ -182,6 +159,14 @@ class ManagedBackend:
             setattr(candidate, field, dict(value) if hasattr(value, "items") else value)
         self.flavor.check(candidate, None)
         operation = self._begin(record, "update", self.State.UPDATING)
+        if {"shard_count", "replica_count"} & set(fields):  # what the update is heading for
+            info = self.flavor.message.StateInfo
+            record.resource.state_info = info(
+                update_info=info.UpdateInfo(
+                    target_shard_count=candidate.shard_count,
+                    target_replica_count=candidate.replica_count,
+                )
+            )
         fault = self.faults.operation_fault("update")
 
         async def finish() -> None:
@@ -251,6 +236,7 @@ class ManagedBackend:
         """ACTIVE again; the operation done with the resource, or with ``fault``."""
         resource = record.resource
         resource.state, record.busy = self.State.ACTIVE, False
+        resource._pb.ClearField("state_info")
         if record.nodes is not None:
             self.flavor.show(resource, *record.nodes.endpoint)
         self.operations.end(operation, None if fault else self._copy(resource), fault)
@@ -264,23 +250,14 @@ class ManagedBackend:
     ) -> None:
         """Run ``work`` after ``delay``; if it fails, ``operation`` says so."""
 
-        async def run() -> None:
-            await asyncio.sleep(delay)
-            try:
-                await work()
-            except Exception as exc:  # the emulator's own failure: report it, keep serving
-                log.exception("emulated operation failed")
-                if record is not None and operation is not None and not operation.done:
-                    self._settle(record, operation, Fault("INTERNAL", f"emulator: {exc!r}"))
+        def failed(exc: Exception) -> None:
+            if record is not None and operation is not None and not operation.done:
+                self._settle(record, operation, Fault("INTERNAL", f"emulator: {exc!r}"))
 
-        task = asyncio.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.later.run(delay, work, failed)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.later.close()
         for record in list(self.records.values()):
             await self._remove(record)
         self.records.clear()

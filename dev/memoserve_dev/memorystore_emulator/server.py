@@ -132,8 +132,8 @@ async def serve(emulator: Emulator, announce: Any = print) -> None:
             loop.add_signal_handler(signum, stop.set)
     async with emulator:
         announce(
-            f"Memorystore emulator: Redis v1 on REST {emulator.rest_url} and gRPC "
-            f"{emulator.grpc_target}; Valkey v1 and Redis Cluster v1 on gRPC\n"
+            f"Memorystore emulator: REST {emulator.rest_url}, gRPC {emulator.grpc_target} "
+            "(Redis v1 on both; Valkey v1 and Redis Cluster v1 on gRPC)\n"
             f"  operator: MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT={emulator.grpc_target}\n"
             f"  faults:   curl -X POST {emulator.rest_url}/emulator/v1/faults "
             """-d '{"method": "CreateInstance", "code": "PERMISSION_DENIED"}'"""

@@ -9,6 +9,7 @@ emulator cannot check Google's), AUTH_DISABLED nodes want none; TOKEN_AUTH is no
 from __future__ import annotations
 
 import re
+from types import ModuleType
 from typing import Any
 
 from google.cloud import memorystore_v1
@@ -44,6 +45,7 @@ def _auto_connections(instance: Instance) -> list[Any]:
 
 class ValkeyFlavor:
     collection, kind, ca_method = "instances", "Instance", "GetCertificateAuthority"
+    types: ModuleType = memorystore_v1
     service_class = VALKEY_SERVICE_CLASS
     message, metadata = Instance, memorystore_v1.OperationMetadata
 
@@ -137,11 +139,3 @@ class ValkeyFlavor:
             connection.psc_connection_status = memorystore_v1.PscConnectionStatus.ACTIVE
         gb = NODE_GB.get(Enums.NodeType(instance.node_type).name, 13.0)
         instance.node_config = memorystore_v1.NodeConfig(size_gb=gb)
-
-    def certificate_authority(self, name: str, pem: str | None) -> Any:
-        authority = memorystore_v1.CertificateAuthority(name=name)
-        if pem is not None:
-            managed = memorystore_v1.CertificateAuthority.ManagedCertificateAuthority
-            chain = managed.CertChain(certificates=[pem])
-            authority.managed_server_ca = managed(ca_certs=[chain])
-        return authority
