@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from memoserve_contract.quantity import whole_cores
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.settings import ServingSettings
 
@@ -153,20 +152,9 @@ def model_identity(isvc: InferenceService) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_CPU_SUFFIX = {"m": Decimal("0.001"), "k": Decimal(1000)}
-
-
 def cores(cpu: int | str | None) -> int:
     """A CPU quantity rounded up to whole cores (at least 1, at most 64: the workers' range)."""
-    if cpu is None:
-        return 1
-    text = str(cpu)
-    scale = _CPU_SUFFIX.get(text[-1:], Decimal(1))
-    try:
-        value = Decimal(text.rstrip("mk")) * scale
-    except InvalidOperation:
-        return 1
-    return max(1, min(64, math.ceil(value)))
+    return whole_cores(cpu, low=1, high=64)
 
 
 def front_settings(

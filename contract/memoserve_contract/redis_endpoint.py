@@ -19,8 +19,10 @@ class RedisEndpoint:
     """Where a Redis answers, and what a client needs for it.
 
     ``host``/``port``: a standalone Redis's address, or a cluster's discovery endpoint.
-    ``node_addresses``: a cluster's Private Service Connect addresses, where its nodes answer on
-    ports other than the discovery endpoint's (the NetworkPolicy opens them).
+    ``node_addresses``: a Valkey / Redis Cluster's Private Service Connect addresses (every one,
+    e.g. from the API's pscConnections), where its nodes answer on ports other than the
+    discovery endpoint's; the NetworkPolicy opens those ports to them (to any address while
+    they are unknown).
     """
 
     host: str

@@ -35,6 +35,7 @@ ROOT = QUICKSTART.parents[2]
 LOCAL_FIELDS = {"host", "port", "model_dir", "drain_seconds", "log_level", "log_format"}
 LOCAL_FIELDS |= {"redis_url", "redis_password", "redis_password_file", "redis_ca_file"}  # Secrets
 LOCAL_FIELDS |= {"termination_log"}  # a pod's file; a terminal here
+LOCAL_FIELDS |= {"redis_auth", "redis_read_replicas"}  # a Valkey / Redis Cluster's
 # gRPC in plaintext on --grpc-port; the TLS port is for GKE's load balancer only.
 LOCAL_FIELDS |= {"grpc_port", "grpc_tls_port", "grpc_tls_cert_file", "grpc_tls_key_file"}
 REDIS = CachePlan("test", redis_url="redis://127.0.0.1:6379/0", redis_password="pw")
@@ -70,6 +71,7 @@ def _pod(isvc: Any) -> ServingSettings:
         {"cache": {"memorystore": {}}, "gpu": {"type": "nvidia-l4"}, "drainSeconds": 30},
         {"model": {"uri": "/m/x.onnx", "format": "onnx", "name": "flowers", "version": "3"}},
         {"grpc": {"enabled": True}, "ingress": {"enabled": True}},
+        {"cache": {"valkey": {}, "readFromReplicas": True}},
     ],
 )
 def test_settings_are_the_pods_but_for_the_local_fields(spec: dict[str, Any]) -> None:
@@ -91,6 +93,23 @@ def test_spec_values_reach_the_settings() -> None:
     assert settings.redis_ca_file is None  # the pod's mounted Secret path means nothing here
     assert settings.redis_password is not None
     assert settings.redis_password.get_secret_value() == "pw"
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        {"valkey": {}, "readFromReplicas": True},
+        {"redisCluster": {}},
+        {"existingValkey": {"name": "shared"}, "readFromReplicas": True},
+    ],
+)
+def test_a_sharded_cache_runs_on_the_local_redis_without_iam(cache: dict[str, Any]) -> None:
+    isvc = make_isvc(cache=cache)
+    assert _pod(isvc).redis_auth == ("iam" if "existingValkey" not in cache else "password")
+    local = _local(isvc)
+    assert local.redis_auth == "password"  # the stand-in redis-server knows no IAM
+    assert local.redis_read_replicas is False
+    assert local.redis_url == REDIS.redis_url
 
 
 def test_no_cache_in_the_spec_is_off_unless_a_redis_is_given() -> None:

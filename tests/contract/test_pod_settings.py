@@ -34,6 +34,12 @@ CACHES: list[dict[str, Any] | None] = [
     {"memorystore": {"transitEncryptionMode": "DISABLED"}},
     {"existingMemorystore": {"name": "shared"}},
     {"enabled": False, "memorystore": {}},
+    {"valkey": {}},
+    {"valkey": {"authorizationMode": "AUTH_DISABLED", "transitEncryptionMode": "DISABLED"}},
+    {"redisCluster": {}, "readFromReplicas": True},
+    {"existingValkey": {"name": "shared"}},
+    {"existingRedisCluster": {"name": "projects/p/locations/l/clusters/c"}},
+    {"enabled": False, "valkey": {}},
 ]
 
 
@@ -49,6 +55,10 @@ def test_settings_and_redis_refs_agree(cache: dict[str, Any] | None) -> None:
     expected_auth = refs is not None and refs.password is not None
     assert (settings.redis_password_file == REDIS_PASSWORD_FILE) is expected_auth
     assert (settings.redis_password_file is None) is not expected_auth
+    # The auth mode is a plain setting when the spec decides it, from the Secret when it is
+    # learned by reading the instance; never both.
+    plain_iam = "redis_auth" in settings.model_fields_set
+    assert not (plain_iam and refs is not None and refs.auth is not None)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Shared by the operator tests: data paths, fixed settings, InferenceServices, schema checks."""
+"""Shared by the operator tests: data paths, fixed settings, InferenceServices, schema checks,
+the endpoints golden inputs are rendered with."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs installed
 import kubernetes_validate
 import yaml
 
+from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.settings import OperatorSettings
 
@@ -24,6 +26,33 @@ KUBERNETES_VERSION = "1.30"
 
 # Fixed, so that golden files do not change when the operator's defaults do.
 SETTINGS = OperatorSettings(default_image="memoserve:test", default_gpu_image="memoserve:test-cuda")
+
+# The endpoint a cache step would have learned, for golden inputs whose Redis the spec alone does
+# not name (by file stem): what the Memorystore / Valkey / Redis Cluster API would answer.
+GOLDEN_ENDPOINTS = {
+    "valkey": RedisEndpoint(
+        "10.0.0.5",
+        6379,
+        tls=True,
+        ca_cert="-----BEGIN CERTIFICATE-----\nVALKEY-CA\n-----END CERTIFICATE-----\n",
+        engine="valkey",
+        auth="iam",
+        cluster=True,
+        shards=3,
+        replicas_per_shard=1,
+        node_addresses=("10.0.0.5", "10.0.0.6"),
+    ),
+    "redis-cluster": RedisEndpoint(
+        "10.0.1.7",
+        6379,
+        engine="redis-cluster",
+        auth="iam",
+        cluster=True,
+        shards=5,
+        replicas_per_shard=2,
+        node_addresses=("10.0.1.7", "10.0.1.8"),
+    ),
+}
 
 # GKE's own CRDs: kubernetes-validate knows only built-in kinds.
 GKE_SCHEMAS = {

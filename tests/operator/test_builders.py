@@ -464,6 +464,34 @@ def selector_labels_of(isvc: InferenceService) -> dict[str, str]:
             },
         ),
         (RedisEndpoint("redis.example.com", 6380), {"ports": [{"protocol": "TCP", "port": 6380}]}),
+        # A cluster's nodes: the PSC node port range on every PSC address.
+        (
+            RedisEndpoint(
+                "10.0.0.5",
+                6379,
+                engine="valkey",
+                auth="iam",
+                cluster=True,
+                node_addresses=("10.0.0.5", "10.0.0.6"),
+            ),
+            {
+                "to": [{"ipBlock": {"cidr": "10.0.0.5/32"}}, {"ipBlock": {"cidr": "10.0.0.6/32"}}],
+                "ports": [
+                    {"protocol": "TCP", "port": 6379},
+                    {"protocol": "TCP", "port": 11000, "endPort": 13047},
+                ],
+            },
+        ),
+        # PSC addresses not known: the ports to any address, not only the discovery one.
+        (
+            RedisEndpoint("10.0.0.5", 6379, engine="redis-cluster", cluster=True),
+            {
+                "ports": [
+                    {"protocol": "TCP", "port": 6379},
+                    {"protocol": "TCP", "port": 11000, "endPort": 13047},
+                ]
+            },
+        ),
     ],
 )
 def test_network_policy_egress(endpoint: RedisEndpoint | None, redis_rule: Any) -> None:

@@ -139,21 +139,24 @@ def test_ca_from_the_users_secret_is_mounted_where_the_env_says() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cache", "password", "ca"),
+    ("cache", "password", "ca", "auth"),
     [
-        ({"external": {"host": "r"}}, None, None),
+        ({"external": {"host": "r"}}, None, None, None),
         (
             TLS_EXTERNAL,
             SecretKey("redis-auth", "password"),
             SecretKey("redis-ca", "server-ca.pem"),
+            None,
         ),
         (
             {"memorystore": {}},
             SecretKey("iris-redis", "password"),
             SecretKey("iris-redis", "ca.crt"),
+            None,
         ),
         (
             {"memorystore": {"authEnabled": False, "transitEncryptionMode": "DISABLED"}},
+            None,
             None,
             None,
         ),
@@ -161,16 +164,36 @@ def test_ca_from_the_users_secret_is_mounted_where_the_env_says() -> None:
             {"existingMemorystore": {"name": "shared"}},
             SecretKey("iris-redis", "password", optional=True),
             SecretKey("iris-redis", "ca.crt", optional=True),
+            None,
+        ),
+        # IAM or no auth: never a password; the CA with TLS.
+        ({"valkey": {}}, None, SecretKey("iris-redis", "ca.crt"), None),
+        ({"redisCluster": {"transitEncryptionMode": "DISABLED"}}, None, None, None),
+        # Auth mode and TLS learned when the instance is read.
+        (
+            {"existingValkey": {"name": "shared"}},
+            None,
+            SecretKey("iris-redis", "ca.crt", optional=True),
+            SecretKey("iris-redis", "auth", optional=True),
+        ),
+        (
+            {"existingRedisCluster": {"name": "shared"}},
+            None,
+            SecretKey("iris-redis", "ca.crt", optional=True),
+            SecretKey("iris-redis", "auth", optional=True),
         ),
     ],
 )
 def test_redis_refs_per_source(
-    cache: dict[str, Any], password: SecretKey | None, ca: SecretKey | None
+    cache: dict[str, Any],
+    password: SecretKey | None,
+    ca: SecretKey | None,
+    auth: SecretKey | None,
 ) -> None:
     refs = redis_refs(make_isvc(cache=cache))
     assert refs is not None
     assert refs.url == SecretKey("iris-redis", "url")
-    assert (refs.password, refs.ca) == (password, ca)
+    assert (refs.password, refs.ca, refs.auth) == (password, ca, auth)
 
 
 def _secret_data(objects: list[dict[str, Any]]) -> dict[str, str]:
@@ -198,3 +221,62 @@ def test_memorystore_secret_from_the_learned_endpoint() -> None:
 
 def test_endpoint_url() -> None:
     assert RedisEndpoint("fd00::1", 6379).url == "redis://[fd00::1]:6379/0"
+
+
+VALKEY = RedisEndpoint(
+    "10.0.0.5", 6379, tls=True, ca_cert="PEM", engine="valkey", auth="iam", cluster=True, shards=3
+)
+
+
+@pytest.mark.parametrize(
+    ("cache", "endpoint"),
+    [
+        ({"valkey": {}}, VALKEY),
+        ({"existingValkey": {"name": "shared"}}, VALKEY),
+        (
+            {"existingRedisCluster": {"name": "shared"}},
+            RedisEndpoint("10.0.0.6", 6379, engine="redis-cluster", auth="password", cluster=True),
+        ),
+    ],
+)
+def test_sharded_secret_holds_the_discovery_endpoint_and_auth_mode_never_a_password(
+    cache: dict[str, Any], endpoint: RedisEndpoint
+) -> None:
+    data = _secret_data(build_all(make_isvc(cache=cache), SETTINGS, redis=endpoint))
+    expected = {
+        "url": endpoint.url,
+        "host": endpoint.host,
+        "port": "6379",
+        "auth": endpoint.auth,
+    } | ({"ca.crt": "PEM"} if endpoint.ca_cert else {})
+    assert data == expected
+    assert "password" not in data
+
+
+@pytest.mark.parametrize(
+    ("cache", "secret_auth", "served"),
+    [
+        ({"valkey": {}}, None, "iam"),  # decided by the spec: a plain value
+        ({"valkey": {"authorizationMode": "AUTH_DISABLED"}}, None, "password"),
+        ({"existingValkey": {"name": "shared"}}, "iam", "iam"),  # learned: from the Secret
+        ({"existingRedisCluster": {"name": "shared"}}, "password", "password"),
+        ({"existingRedisCluster": {"name": "shared"}}, None, "password"),  # not written yet
+    ],
+)
+def test_server_reads_the_auth_mode_the_operator_meant(
+    cache: dict[str, Any], secret_auth: str | None, served: str
+) -> None:
+    secrets = {("iris-redis", "url"): "rediss://10.0.0.5:6379/0"}
+    if secret_auth is not None:
+        secrets["iris-redis", "auth"] = secret_auth
+    settings = _served(make_isvc(cache=cache), secrets)
+    assert settings.redis_auth == served
+    assert settings.redis_password is None
+    assert settings.redis_password_file is None
+
+
+def test_read_from_replicas_reaches_the_server() -> None:
+    secrets = {("iris-redis", "url"): "rediss://10.0.0.5:6379/0"}
+    isvc = make_isvc(cache={"redisCluster": {}, "readFromReplicas": True})
+    assert _served(isvc, secrets).redis_read_replicas is True
+    assert _served(make_isvc(cache={"redisCluster": {}}), secrets).redis_read_replicas is False

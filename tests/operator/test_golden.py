@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from memoserve_operator.builders import build_all
 from memoserve_operator.render import parse, render, to_yaml
-from tests.operator.helpers import DATA, EXAMPLES, GOLDEN_INPUTS, SETTINGS, load, validate_object
+from tests.operator.helpers import (
+    DATA,
+    EXAMPLES,
+    GOLDEN_ENDPOINTS,
+    GOLDEN_INPUTS,
+    SETTINGS,
+    load,
+    validate_object,
+)
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def _build(path: Path) -> list[dict[str, Any]]:
+    """What the operator applies for a golden input, given the endpoint its cache step learned."""
+    return build_all(parse(load(path)), SETTINGS, redis=GOLDEN_ENDPOINTS.get(path.stem))
 
 
 def _golden_output(path: Path) -> Path:
@@ -28,7 +42,7 @@ def _golden_output(path: Path) -> Path:
 
 @pytest.mark.parametrize("path", GOLDEN_INPUTS, ids=lambda p: p.stem)
 def test_golden(path: Path) -> None:
-    rendered = to_yaml(build_all(parse(load(path)), SETTINGS))
+    rendered = to_yaml(_build(path))
     expected = _golden_output(path)
     if UPDATE:
         expected.write_text(rendered)
@@ -47,7 +61,7 @@ def test_every_golden_output_has_an_input() -> None:
 def _rendered_objects() -> list[object]:
     found: list[object] = []
     for path in GOLDEN_INPUTS:  # what test_golden compares with the output files
-        for obj in build_all(parse(load(path)), SETTINGS):
+        for obj in _build(path):
             found.append(
                 pytest.param(obj, id=f"{path.stem}/{obj['kind']}/{obj['metadata']['name']}")
             )
@@ -82,3 +96,7 @@ def test_schema_check_is_strict() -> None:
     }
     with pytest.raises(jsonschema.ValidationError):
         validate_object(backend)
+
+
+def test_every_golden_endpoint_has_an_input() -> None:
+    assert set(GOLDEN_ENDPOINTS) <= {p.stem for p in GOLDEN_INPUTS}

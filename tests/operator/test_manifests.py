@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from fractions import Fraction
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from memoserve_contract.quantity import parse_quantity
 from tests.operator.kustomize_render import Obj, RenderError, object_id, render
 from tests.support.controlplane import control_plane_binaries
 
@@ -249,20 +250,11 @@ def operator_container(objects: list[Obj]) -> dict[str, Any]:
     return container
 
 
-QUANTITY_SUFFIXES = {
-    "m": Fraction(1, 1000),
-    "": Fraction(1),
-    "Ki": Fraction(2**10),
-    "Mi": Fraction(2**20),
-    "Gi": Fraction(2**30),
-}
-
-
-def quantity(value: str | int) -> Fraction:
+def quantity(value: str | int) -> Decimal:
     """A Kubernetes resource quantity ("100m", "1", "256Mi") as a number."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|)", str(value))
-    assert match, f"unexpected quantity {value!r}"
-    return Fraction(match[1]) * QUANTITY_SUFFIXES[match[2]]
+    parsed = parse_quantity(value)
+    assert parsed is not None, f"unexpected quantity {value!r}"
+    return parsed
 
 
 def plain_env(container: dict[str, Any]) -> dict[str, str]:

@@ -4,7 +4,6 @@ the status patch. Table-driven; no API server."""
 from __future__ import annotations
 
 import datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from memoserve_operator.children.compare import (
     contains,
     digest,
     needs_apply,
-    quantity,
     stamp,
 )
 from memoserve_operator.children.sync import controlled_by, owner_of
@@ -60,21 +58,6 @@ NOW = datetime.datetime(2025, 1, 1, 12, 0, tzinfo=datetime.UTC)
 )
 def test_contains(live: dict[str, Any], want: dict[str, Any], expected: bool) -> None:
     assert contains(live, want) is expected
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("500m", Decimal("0.5")),
-        ("2Gi", Decimal(2**31)),
-        (3, Decimal(3)),
-        ("1e3", Decimal(1000)),
-        ("x", None),
-        (True, None),
-    ],
-)
-def test_quantity(text: Any, value: Decimal | None) -> None:
-    assert quantity(text) == value
 
 
 def test_digest_stamps_what_was_built() -> None:

@@ -4,8 +4,9 @@ The file is checked exactly as ``memoserve render`` checks it (schema, then the 
 rules, same one-line messages). The settings are the ones the operator gives a serving pod:
 the plain values of ``pod_env()``, the Deployment's env, read back with
 ``ServingSettings.from_env()`` as ``memoserve serve`` does in the pod. Only what must differ on
-a laptop is overridden: the Redis (a Secret in the cluster), where to listen and download, no
-drain period, and log lines for a terminal.
+a laptop is overridden: the Redis (a Secret in the cluster; a Valkey / Redis Cluster's IAM auth
+and replica reads too), where to listen and download, no drain period, and log lines for a
+terminal.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ def local_settings(
     env.pop(env_var("redis_ca_file"), None)
     env.pop(env_var("redis_password_file"), None)
     env.pop(env_var("termination_log"), None)  # a pod's; errors go to the terminal here
+    # IAM auth and replica reads are a Valkey / Redis Cluster's: the local stand-in is a plain
+    # redis-server (and a --redis-url is AUTHed with --redis-password, if any).
+    env.pop(env_var("redis_auth"), None)
+    env.pop(env_var("redis_read_replicas"), None)
     # The TLS gRPC port is for GKE's load balancer, with the operator's certificate: locally,
     # gRPC is plaintext only (on --grpc-port, when the spec turns it on).
     for name in ("grpc_port", "grpc_tls_port", "grpc_tls_cert_file", "grpc_tls_key_file"):

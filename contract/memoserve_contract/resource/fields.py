@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, WithJsonSchema
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from memoserve_contract.quantity import QUANTITY_PATTERN, is_quantity
+
 # A DNS-1035 label. The Service is named after the InferenceService, so its name must be one.
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
-# Kubernetes' own quantity grammar (resource.Quantity), as the core OpenAPI schemas spell it.
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
-    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
-
 
 def _quantity(value: object) -> int | str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(QUANTITY_PATTERN, value):
+    if isinstance(value, int | str) and is_quantity(value):
         return value
     raise PydanticCustomError("quantity", "must be a quantity such as 500m, 2 or 16Gi")
 

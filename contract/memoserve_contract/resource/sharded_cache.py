@@ -21,11 +21,11 @@ from pydantic import ConfigDict, Field
 from memoserve_contract.resource.cache_enums import DeletionPolicy, TransitEncryptionMode
 from memoserve_contract.resource.fields import SpecModel, rules
 
-# Google's published limits: Valkey 1-250 shards and 0-5 replicas per shard; Redis Cluster
-# 1-250 shards and 0-2 replicas per shard.
+# Google's published limits: 1-250 shards, 0-5 replicas per shard, for both (Redis Cluster's
+# overview raised its replicas from 0-2 to "up to five"; older pages still say two).
 MAX_SHARDS = 250
 MAX_VALKEY_REPLICAS = 5
-MAX_REDIS_CLUSTER_REPLICAS = 2
+MAX_REDIS_CLUSTER_REPLICAS = 5
 DEFAULT_SHARDS = 3
 DEFAULT_REPLICAS = 1
 

@@ -7,7 +7,7 @@ PodMonitoring), and from ``spec.networkPolicy.ingressCidrs`` (e.g. an internal l
 balancer's proxy-only subnet).
 Egress: DNS, the GKE metadata server (Workload Identity tokens), HTTPS (Cloud Storage and other
 Google APIs: their addresses are not fixed), and the Redis (its address when it is one, else its
-port).
+port; for Valkey / Redis Cluster also the nodes' port range on the cluster's PSC addresses).
 """
 
 from __future__ import annotations
@@ -59,13 +59,28 @@ def _ingress(isvc: InferenceService, settings: OperatorSettings) -> list[Object]
     return [{"from": sources, "ports": [_tcp(name) for name, _ in serving_ports(isvc)]}]
 
 
+# Valkey and Redis Cluster nodes answer on the cluster's Private Service Connect addresses at
+# ports other than the discovery endpoint's: Google's docs ("Connect to a Memorystore for Redis
+# Cluster instance", "Allowlist ports on firewall"; likewise for Valkey) ask to allow TCP 6379 and
+# TCP 11000-13047 to every PSC endpoint of the cluster. A cluster client follows CLUSTER SHARDS /
+# MOVED replies to those addresses, so egress to the discovery endpoint alone would not do.
+PSC_NODE_PORTS = (11000, 13047)
+
+
 def _redis_rule(redis: RedisEndpoint) -> Object:
-    rule: Object = {"ports": [_tcp(redis.port)]}
+    ports = [_tcp(redis.port)]
+    if redis.engine != "redis":
+        low, high = PSC_NODE_PORTS
+        ports.append({"protocol": "TCP", "port": low, "endPort": high})
+    rule: Object = {"ports": ports}
+    hosts = (redis.host, *redis.node_addresses)
+    if redis.engine != "redis" and not redis.node_addresses:
+        return rule  # the PSC addresses besides the discovery one are not known: any address
     try:
-        address = ipaddress.ip_address(redis.host)
+        addresses = list(dict.fromkeys(ipaddress.ip_address(host) for host in hosts))
     except ValueError:
         return rule  # a host name: its addresses are not known here
-    rule["to"] = [_ip_block(f"{address}/{address.max_prefixlen}")]
+    rule["to"] = [_ip_block(f"{a}/{a.max_prefixlen}") for a in addresses]
     return rule
 
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from memoserve_contract.quantity import parse_quantity
 
 Object = dict[str, Any]
 
@@ -30,26 +30,6 @@ DIGEST_ANNOTATION = "serving.memoserve.dev/applied-digest"
 QUANTITY_KEYS = frozenset({"requests", "limits", "averageValue", "sizeLimit"})
 # Lists of objects that are maps keyed by these fields: others may add entries to them.
 LIST_MAP_KEYS = ("name", "uid")
-
-_SUFFIXES = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal(10**3),
-    "M": Decimal(10**6),
-    "G": Decimal(10**9),
-    "T": Decimal(10**12),
-    "P": Decimal(10**15),
-    "E": Decimal(10**18),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$")
 
 
 def digest(obj: Object) -> str:
@@ -119,18 +99,5 @@ def _empty(value: Any) -> bool:
 
 
 def _same_quantity(a: Any, b: Any) -> bool:
-    x, y = quantity(a), quantity(b)
+    x, y = parse_quantity(a), parse_quantity(b)
     return x is not None and x == y
-
-
-def quantity(value: Any) -> Decimal | None:
-    """A Kubernetes quantity's value (``"1500m"`` -> 1.5), None if it is not one."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        return None
-    match = _QUANTITY.match(str(value))
-    if match is None:
-        return None
-    try:
-        return Decimal(match.group(1)) * _SUFFIXES[match.group(2) or ""]
-    except InvalidOperation:
-        return None
