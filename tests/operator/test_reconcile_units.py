@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from memoserve_contract.resource.status import CacheStatus, InferenceServiceStatus
-from memoserve_operator.cache.verdicts import CONFIG_ERROR
 from memoserve_operator.cache.step import resolve_cache
+from memoserve_operator.cache.verdicts import CONFIG_ERROR
 from memoserve_operator.children.compare import (
     DIGEST_ANNOTATION,
     contains,
