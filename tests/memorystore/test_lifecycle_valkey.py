@@ -254,3 +254,19 @@ async def test_moving_from_memorystore_for_redis_lets_go_of_the_old_instance_fir
     assert world.emulator.backend.list_instances(PARENT) == []  # deleted (Delete)
     assert list(world.emulator.valkey.records) == [VALKEY]
     assert world.emulator.calls("CreateInstance") == 2  # one of each, no more
+
+
+async def test_a_create_refused_at_once_for_want_of_a_policy_is_recognised_too(
+    world: World,
+) -> None:
+    world.emulator.faults.fail_next(
+        "CreateInstance",
+        "FAILED_PRECONDITION",
+        "No service connection policy is associated with project: proj-1, network: default",
+    )
+    world.store(body())
+    await world.reconcile()
+    assert condition(world.api)[1] == "ServiceConnectionPolicyMissing"
+    assert recorded(world.api) is None  # refused: nothing was created, nothing holds it
+    await world.converge(lambda: cache_ready(world), within=120)  # retried with backoff
+    assert world.emulator.calls("CreateInstance") == 2
