@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
+from memoserve_operator.cache.stats import CacheStatsReader
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.helpers import (
     PARENT,
@@ -31,7 +32,7 @@ from tests.memorystore.sharded_world import (
     sharded_body,
 )
 from tests.memorystore.world import World, cache_ready, close_world, open_world, world
-from tests.operator.fake_api import FakeKube, isvc_body, key
+from tests.operator.fake_api import NAMESPACE, FakeKube, isvc_body, key
 
 pytestmark = [pytest.mark.kmock(cls=FakeKube), pytest.mark.slow, pytest.mark.timeout(400)]
 SECRET, DEPLOYMENT = key("v1", "Secret"), key("apps/v1", "Deployment")
@@ -270,3 +271,36 @@ async def test_a_create_refused_at_once_for_want_of_a_policy_is_recognised_too(
     assert recorded(world.api) is None  # refused: nothing was created, nothing holds it
     await world.converge(lambda: cache_ready(world), within=120)  # retried with backoff
     assert world.emulator.calls("CreateInstance") == 2
+
+
+class OneAccountTokens:
+    """Stand-in for iam_token.GoogleTokens (which needs Google to impersonate): one token per
+    account. The instance's nodes play Memorystore's IAM check with an ACL below: they accept
+    the token of the account "with the role" only, and refuse others with WRONGPASS."""
+
+    async def token(self, account: str | None) -> str:
+        return f"token-of-{account}"
+
+
+async def test_a_refused_auth_of_the_pods_account_shows_in_cache_ready(world: World) -> None:
+    pods = "ranker-pods@proj-1.iam.gserviceaccount.com"
+    world.stats = CacheStatsReader(interval=0, tokens=OneAccountTokens())
+    world.restart()
+    spec = {"cache": {"valkey": {"shardCount": 1, "replicaCount": 0,
+                                 "transitEncryptionMode": "DISABLED"}},
+            "serviceAccount": {"gcpServiceAccount": pods}}  # fmt: skip
+    world.store(isvc_body(**spec))
+    await world.converge(lambda: cache_ready(world), within=120)
+    # The pods serve (so the operator reads their counts), and the cache takes the token of
+    # another account only: the pods' account lacks roles/memorystore.dbConnectionUser.
+    deployment = world.api.objects[DEPLOYMENT, NAMESPACE, "iris"]
+    deployment["status"] = {"replicas": 1, "readyReplicas": 1}
+    for node in world.emulator.valkey.records[VALKEY].nodes.processes:
+        node.cli("ACL", "SETUSER", "default", "resetpass", ">token-of-someone-else")
+    await world.converge(lambda: condition(world.api)[1] == "CacheAuthRefused")
+    message = condition(world.api)[2]
+    assert pods in message
+    assert "roles/memorystore.dbConnectionUser" in message
+    assert world.health() == "Degraded"
+    assert cache_status(world.api)["message"] == message
+    assert exists(world.api, SECRET, "iris-redis")  # the instance is fine: nothing held

@@ -15,6 +15,7 @@ from kubernetes_asyncio.client import Configuration
 
 from memoserve_operator.cache.connector import MemorystoreConnector
 from memoserve_operator.cache.lifecycle import MemorystoreStep
+from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import ReconcileOutcome, Reconciler
@@ -36,13 +37,16 @@ class World:
     events: Events
     reconciler: Reconciler
     connectors: list[MemorystoreConnector] = field(default_factory=list)
+    stats: CacheStatsReader | None = None  # reads the pods' cache counts when set
 
     def restart(self) -> None:
         """A new operator process: nothing remembered but what Kubernetes and GCP hold."""
         connector = MemorystoreConnector(self.settings)
         self.connectors.append(connector)
         step = MemorystoreStep(connector, self.kube, self.events)
-        self.reconciler = Reconciler(self.kube, self.settings, Metrics(), memorystore=step)
+        self.reconciler = Reconciler(
+            self.kube, self.settings, Metrics(), memorystore=step, stats=self.stats
+        )
 
     async def reconcile(self) -> ReconcileOutcome:
         return await self.reconciler.reconcile(NAMESPACE, "iris", trigger="test")
