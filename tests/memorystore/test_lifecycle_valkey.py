@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from memoserve_operator.cache.stats import CacheStatsReader
-from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.helpers import (
     PARENT,
     REGION,
@@ -31,7 +29,13 @@ from tests.memorystore.sharded_world import (
     resource,
     sharded_body,
 )
-from tests.memorystore.world import World, cache_ready, close_world, open_world, world
+from tests.memorystore.world import (
+    World,
+    assert_released,
+    cache_ready,
+    world,
+    world_without_policies,
+)
 from tests.operator.fake_api import NAMESPACE, FakeKube, isvc_body, key
 
 pytestmark = [pytest.mark.kmock(cls=FakeKube), pytest.mark.slow, pytest.mark.timeout(400)]
@@ -148,17 +152,8 @@ async def test_deleting_the_service_deletes_or_retains_the_instance(
     await world.converge(lambda: cache_ready(world), within=120)
     await world.converge_release(within=60)
     assert recorded(world.api) is None
-    left = list(world.emulator.valkey.records)
-    if policy == "Delete":
-        assert left == []
-        assert world.events.reasons()[-2:] == ["MemorystoreDelete", "MemorystoreDeleted"]
-    else:
-        assert left == [VALKEY]
-        assert world.events.reasons()[-1] == "MemorystoreRetained"
-        assert (
-            "gcloud memorystore instances delete ml-iris --region us-central1"
-            in (world.events.posted[-1][2])
-        )
+    command = "gcloud memorystore instances delete ml-iris --region us-central1"
+    assert_released(world, policy, list(world.emulator.valkey.records), VALKEY, command)
 
 
 async def test_an_existing_instance_is_only_read(world: World) -> None:
@@ -206,13 +201,8 @@ async def test_a_refused_create_shows_what_google_said(world: World) -> None:
     assert world.emulator.calls("CreateInstance") == 2
 
 
-async def test_a_missing_service_connection_policy_says_what_to_create(
-    kmock: Any, tmp_path: Path
-) -> None:
-    policies = ServiceConnectionPolicies(allow_any_network=False)
-    emulator = EmulatorThread(policies=policies).start()
-    world = await open_world(kmock, emulator)
-    try:
+async def test_a_missing_service_connection_policy_says_what_to_create(kmock: Any) -> None:
+    async with world_without_policies(kmock) as (world, policies):
         world.store(body())
         await world.converge(
             lambda: condition(world.api)[1] == "ServiceConnectionPolicyMissing", within=60
@@ -232,10 +222,7 @@ async def test_a_missing_service_connection_policy_says_what_to_create(
         # The network team creates the policy: the operator goes on by itself.
         policies.declare(NETWORK, "gcp-memorystore", REGION)
         await world.converge(lambda: cache_ready(world), within=120)
-        assert list(emulator.valkey.records) == [VALKEY]
-    finally:
-        await close_world(world)
-        emulator.stop()
+        assert list(world.emulator.valkey.records) == [VALKEY]
 
 
 async def test_moving_from_memorystore_for_redis_lets_go_of_the_old_instance_first(
