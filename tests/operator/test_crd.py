@@ -49,6 +49,8 @@ def test_names_and_subresources() -> None:
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
     assert list(columns) == ["Ready", "URL", "Replicas", "Cache", "Hit%", "Age", "Model", "GPU"]
     assert columns["Hit%"]["jsonPath"] == ".status.cache.hitRatio"
+    # state, engine, shards and endpoint at a glance (cache_summary())
+    assert columns["Cache"]["jsonPath"] == ".status.cache.summary"
     assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert [n for n, c in columns.items() if c.get("priority") == 1] == ["Model", "GPU"]
 

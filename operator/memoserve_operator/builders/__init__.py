@@ -69,10 +69,10 @@ def build_all(
 ) -> list[Object]:
     """Every object the operator applies for ``isvc``, in OWNED_KINDS order.
 
-    ``redis`` is the endpoint a Memorystore reconcile learned; an ``external`` cache's comes
-    from the spec. Without one, a Memorystore-backed service gets no ``<name>-redis`` Secret
-    yet: the caller waits for the instance before applying the Deployment that reads it (and
-    must not prune the existing Secret as stale meanwhile).
+    ``redis`` is the endpoint a Memorystore, Valkey or Redis Cluster reconcile learned; an
+    ``external`` cache's comes from the spec. Without one, such a service gets no
+    ``<name>-redis`` Secret yet: the caller waits for the instance before applying the
+    Deployment that reads it (and must not prune the existing Secret as stale meanwhile).
 
     ``grpc_tls`` is the key and certificate (made and kept by the operator) of a service whose
     gRPC goes through the load balancer; without one (``memoserve render``) no
