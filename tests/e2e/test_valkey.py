@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 from memoserve_contract.settings import env_var
 from memoserve_operator.cache import naming
+from memoserve_operator.cache.record import ANNOTATION, FINALIZER
 from tests.e2e.helpers import ISVC, apply_isvc, wait_for, wait_ready
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.support.controlplane import ControlPlane
@@ -42,9 +44,7 @@ def test_a_valkey_service_becomes_ready_with_an_iam_tls_endpoint(
     )  # fmt: skip
     ready = next(c for c in obj["status"]["conditions"] if c["type"] == "CacheReady")
     assert (ready["status"], ready["reason"]) == ("True", "ValkeyReady")
-    record = json.loads(
-        obj["metadata"]["annotations"]["serving.memoserve.dev/memorystore-instance"]
-    )
+    record = json.loads(obj["metadata"]["annotations"][ANNOTATION])
     assert record == {"name": name, "deletionPolicy": "Delete", "engine": "valkey"}
 
     secret = control_plane.get("secret", "ranker-redis", "-n", namespace)
@@ -70,3 +70,34 @@ def test_a_valkey_service_becomes_ready_with_an_iam_tls_endpoint(
         "the Valkey instance to be deleted",
         timeout=60,
     )
+
+
+def test_an_operator_killed_after_the_create_call_never_creates_twice(
+    control_plane: ControlPlane,
+    operator: OperatorProcess,
+    memorystore_emulator: EmulatorThread,
+    namespace: str,
+) -> None:
+    name = (
+        "projects/e2e-project/locations/us-central1/instances/"
+        f"{naming.instance_id(namespace, 'ranker')}"
+    )
+    creates = memorystore_emulator.calls("CreateInstance")
+    apply_isvc(control_plane, namespace, "ranker", SPEC)
+    # The create call reached Google (the emulator holds the instance, CREATING): SIGKILL at
+    # once, most likely before the operator wrote the operation into the status (either way,
+    # the record it wrote before the call is all a new operator needs).
+    deadline = time.monotonic() + 60
+    while name not in memorystore_emulator.valkey.records:
+        assert time.monotonic() < deadline, "no create call within 60 s"
+        time.sleep(0.002)
+    operator.kill()
+    # Recorded before the call: the finalizer holds the service until the instance is dealt
+    # with, whatever the killed operator did not get to write.
+    meta = control_plane.get(ISVC, "ranker", "-n", namespace)["metadata"]
+    assert json.loads(meta["annotations"][ANNOTATION])["name"] == name
+    assert FINALIZER in meta["finalizers"]
+    operator.start()
+    wait_ready(control_plane, namespace, "ranker", timeout=180)
+    assert memorystore_emulator.calls("CreateInstance") == creates + 1
+    control_plane.kubectl("delete", ISVC, "ranker", "-n", namespace, "--timeout=120s")

@@ -26,7 +26,7 @@ from tests.memorystore.helpers import (
     settings_for,
     stored,
 )
-from tests.memorystore.world import World, cache_ready, world
+from tests.memorystore.world import World, assert_released, cache_ready, world
 from tests.operator.fake_api import NAMESPACE, FakeKube, isvc_body, key, writes
 
 pytestmark = pytest.mark.kmock(cls=FakeKube)
@@ -161,7 +161,8 @@ async def test_an_operator_restarted_mid_create_never_creates_twice(world: World
     await world.reconcile()
     world.restart()
     await world.reconcile()
-    assert condition(world.api)[1] == "CacheCreating"
+    # Found by its deterministic name (CREATING, or READY already on a slow machine).
+    assert condition(world.api)[1] in ("CacheCreating", "MemorystoreReady")
     world.restart()
     await world.converge(lambda: cache_ready(world))
     assert world.emulator.calls("CreateInstance") == 1
@@ -311,18 +312,9 @@ async def test_deleting_the_service_deletes_or_retains_the_instance(
             await asyncio.sleep(delay)
     assert recorded(world.api) is None
     names = [i.name for i in world.emulator.backend.list_instances(PARENT)]
-    if policy == "Delete":
-        assert delays
-        assert names == []
-        assert world.events.reasons()[-2:] == ["MemorystoreDelete", "MemorystoreDeleted"]
-    else:
-        assert not delays
-        assert names == [INSTANCE]
-        assert world.events.reasons()[-1] == "MemorystoreRetained"
-        assert (
-            "gcloud redis instances delete ml-iris --region us-central1"
-            in (world.events.posted[-1][2])
-        )
+    assert bool(delays) == (policy == "Delete")
+    command = "gcloud redis instances delete ml-iris --region us-central1"
+    assert_released(world, policy, names, INSTANCE, command)
 
 
 async def test_switching_to_another_source_lets_go_of_the_instance(world: World) -> None:

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
-from tests.memorystore.emulator_thread import EmulatorThread
 from tests.memorystore.helpers import REGION, cache_status, condition, exists, recorded, secret
 from tests.memorystore.sharded import redis_cluster
 from tests.memorystore.sharded_world import (
@@ -23,7 +21,13 @@ from tests.memorystore.sharded_world import (
     resource,
     sharded_body,
 )
-from tests.memorystore.world import World, cache_ready, close_world, open_world, world
+from tests.memorystore.world import (
+    World,
+    assert_released,
+    cache_ready,
+    world,
+    world_without_policies,
+)
 from tests.operator.fake_api import FakeKube, isvc_body, key
 
 pytestmark = [pytest.mark.kmock(cls=FakeKube), pytest.mark.slow, pytest.mark.timeout(400)]
@@ -96,17 +100,14 @@ async def test_retain_leaves_the_cluster_and_names_the_command(world: World) -> 
     world.store(body(deletionPolicy="Retain"))
     await world.converge(lambda: cache_ready(world), within=120)
     assert await world.converge_release() == []
-    assert list(world.emulator.cluster.records) == [CLUSTER]
-    assert world.events.reasons()[-1] == "MemorystoreRetained"
-    assert "gcloud redis clusters delete ml-iris --region us-central1" in world.events.posted[-1][2]
+    command = "gcloud redis clusters delete ml-iris --region us-central1"
+    assert_released(world, "Retain", list(world.emulator.cluster.records), CLUSTER, command)
 
 
 async def test_a_missing_service_connection_policy_names_the_redis_service_class(
     kmock: Any,
 ) -> None:
-    emulator = EmulatorThread(policies=ServiceConnectionPolicies(allow_any_network=False)).start()
-    world = await open_world(kmock, emulator)
-    try:
+    async with world_without_policies(kmock) as (world, _):
         world.store(body())
         await world.converge(
             lambda: condition(world.api)[1] == "ServiceConnectionPolicyMissing", within=60
@@ -115,7 +116,4 @@ async def test_a_missing_service_connection_policy_names_the_redis_service_class
         assert "service class gcp-memorystore-redis" in message
         assert f"region {REGION}" in message
         assert "--service-class=gcp-memorystore-redis" in message
-        assert list(emulator.cluster.records) == []
-    finally:
-        await close_world(world)
-        emulator.stop()
+        assert list(world.emulator.cluster.records) == []

@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from kubernetes_asyncio.client import Configuration
 
+from memoserve_dev.memorystore_emulator.psc import ServiceConnectionPolicies
 from memoserve_operator.cache.connector import MemorystoreConnector
 from memoserve_operator.cache.lifecycle import MemorystoreStep
+from memoserve_operator.cache.stats import CacheStatsReader
 from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.metrics import Metrics
 from memoserve_operator.reconcile import ReconcileOutcome, Reconciler
@@ -36,13 +39,16 @@ class World:
     events: Events
     reconciler: Reconciler
     connectors: list[MemorystoreConnector] = field(default_factory=list)
+    stats: CacheStatsReader | None = None  # reads the pods' cache counts when set
 
     def restart(self) -> None:
         """A new operator process: nothing remembered but what Kubernetes and GCP hold."""
         connector = MemorystoreConnector(self.settings)
         self.connectors.append(connector)
         step = MemorystoreStep(connector, self.kube, self.events)
-        self.reconciler = Reconciler(self.kube, self.settings, Metrics(), memorystore=step)
+        self.reconciler = Reconciler(
+            self.kube, self.settings, Metrics(), memorystore=step, stats=self.stats
+        )
 
     async def reconcile(self) -> ReconcileOutcome:
         return await self.reconciler.reconcile(NAMESPACE, "iris", trigger="test")
@@ -95,6 +101,32 @@ async def close_world(world: World) -> None:
     for connector in world.connectors:
         await connector.close()
     await world.kube.close()
+
+
+def assert_released(world: World, policy: str, left: list[str], kept: str, command: str) -> None:
+    """After the release: Delete left no instance; Retain left ``kept`` and its Event names the
+    ``command`` that would delete it."""
+    if policy == "Delete":
+        assert left == []
+        assert world.events.reasons()[-2:] == ["MemorystoreDelete", "MemorystoreDeleted"]
+        return
+    assert left == [kept]
+    assert world.events.reasons()[-1] == "MemorystoreRetained"
+    assert command in world.events.posted[-1][2]
+
+
+@asynccontextmanager
+async def world_without_policies(kmock: Any) -> AsyncIterator[tuple[World, Any]]:
+    """A world whose emulator knows no service connection policy (none declared, no network
+    allowed by default); yields it and the policies, to declare one."""
+    policies = ServiceConnectionPolicies(allow_any_network=False)
+    emulator = EmulatorThread(policies=policies).start()
+    opened = await open_world(kmock, emulator)
+    try:
+        yield opened, policies
+    finally:
+        await close_world(opened)
+        emulator.stop()
 
 
 @pytest.fixture

@@ -54,3 +54,12 @@ def moved(desired_name: str, actual_name: str) -> list[str]:
     """A different project or region: "location: here -> there"."""
     here, there = (name.rsplit("/", 2)[0] for name in (actual_name, desired_name))
     return [f"location: {here} -> {there}"] if here != there else []
+
+
+def recreate_message(changes: Changes, name: str, gcloud: str) -> str:
+    """CacheRecreateRequired's message: what differs, and how to get the new instance."""
+    return (
+        f"{'; '.join(changes.recreate)}: only a new instance can have that, and memoserve "
+        f"never replaces one by itself; {name} keeps serving. To move, delete it "
+        f"({gcloud} delete): the operator then creates one as specified"
+    )

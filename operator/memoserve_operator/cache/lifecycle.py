@@ -28,11 +28,13 @@ from typing import Any
 
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import CacheStatus
+from memoserve_operator.cache.changes import recreate_message
 from memoserve_operator.cache.connector import MemorystoreConnector
 from memoserve_operator.cache.engine import Engine
 from memoserve_operator.cache.engines import engines_of
 from memoserve_operator.cache.gcp import InstanceApi, MemorystoreError
 from memoserve_operator.cache.naming import existing_name
+from memoserve_operator.cache.operation import REFUSED, look
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.cache.pace import MemorystoreOutcome, Pacer
 from memoserve_operator.cache.record import EventSink, Record, Ref, write_record
@@ -51,20 +53,6 @@ from memoserve_operator.cache.verdicts import (
 )
 from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.verdict import Verdict
-
-# Answers to a create that mean it was not accepted (unlike a timeout, after which it may have).
-REFUSED = frozenset(
-    {
-        "INVALID_ARGUMENT",
-        "FAILED_PRECONDITION",
-        "OUT_OF_RANGE",
-        "PERMISSION_DENIED",
-        "UNAUTHENTICATED",
-        "RESOURCE_EXHAUSTED",
-        "NOT_FOUND",
-        "UNIMPLEMENTED",
-    }
-)
 
 
 class MemorystoreStep:
@@ -191,8 +179,16 @@ class MemorystoreStep:
         desired = engine.desired(isvc, spec, where)
         record = Record.read(meta)
         if record is not None and record.engine != engine.key:
-            record = None  # another engine's: release_stale lets go of it
-        failure, pending = await self._operation(api, old)
+            # Another engine's instance: one record holds one instance, so it goes first
+            # (release_stale, in this same reconcile), then this one is created.
+            message = (
+                f"letting go of the previous instance {record.name} first (deletionPolicy "
+                f"{record.deletion_policy}); then {desired.name} is created"
+            )
+            status = CacheStatus(source=source, name=desired.name, state="PENDING")
+            verdict = Verdict.false(CACHE, CREATING, message)
+            return MemorystoreOutcome("waiting", CacheOutcome(verdict, status, hold=True))
+        failure, pending = await look(api, old.operation if old else None)
         instance = await api.get_instance(record.name if record else desired.name)
         if instance is None and record is not None and record.name != desired.name:
             instance = await api.get_instance(desired.name)  # the recorded one is gone
@@ -215,20 +211,6 @@ class MemorystoreStep:
         if serving.kind != "ready":
             return serving
         return await self._converge(engine, api, ref, desired, instance, serving.outcome)
-
-    async def _operation(
-        self, api: InstanceApi[Any], old: CacheStatus | None
-    ) -> tuple[MemorystoreError | None, str | None]:
-        """(how the operation in status.cache failed, or the name of one still running)."""
-        if old is None or not old.operation:
-            return None, None
-        operation = await api.get_operation(old.operation)
-        if operation is None or (operation.done and operation.error_code is None):
-            return None, None
-        if operation.done:
-            code = operation.error_code or "UNKNOWN"
-            return MemorystoreError(code, f"operation failed: {operation.error_message}"), None
-        return None, operation.name
 
     def _refused(
         self, engine: Engine, ref: Ref, exc: MemorystoreError, desired: Any
@@ -297,11 +279,7 @@ class MemorystoreStep:
         if operation is not None:
             status = status.model_copy(update={"operation": operation, "state": "UPDATING"})
         if changes.recreate:
-            message = (
-                f"{'; '.join(changes.recreate)}: only a new instance can have that, and memoserve "
-                f"never replaces one by itself; {instance.name} keeps serving. To move, delete "
-                f"it ({engine.gcloud} delete): the operator then creates one as specified"
-            )
+            message = recreate_message(changes, instance.name, engine.gcloud)
             verdict = Verdict.false(CACHE, RECREATE_REQUIRED, message)
             return MemorystoreOutcome("failed", CacheOutcome(verdict, status, ready.endpoint))
         if operation is not None:
