@@ -85,7 +85,9 @@ async def test_a_standalone_iam_cache_is_read_with_the_pods_token(iam_redis: Red
     assert tokens.asked == [DENIED, GRANTED]
 
 
-async def test_a_sharded_iam_cache_is_read_from_the_node_of_its_slot(iam_cluster: LocalCluster) -> None:
+async def test_a_sharded_iam_cache_is_read_from_the_node_of_its_slot(
+    iam_cluster: LocalCluster,
+) -> None:
     writer = RedisCluster(host="127.0.0.1", port=iam_cluster.seed.port, password=TOKEN)
     keys = cache_stats.window_keys("ml/iris", NOW)
     try:
