@@ -65,7 +65,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 pytest: install tools
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=25
 
 bench: system-deps install
 	bash bench/serving/run.sh

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from memoserve_serving.cache.breaker import CircuitBreaker
+from memoserve_serving.cache.nodes import RedisNodes
 from memoserve_serving.cache.redis_config import RedisConfig
-from memoserve_serving.cache.resp import RedisClient
 from memoserve_serving.cache.stats import StatsPublisher
+from memoserve_serving.metrics import ServingMetrics
 from tests.e2e.helpers import ISVC, apply_isvc, wait_for, wait_ready
 from tests.memorystore.emulator_thread import EmulatorThread
 from tests.support.controlplane import ControlPlane
@@ -31,13 +33,17 @@ SPLIT = SPEC | {"front": {"enabled": True}}
 
 def _publish(config: RedisConfig, namespace: str, hits: int, lookups: int) -> None:
     async def publish() -> None:
-        client = RedisClient(config)
+        # The pod's own client (one Redis or a cluster's nodes), as state.py builds it.
+        nodes = RedisNodes(
+            config, ServingMetrics("e2e"), lambda address: CircuitBreaker(3, 1.0, name=address)
+        )
         try:
+            await nodes.connect()
             counts = (hits, lookups)
-            publisher = StatsPublisher(client, namespace, "sha256:e2e-digest", lambda: counts)
+            publisher = StatsPublisher(nodes, namespace, "sha256:e2e-digest", lambda: counts)
             assert await publisher.publish()
         finally:
-            await client.close()
+            await nodes.close()
 
     asyncio.run(publish())
 
