@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from memoserve_contract.resource.fields import NAME_PATTERN
-from memoserve_contract.resource.inferenceservice import (
+from memoserve_contract.resource.inferenceservice import InferenceServiceSpec
+from memoserve_contract.resource.names import (
     API_VERSION,
     GROUP,
     KIND,
@@ -29,7 +30,6 @@ from memoserve_contract.resource.inferenceservice import (
     SHORT_NAME,
     SINGULAR,
     VERSION,
-    InferenceServiceSpec,
 )
 from memoserve_contract.resource.status import InferenceServiceStatus
 

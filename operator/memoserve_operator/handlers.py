@@ -36,7 +36,7 @@ from typing import Any
 
 import kopf
 
-from memoserve_contract.resource.inferenceservice import GROUP, PLURAL, VERSION
+from memoserve_contract.resource.names import GROUP, PLURAL, VERSION, qualified
 from memoserve_operator.builders import OWNED_KINDS
 from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.cache.connector import MemorystoreConnector
@@ -52,20 +52,17 @@ from memoserve_operator.reconcile import ReconcileOutcome, Reconciler
 from memoserve_operator.resync import Resync, retry_delay
 from memoserve_operator.settings import OperatorSettings
 
-ANNOTATION_PREFIX = "serving.memoserve.dev"
 WORKER_LIMIT = 64
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATION_PREFIX
-    )
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        prefix=GROUP, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
+    settings.persistence.finalizer = qualified("finalizer")
     settings.posting.level = logging.WARNING  # Kubernetes Events for problems only
     # At most this many objects in processing at once. kopf's default is no limit: a burst
     # (a thousand services applied at once, and their children's events) then held every

@@ -26,7 +26,8 @@ from pydantic import ValidationError
 
 from memoserve_contract.cache_stats import CacheStats
 from memoserve_contract.pod_settings import cache_namespace, model_tier_name
-from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.names import API_VERSION, KIND
 from memoserve_contract.resource.status import ConditionType, InferenceServiceStatus
 from memoserve_operator.builders import build_all
 from memoserve_operator.builders.meta import model_selector, selector

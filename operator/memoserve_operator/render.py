@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.names import API_VERSION, KIND
 from memoserve_operator import cel
 from memoserve_operator.builders import build_all
 from memoserve_operator.builders.meta import Object

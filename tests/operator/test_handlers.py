@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from memoserve_operator.handlers import ANNOTATION_PREFIX
 from memoserve_operator.settings import OperatorSettings
 from tests.operator.fake_api import (
     APPLY,
@@ -92,8 +91,8 @@ async def test_create_applies_each_child_once_and_then_stays_quiet(
     for request in kopf_patches:
         assert "status" not in (request.data if isinstance(request.data, dict) else {})
     annotations = stored(api, ISVC)["metadata"]["annotations"]
-    assert f"{ANNOTATION_PREFIX}/last-handled-configuration" in annotations
-    assert stored(api, ISVC)["metadata"]["finalizers"] == [f"{ANNOTATION_PREFIX}/finalizer"]
+    assert "serving.memoserve.dev/last-handled-configuration" in annotations
+    assert stored(api, ISVC)["metadata"]["finalizers"] == ["serving.memoserve.dev/finalizer"]
 
 
 async def test_spec_change_reapplies_the_deployment(

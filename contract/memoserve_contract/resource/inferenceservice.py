@@ -2,274 +2,36 @@
 
 camelCase on the wire, snake_case in Python. These models are the one source of truth: the CRD
 schema in ``crds/`` is generated from them (``memoserve_operator.crd``), including the CEL rules
-(``x-kubernetes-validations``) attached to each model below. An InferenceService is parsed once,
-at the boundary (``InferenceService.from_body``); everything past it works on typed objects.
+(``x-kubernetes-validations``) attached to each model. The spec's parts live in modules of
+their own (model, gpu, pods, front, cache, ingress); this one puts them together. An
+InferenceService is parsed once, at the boundary (``InferenceService.from_body``); everything
+past it works on typed objects.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from memoserve_contract.resource.cache import CacheSource, CacheSpec
-from memoserve_contract.resource.fields import NAME_PATTERN, Quantity, SpecModel, rules
+from memoserve_contract.resource.fields import NAME_PATTERN, SpecModel, rules
+from memoserve_contract.resource.front import FrontSpec
+from memoserve_contract.resource.gpu import GpuSpec
 from memoserve_contract.resource.ingress import IngressSpec
+from memoserve_contract.resource.model import ModelSpec
+from memoserve_contract.resource.names import NAME_MAX_LENGTH
+from memoserve_contract.resource.pods import (
+    AutoscalingSpec,
+    BatchingSpec,
+    GrpcSpec,
+    NetworkPolicySpec,
+    ResourcesSpec,
+    ServiceAccountSpec,
+)
 from memoserve_contract.resource.status import InferenceServiceStatus
-from memoserve_contract.settings import ModelFormat
-
-GROUP = "serving.memoserve.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "InferenceService"
-PLURAL = "inferenceservices"
-SINGULAR = "inferenceservice"
-SHORT_NAME = "misvc"  # not KServe's "isvc": both can live on one cluster
-
-NAME_MAX_LENGTH = 63
-V2_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a path segment of /v2/models/{name}
-
-
-ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"  # what a container's env[].name may be
-
-
-class EnvVarSpec(SpecModel):
-    """One environment variable of model.server's container (plain values only)."""
-
-    name: str = Field(min_length=1, max_length=256, pattern=ENV_NAME_PATTERN)
-    value: str = Field(default="", max_length=32768)
-
-
-class ModelServerSpec(SpecModel):
-    """Any Open Inference Protocol (v2) REST server as the model tier (Triton, MLServer, a KServe
-    runtime), behind the cache front: its container, as the model Deployment runs it."""
-
-    image: str = Field(min_length=1, max_length=512, description="the server's image")
-    command: list[Annotated[str, Field(max_length=4096)]] | None = Field(
-        default=None, max_length=64, description="the container's command (default: the image's)"
-    )
-    args: list[Annotated[str, Field(max_length=4096)]] | None = Field(
-        default=None, max_length=256, description="the container's args"
-    )
-    port: int = Field(default=8080, ge=1, le=65535, description="its v2 REST port")
-    readiness_path: str = Field(
-        default="/v2/health/ready",
-        max_length=1024,
-        pattern=r"^/",
-        description="HTTP GET path that answers 200 once the model is loaded",
-    )
-    model_name: str | None = Field(
-        default=None,
-        max_length=63,
-        pattern=V2_NAME_PATTERN,
-        description="the model's v2 name in that server (default: spec.model.name or "
-        "metadata.name)",
-    )
-    env: list[EnvVarSpec] = Field(default_factory=list, max_length=64)
-
-
-class ModelSpec(SpecModel):
-    """The model to serve."""
-
-    model_config = ConfigDict(
-        json_schema_extra=rules(
-            (
-                r"self.uri.matches('^(gs://[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9](/.*)?|/.+)$')",
-                "spec.model.uri must be gs://BUCKET[/PATH] or an absolute local path (starting "
-                "with /)",
-                ".uri",
-            ),
-            (
-                "has(self.format) || has(self.server)",
-                "spec.model.format (onnx, sklearn or xgboost) is required unless "
-                "spec.model.server is given",
-                ".format",
-            ),
-            (
-                "!has(self.format) || !has(self.server)",
-                "spec.model.format names the built-in runtime: omit it with spec.model.server",
-                ".format",
-            ),
-        )
-    )
-
-    uri: str = Field(
-        min_length=1,
-        max_length=1024,
-        description="gs://bucket/prefix (or a file), or an absolute path inside the image",
-    )
-    format: ModelFormat | None = Field(
-        default=None, description="onnx, sklearn or xgboost: the built-in runtime"
-    )
-    name: str | None = Field(
-        default=None,
-        max_length=63,
-        pattern=V2_NAME_PATTERN,
-        description="v2 model name (/v2/models/{name}); defaults to metadata.name",
-    )
-    version: str | None = Field(
-        default=None, max_length=63, pattern=V2_NAME_PATTERN, description="v2 model version"
-    )
-    server: ModelServerSpec | None = Field(
-        default=None,
-        description="a v2 server's container as the model tier instead of the built-in runtime "
-        "(needs front.enabled)",
-    )
-
-
-class GpuType(enum.StrEnum):
-    """GKE accelerator names (the node label cloud.google.com/gke-accelerator)."""
-
-    NVIDIA_L4 = "nvidia-l4"
-    NVIDIA_TESLA_T4 = "nvidia-tesla-t4"
-    NVIDIA_TESLA_P4 = "nvidia-tesla-p4"
-    NVIDIA_TESLA_P100 = "nvidia-tesla-p100"
-    NVIDIA_TESLA_V100 = "nvidia-tesla-v100"
-    NVIDIA_TESLA_A100 = "nvidia-tesla-a100"
-    NVIDIA_A100_80GB = "nvidia-a100-80gb"
-    NVIDIA_H100_80GB = "nvidia-h100-80gb"
-    NVIDIA_H100_MEGA_80GB = "nvidia-h100-mega-80gb"
-    NVIDIA_H200_141GB = "nvidia-h200-141gb"
-    NVIDIA_B200 = "nvidia-b200"
-    NVIDIA_RTX_PRO_6000 = "nvidia-rtx-pro-6000"
-
-
-class GpuSpec(SpecModel):
-    """GPUs per pod. No spec.gpu means CPU pods."""
-
-    model_config = ConfigDict(
-        json_schema_extra=rules(
-            ("has(self.type)", "spec.gpu.count needs spec.gpu.type (e.g. nvidia-l4)", ".type"),
-        )
-    )
-
-    type: GpuType | None = Field(default=None, description="GKE accelerator type")
-    count: int = Field(default=1, ge=1, le=16, description="GPUs per pod (nvidia.com/gpu)")
-
-
-class AutoscalingSpec(SpecModel):
-    """HPA targets, used when maxReplicas > minReplicas (CPU 80% when none is given)."""
-
-    target_cpu_utilization: int | None = Field(
-        default=None,
-        ge=1,
-        le=100,
-        alias="targetCPUUtilization",
-        description="average CPU utilisation (% of requests) to scale at",
-    )
-    target_inflight_requests_per_pod: int | None = Field(
-        default=None,
-        ge=1,
-        le=100000,
-        description="average in-flight requests per pod to scale at: the Pods metric "
-        "memoserve_inflight_requests; with spec.model.server, the External metric of the front "
-        "pods' memoserve_upstream_inflight_requests (summed) per model pod. Needs a metrics "
-        "adapter",
-    )
-
-
-class ResourcesSpec(SpecModel):
-    """Container resources; merged over the operator's defaults key by key."""
-
-    requests: dict[str, Quantity] | None = Field(default=None, max_length=16)
-    limits: dict[str, Quantity] | None = Field(default=None, max_length=16)
-
-
-class BatchingSpec(SpecModel):
-    """Dynamic batching of cache misses (unset = the serving image's defaults)."""
-
-    max_batch_size: int | None = Field(default=None, ge=1, le=4096, description="1 = off")
-    max_wait_ms: float | None = Field(default=None, ge=0, le=1000)
-
-
-class ServiceAccountSpec(SpecModel):
-    """The pods' Kubernetes service account (always created, named after the service)."""
-
-    gcp_service_account: str | None = Field(
-        default=None,
-        max_length=253,
-        pattern=r"^[^@\s]+@[^@\s]+\.gserviceaccount\.com$",
-        description="Google service account the pods act as (Workload Identity)",
-    )
-
-
-# An IPv4 or IPv6 CIDR, as NetworkPolicy ipBlock takes it.
-CIDR_PATTERN = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9a-fA-F:]+/[0-9]{1,3})$"
-
-
-class NetworkPolicySpec(SpecModel):
-    """The serving pods' NetworkPolicy (enforced where the cluster enforces policies, e.g. GKE
-    Dataplane V2): ingress to the serving port from the namespace, the load balancer and
-    Prometheus; egress to DNS, the metadata server, HTTPS (Google APIs) and the Redis."""
-
-    enabled: bool = True
-    ingress_cidrs: list[Annotated[str, Field(pattern=CIDR_PATTERN, max_length=43)]] = Field(
-        default_factory=list,
-        max_length=32,
-        description="more sources for the serving port, e.g. an internal load balancer's "
-        "proxy-only subnet",
-    )
-
-
-class GrpcSpec(SpecModel):
-    """The v2 gRPC API (inference.GRPCInferenceService): in the cluster in plaintext (h2c) on
-    the Service's ``grpc`` port; with the ingress on, through the load balancer too (HTTP/2 to
-    the pods over TLS, with a certificate the operator makes)."""
-
-    enabled: bool = False
-
-
-class FrontSpec(SpecModel):
-    """The cache front (docs/front.md): the cache in a CPU-only Deployment of its own (NAME),
-    the model in another (NAME-model, on the GPUs); clients, the Service and the Ingress reach
-    the front. spec.minReplicas, maxReplicas, replicas, autoscaling, gpu and resources are the
-    model tier's."""
-
-    model_config = ConfigDict(
-        json_schema_extra=rules(
-            (
-                "!has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
-                "spec.front.minReplicas must be <= spec.front.maxReplicas",
-                ".maxReplicas",
-            ),
-        )
-    )
-
-    enabled: bool = Field(default=False, description="split the cache front from the model")
-    min_replicas: int = Field(default=1, ge=1, le=1000, description="fewest front pods")
-    max_replicas: int | None = Field(
-        default=None, ge=1, le=1000, description="most front pods; > minReplicas: an HPA on CPU"
-    )
-    target_cpu_utilization: int | None = Field(
-        default=None,
-        ge=1,
-        le=100,
-        alias="targetCPUUtilization",
-        description="the front HPA's average CPU utilisation (% of requests); default: the "
-        "operator's",
-    )
-    workers: int | None = Field(
-        default=None,
-        ge=1,
-        le=64,
-        description="server processes per front pod; default: the CPU request, rounded up",
-    )
-    resources: ResourcesSpec | None = Field(
-        default=None, description="the front container's; merged over the operator's defaults"
-    )
-    max_queued_misses: int | None = Field(
-        default=None,
-        ge=0,
-        le=100000,
-        description="misses waiting for the model tier, per worker; past this 503 + Retry-After",
-    )
-
-    @property
-    def autoscaled(self) -> bool:
-        return self.max_replicas is not None and self.max_replicas > self.min_replicas
 
 
 class InferenceServiceSpec(SpecModel):

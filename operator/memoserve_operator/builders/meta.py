@@ -10,7 +10,8 @@ from memoserve_contract.pod_settings import (
     HTTP_PORT,
     model_port,
 )
-from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.names import API_VERSION, KIND
 
 Object = dict[str, Any]
 """A Kubernetes object as the API takes it (JSON-ready)."""

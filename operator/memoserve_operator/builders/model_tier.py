@@ -12,7 +12,8 @@ import json
 import math
 
 from memoserve_contract.pod_settings import TERMINATION_LOG, model_tier_name
-from memoserve_contract.resource.inferenceservice import InferenceService, ModelServerSpec
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.model import ModelServerSpec
 from memoserve_operator.builders.deployment import deployment
 from memoserve_operator.builders.env import model_env
 from memoserve_operator.builders.hpa import (

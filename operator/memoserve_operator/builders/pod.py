@@ -6,11 +6,10 @@ import copy
 import math
 
 from memoserve_contract.pod_settings import GRPC_TLS_DIR, HTTP_PORT, MODEL_DIR, TERMINATION_LOG
-from memoserve_contract.resource.inferenceservice import (
-    GpuSpec,
-    InferenceService,
-    ResourcesSpec,
-)
+from memoserve_contract.resource.gpu import GpuSpec
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.names import qualified
+from memoserve_contract.resource.pods import ResourcesSpec
 from memoserve_operator.builders.env import container_env, drain_seconds, redis_files
 from memoserve_operator.builders.grpc_tls import VOLUME as GRPC_TLS_VOLUME
 from memoserve_operator.builders.grpc_tls import grpc_tls_volume
@@ -27,7 +26,7 @@ from memoserve_operator.settings import OperatorSettings
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
-CHECKSUM_ANNOTATION = "serving.memoserve.dev/config-checksum"
+CHECKSUM_ANNOTATION = qualified("config-checksum")
 # memoserve_serving.server.GRACEFUL_SHUTDOWN_SECONDS: after the drain, in-flight requests get
 # this long to finish. (Not imported: that module pulls in uvicorn, which the operator lacks.)
 SERVER_SHUTDOWN_SECONDS = 30

@@ -24,11 +24,11 @@ from typing import Any, Protocol, cast
 
 import kopf
 
-from memoserve_contract.resource.inferenceservice import API_VERSION, KIND
+from memoserve_contract.resource.names import API_VERSION, KIND, qualified
 from memoserve_operator.kube.client import Conflict, KubeClient, resource_of
 
-FINALIZER = "serving.memoserve.dev/memorystore"
-ANNOTATION = "serving.memoserve.dev/memorystore-instance"
+FINALIZER = qualified("memorystore")
+ANNOTATION = qualified("memorystore-instance")
 ISVC = resource_of(API_VERSION, KIND)
 ATTEMPTS = 3
 

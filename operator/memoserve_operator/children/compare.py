@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from memoserve_contract.quantity import parse_quantity
+from memoserve_contract.resource.names import qualified
 
 Object = dict[str, Any]
 
-DIGEST_ANNOTATION = "serving.memoserve.dev/applied-digest"
+DIGEST_ANNOTATION = qualified("applied-digest")
 # Where the API server canonicalises quantities.
 QUANTITY_KEYS = frozenset({"requests", "limits", "averageValue", "sizeLimit"})
 # Lists of objects that are maps keyed by these fields: others may add entries to them.

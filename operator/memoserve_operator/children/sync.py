@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from memoserve_contract.resource.inferenceservice import API_VERSION, KIND, InferenceService
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.names import API_VERSION, KIND
 from memoserve_operator.builders import OWNED_KINDS, child_names
 from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.children.compare import needs_apply

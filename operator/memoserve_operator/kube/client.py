@@ -18,6 +18,8 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 
+from memoserve_contract.resource.names import GROUP, KIND, PLURAL, VERSION
+
 Object = dict[str, Any]
 Verb = Literal["get", "list", "patch", "delete"]
 TIMEOUT_SECONDS = 30.0
@@ -67,7 +69,7 @@ def _resources(*items: ApiResource) -> dict[tuple[str, str], ApiResource]:
 
 # Every resource the operator's own code calls (kopf's watches come on top: see rbac.yaml).
 RESOURCES = _resources(
-    ApiResource("serving.memoserve.dev", "v1alpha1", "inferenceservices", "InferenceService"),
+    ApiResource(GROUP, VERSION, PLURAL, KIND),
     ApiResource("", "v1", "serviceaccounts", "ServiceAccount"),
     ApiResource("", "v1", "secrets", "Secret"),
     ApiResource("", "v1", "services", "Service"),
