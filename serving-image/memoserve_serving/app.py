@@ -29,6 +29,7 @@ from memoserve_serving.state import (
     ServingState,
     running_dataplane,
 )
+from memoserve_serving.tracing import Tracing
 from memoserve_serving.worker_metrics import WorkerMetrics
 
 
@@ -131,10 +132,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with (
-            running_dataplane(state, served, cache_factory),
-            contextlib.AsyncExitStack() as stack,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            # Opened first, closed last: the data plane's spans export until it is gone.
+            state.tracing = Tracing.from_environ(os.environ)
+            if state.tracing is not None:
+                stack.push_async_callback(asyncio.to_thread, state.tracing.shutdown)
+            await stack.enter_async_context(running_dataplane(state, served, cache_factory))
             if shared is not None:
                 stack.enter_context(_writing(shared))
             if settings.grpc_enabled:

@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
+from opentelemetry.trace import SpanKind
 
 from memoserve_serving.batching import Batcher, ModelCost, run_unbatched
 from memoserve_serving.metrics import ServingMetrics
@@ -38,6 +39,8 @@ class ModelBackend(abc.ABC):
     # Whether ``metadata`` is complete enough to check requests against before they are run
     # (a hit is then known to be the answer to a valid request); an upstream checks its own.
     checks_requests: bool = True
+    # The span a miss's computation is traced as (tracing.py): its name and kind.
+    span: tuple[str, SpanKind] = ("model run", SpanKind.INTERNAL)
 
     @abc.abstractmethod
     async def run(

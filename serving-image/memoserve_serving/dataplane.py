@@ -25,6 +25,7 @@ from memoserve_serving.protocol.types import (
     Tensor,
 )
 from memoserve_serving.runtimes.base import Model
+from memoserve_serving.tracing import CACHE_RESULT, Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +76,10 @@ class DataPlane:
         executor: Executor,
         batcher: Batcher | None = None,
         cost: ModelCost | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.served = served
+        self._tracing = tracing
         self._cache = cache
         self._keys = RequestKeys(key_namespace, served.digest)
         self._metrics = metrics
@@ -127,9 +130,17 @@ class DataPlane:
         key = self._keys(request)
         # Coordinating a miss with other replicas costs a Redis round trip: worth it only
         # when running the model again would cost more.
-        value, result = await cache.get_or_compute(
-            key, compute, read=read, write=write, share=self._cost.expensive
-        )
+        share = self._cost.expensive
+        if self._tracing is None:
+            value, result = await cache.get_or_compute(
+                key, compute, read=read, write=write, share=share
+            )
+        else:  # the lookup's span holds the miss's own (single-flight wait, model, store)
+            with self._tracing.child_span("cache lookup") as span:
+                value, result = await cache.get_or_compute(
+                    key, compute, read=read, write=write, share=share
+                )
+                span.set_attribute(CACHE_RESULT, result.value)
         tensors: tuple[Tensor, ...] | None = None
         if computed:
             answer, tensors = computed[0]
@@ -153,8 +164,12 @@ class DataPlane:
         self, request: InferenceRequest, every_output: bool = False, deadline: float | None = None
     ) -> tuple[Tensor, ...]:
         wanted = [] if every_output else [output.name for output in request.outputs]
-        outputs: tuple[Tensor, ...] = await self.backend.run(request, wanted, deadline=deadline)
-        return outputs
+        if self._tracing is None:
+            outputs: tuple[Tensor, ...] = await self.backend.run(request, wanted, deadline=deadline)
+            return outputs
+        name, kind = self.backend.span
+        with self._tracing.child_span(name, kind):
+            return await self.backend.run(request, wanted, deadline=deadline)
 
     def _response(
         self, request: InferenceRequest, outputs: tuple[Tensor, ...], outputs_json: bytes | None

@@ -23,6 +23,7 @@ from memoserve_serving.protocol.errors import (
 from memoserve_serving.protocol.request import decode_request
 from memoserve_serving.protocol.response import encode_response
 from memoserve_serving.state import ServingState
+from memoserve_serving.tracing import MODEL, TRACE_HEADERS, RequestSpan
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ _CONTENT_JSON = (b"content-type", b"application/json")
 _CONTENT_BINARY = (b"content-type", b"application/octet-stream")
 _CACHE = {result: (CACHE_HEADER, result.value.encode()) for result in CacheResult}
 _INTERNAL_ERROR = b'{"error": "internal server error"}'
+# A request's span is named after the route, not the path (OpenTelemetry's HTTP conventions).
+_SPAN_NAME = "POST /v2/models/{name}/infer"
 
 
 def _infer_target(path: str) -> tuple[str, str | None] | None:
@@ -81,6 +84,7 @@ class InferRoute:
         result = CacheResult.BYPASS  # a request that never reached the cache
         status = 200
         retry_after: int | None = None
+        span = None if self.state.tracing is None else self._span(scope, target[0])
         try:
             dataplane = self.state.dataplane_for(*target)
             json_length: int | None = None
@@ -102,7 +106,11 @@ class InferRoute:
                     raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
             else:
                 body = await self._read_more(message, receive)
-            request = decode_request(body, json_length)
+            if span is None:
+                request = decode_request(body, json_length)
+            else:
+                with span.child("decode"):
+                    request = decode_request(body, json_length)
             response, result = await dataplane.infer(request, read=read, write=write)
             payload, binary_json_length = encode_response(response, request)
         except InferenceError as exc:
@@ -127,6 +135,18 @@ class InferRoute:
         finally:
             metrics.inflight -= 1
             metrics.requests.observe(result, status, time.perf_counter() - started)
+            if span is not None:
+                span.end(status, result.value)
+
+    def _span(self, scope: Scope, model: str) -> RequestSpan:
+        assert self.state.tracing is not None
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in TRACE_HEADERS
+        }
+        attributes = {"http.request.method": "POST", "url.path": scope["path"], MODEL: model}
+        return self.state.tracing.server_span(_SPAN_NAME, carrier, attributes)
 
     async def _read_more(self, first: Message, receive: Receive) -> bytes:
         """The body of a request that arrives in several messages (or a disconnect)."""

@@ -21,6 +21,7 @@ from memoserve_serving.runtimes.base import Model
 if TYPE_CHECKING:
     from memoserve_serving.grpc.server import GrpcServer
     from memoserve_serving.storage import Progress
+    from memoserve_serving.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class ServingState:
     draining: bool = False  # SIGTERM received: report not ready, keep answering
     grpc: GrpcServer | None = None  # the gRPC server, while it runs (grpc_enabled)
     cache: AnswerCache | None = None  # the data plane's cache, for its health
+    tracing: Tracing | None = None  # OpenTelemetry traces, when the OTEL_* variables ask
 
     @property
     def ready(self) -> bool:
@@ -75,7 +77,9 @@ def load_served_model(settings: ServingSettings, progress: Progress | None = Non
     return ServedModel(settings.model_name, settings.model_version, files.digest, model)
 
 
-def open_cache(settings: ServingSettings, metrics: ServingMetrics) -> AnswerCache | None:
+def open_cache(
+    settings: ServingSettings, metrics: ServingMetrics, tracing: Tracing | None = None
+) -> AnswerCache | None:
     if not settings.cache_enabled:
         log.warning("cache disabled by configuration: every request runs the model")
         return None
@@ -84,7 +88,7 @@ def open_cache(settings: ServingSettings, metrics: ServingMetrics) -> AnswerCach
         return None
     from memoserve_serving.cache.store import open_answer_cache
 
-    return open_answer_cache(settings, metrics)
+    return open_answer_cache(settings, metrics, tracing)
 
 
 def _publish_stats(
@@ -159,7 +163,7 @@ async def _connect_upstream(
     from memoserve_serving.upstream.connect import connect_upstream
 
     cost = _model_cost(state.settings)
-    served = await connect_upstream(state.settings, state.metrics, stack, cost)
+    served = await connect_upstream(state.settings, state.metrics, stack, cost, state.tracing)
     await _assemble(state, served, cache_factory, stack, cost)
 
 
@@ -177,7 +181,10 @@ async def _assemble(
     # the model to run one batch at a time so that the queue fills while it is busy.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memoserve-model")
     stack.callback(executor.shutdown, wait=False, cancel_futures=True)
-    cache = (cache_factory or open_cache)(settings, state.metrics)
+    if cache_factory is None:
+        cache = open_cache(settings, state.metrics, state.tracing)
+    else:
+        cache = cache_factory(settings, state.metrics)
     if cache is not None:
         stack.push_async_callback(cache.close)
         state.cache = cache
@@ -203,6 +210,7 @@ async def _assemble(
         executor=executor,
         batcher=batcher,
         cost=cost,
+        tracing=state.tracing,
     )
     publishing = _publish_stats(settings, state.metrics, served, cache)
     if publishing is not None:

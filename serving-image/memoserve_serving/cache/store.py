@@ -44,6 +44,7 @@ from memoserve_serving.cache.resp import RedisClient
 from memoserve_serving.cache.resp_connection import RedisError
 from memoserve_serving.cache.singleflight import SingleFlight
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.tracing import Tracing, now_ns
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ _HIT = CacheResult.HIT
 # Polling for another replica's answer: quick at first (cheap models), then every 50 ms.
 _POLL_FIRST = 0.002
 _POLL_MAX = 0.05
+# Spans of the miss path (tracing.py): a request that waited for another's answer.
+_WAIT_SPAN = "single-flight wait"
+_FLIGHT = "memoserve.singleflight"  # local (this process) or remote (another replica's lock)
+_STORE_SPAN = "cache store"  # sent, not awaited: the span marks the moment
+_BYTES = "memoserve.cache.bytes"
 # How long startup waits for the first IAM access token (see warm_up).
 _CREDENTIALS_WARM_UP_SECONDS = 10.0
 
@@ -74,8 +80,10 @@ class RedisAnswerCache:
         lock_ttl_ms: int | None = 2000,
         l1: L1Cache | None = None,
         max_value_bytes: int | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.nodes = nodes
+        self._tracing = tracing  # spans of the miss path: single-flight waits, stores
         self._max_value_bytes = max_value_bytes  # None: no cap
         self._metrics = metrics
         self._ttl_ms = ttl_seconds * 1000
@@ -119,11 +127,14 @@ class RedisAnswerCache:
             return await compute(), CacheResult.MISS if redis_ok else CacheResult.ERROR
         # A Redis outage must not multiply model runs either, so misses share a flight even
         # when Redis failed; such a flight only computes.
+        waiting_since = now_ns()
         (value, result), joined = await self._flights.do(
             key, lambda: self._fill(key, compute, redis_ok, share)
         )
         if joined:
             self._metrics.singleflight_join("local")
+            if self._tracing is not None:
+                self._tracing.past_span(_WAIT_SPAN, waiting_since, **{_FLIGHT: "local"})
             return value, CacheResult.HIT
         return value, result
 
@@ -145,6 +156,7 @@ class RedisAnswerCache:
         """The shared miss: lock (or wait for the holder) if ``share``, compute, store, release."""
         token = None
         if share and redis_ok and self._lock_ttl_ms is not None:
+            waiting_since = now_ns()
             try:
                 token, value = await self._lock_or_wait(key, self._lock_ttl_ms)
             except CacheDown:
@@ -152,6 +164,8 @@ class RedisAnswerCache:
             else:
                 if value is not None:
                     self._metrics.singleflight_join("remote")
+                    if self._tracing is not None:
+                        self._tracing.past_span(_WAIT_SPAN, waiting_since, **{_FLIGHT: "remote"})
                     self._l1_put(key, value)
                     return value, CacheResult.HIT
         try:
@@ -223,6 +237,8 @@ class RedisAnswerCache:
         (``memoserve_cache_errors_total``) and feeds the breaker like any failure.
         """
         node = self.nodes.primary(key)
+        if self._tracing is not None:
+            self._tracing.past_span(_STORE_SPAN, now_ns(), **{_BYTES: len(value)})
         try:
             node.admit()
         except CacheDown:
@@ -313,7 +329,9 @@ def _forget(pending: Awaitable[object]) -> None:
         pending.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def open_answer_cache(settings: ServingSettings, metrics: ServingMetrics) -> AnswerCache:
+def open_answer_cache(
+    settings: ServingSettings, metrics: ServingMetrics, tracing: Tracing | None = None
+) -> AnswerCache:
     """The Redis-backed cache for ``settings`` (no I/O: it connects on first use)."""
     l1 = None
     if settings.l1_max_bytes:
@@ -339,4 +357,5 @@ def open_answer_cache(settings: ServingSettings, metrics: ServingMetrics) -> Ans
         lock_ttl_ms=settings.cache_lock_ttl_ms if settings.cache_lock_enabled else None,
         l1=l1,
         max_value_bytes=settings.cache_max_value_bytes or None,
+        tracing=tracing,
     )

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from opentelemetry.trace import SpanKind
+
 from memoserve_serving.backend import ModelBackend
 from memoserve_serving.batching import ModelCost
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from memoserve_serving.runtimes.base import ModelMetadata
+from memoserve_serving.tracing import Tracing, inject
 from memoserve_serving.upstream.codec import (
     InvalidAnswer,
     decode_answer,
@@ -42,6 +45,7 @@ class UpstreamBackend(ModelBackend):
     # The upstream checks its own requests; its metadata may be incomplete (MLServer lists no
     # inputs unless told), so the front does not second-guess it.
     checks_requests = False
+    span = ("upstream call", SpanKind.CLIENT)
 
     def __init__(
         self,
@@ -56,6 +60,7 @@ class UpstreamBackend(ModelBackend):
         max_queued: int,
         binary: bool = False,
         cost: ModelCost | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.metadata = metadata
         self.url = url
@@ -69,6 +74,7 @@ class UpstreamBackend(ModelBackend):
         self._queued = 0
         # How long the upstream takes: whether a miss is worth the cross-replica lock.
         self._cost = cost
+        self._tracing = tracing  # on: the call carries the trace context (traceparent)
 
     async def run(
         self, request: InferenceRequest, wanted: Sequence[str], *, deadline: float | None = None
@@ -108,6 +114,9 @@ class UpstreamBackend(ModelBackend):
         headers: tuple[tuple[bytes, bytes], ...] = _JSON
         if json_length is not None:
             headers = (*_JSON, (b"Inference-Header-Content-Length", str(json_length).encode()))
+        if self._tracing is not None:
+            context = inject({})
+            headers = (*headers, *((k.encode(), v.encode()) for k, v in context.items()))
         seconds = self._timeout
         if deadline is not None:
             seconds = min(seconds, deadline - asyncio.get_running_loop().time())

@@ -22,6 +22,7 @@ from memoserve_serving.batching import ModelCost
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
+from memoserve_serving.tracing import Tracing
 from memoserve_serving.upstream.backend import UpstreamBackend
 from memoserve_serving.upstream.codec import BINARY_EXTENSION
 from memoserve_serving.upstream.http1 import Http1Pool
@@ -62,6 +63,7 @@ async def connect_upstream(
     metrics: ServingMetrics,
     stack: contextlib.AsyncExitStack,
     cost: ModelCost | None = None,
+    tracing: Tracing | None = None,
 ) -> ServedModel:
     """The served model of a front, once its upstream has answered its metadata."""
     assert settings.upstream_url is not None
@@ -82,6 +84,7 @@ async def connect_upstream(
         max_queued=settings.upstream_max_queued,
         binary=binary,
         cost=cost,
+        tracing=tracing,
     )
     digest = upstream_digest(settings.model_identity, document)
     log.info(

@@ -1,0 +1,148 @@
+"""OpenTelemetry traces of infer requests: off unless an OTLP endpoint is configured.
+
+Configured only by the standard variables, read by the OpenTelemetry SDK itself:
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) turns tracing on;
+``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` sample (default: parent-based, always on),
+``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES`` name the process, ``OTEL_BSP_*`` batch the
+export, ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none`` turn it off again. Export is
+OTLP over gRPC. W3C ``traceparent``/``tracestate`` are read from requests and sent upstream.
+
+When off, nothing of OpenTelemetry runs on the hit path: the server holds ``None`` instead of a
+:class:`Tracing`, and each instrumented place checks that first (docs/observability.md has the
+measured cost of both).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+log = logging.getLogger(__name__)
+
+INSTRUMENTATION = "memoserve"
+DEFAULT_SERVICE_NAME = "memoserve"
+_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_PROPAGATOR = TraceContextTextMapPropagator()  # W3C trace context, whatever OTEL_PROPAGATORS says
+
+# The request headers (lower case, as HTTP/2 and ASGI give them) that carry a trace context.
+TRACE_HEADERS = frozenset((b"traceparent", b"tracestate"))
+
+# Span attributes (OpenTelemetry semantic conventions where one exists).
+CACHE_RESULT = "memoserve.cache.result"
+MODEL = "memoserve.model"
+
+
+class TracingUnavailable(RuntimeError):
+    """Tracing was asked for but cannot be set up (e.g. an export protocol we do not ship)."""
+
+
+def tracing_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the standard variables ask for traces: an OTLP endpoint, and not disabled."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return False
+    return any(environ.get(name) for name in _ENDPOINTS)
+
+
+class Tracing:
+    """A tracer provider exporting over OTLP/gRPC, and the tracer the server's spans come from."""
+
+    def __init__(self, provider: Any, tracer: Tracer) -> None:
+        self._provider = provider
+        self.tracer = tracer
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Tracing | None:
+        """Tracing as the OTEL_* variables say (the SDK reads them from ``os.environ``), or
+        None when they do not ask for it."""
+        if not tracing_wanted(environ):
+            return None
+        protocol = environ.get(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        )
+        if protocol.strip().lower() != "grpc":
+            raise TracingUnavailable(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: memoserve exports traces over OTLP/gRPC "
+                "only (set it to grpc, or unset it)"
+            )
+        # Imported only when asked for: the SDK and the exporter cost start-up time otherwise.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        defaults = Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME})
+        provider = TracerProvider(resource=defaults.merge(Resource.create()))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        log.info(
+            "tracing on: OTLP/gRPC to %s",
+            next(environ[name] for name in _ENDPOINTS if environ.get(name)),
+        )
+        return cls(provider, provider.get_tracer(INSTRUMENTATION))
+
+    def server_span(
+        self, name: str, carrier: Mapping[str, str], attributes: Mapping[str, Any]
+    ) -> RequestSpan:
+        """The span of one request served, child of the caller's ``traceparent`` (in
+        ``carrier``, lower-case keys) if it sent one, and current (in this task's context)
+        until :meth:`RequestSpan.end`."""
+        parent = _PROPAGATOR.extract(carrier)
+        span = self.tracer.start_span(
+            name, context=parent, kind=SpanKind.SERVER, attributes=dict(attributes)
+        )
+        return RequestSpan(span, self.tracer)
+
+    def child_span(self, name: str, kind: SpanKind = SpanKind.INTERNAL) -> Any:
+        """A span under the current one, current itself inside the ``with`` block."""
+        return self.tracer.start_as_current_span(name, kind=kind)
+
+    def past_span(self, name: str, started_ns: int, **attributes: Any) -> None:
+        """A span, under the current one, for something that began at ``started_ns`` (from
+        :func:`now_ns`) and just ended: for work known to have happened only afterwards."""
+        span = self.tracer.start_span(name, start_time=started_ns, attributes=attributes)
+        span.end()
+
+    def shutdown(self) -> None:
+        """Export what is buffered and stop (blocking: the exporter's last flush)."""
+        self._provider.shutdown()
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def inject(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` plus the current span's ``traceparent`` (and ``tracestate``)."""
+    _PROPAGATOR.inject(headers)
+    return headers
+
+
+class RequestSpan:
+    """A server span made current for the spans under it, until :meth:`end`."""
+
+    __slots__ = ("_token", "_tracer", "span")
+
+    def __init__(self, span: Span, tracer: Tracer) -> None:
+        self.span = span
+        self._tracer = tracer
+        self._token = context.attach(trace.set_span_in_context(span))
+
+    def child(self, name: str) -> Any:
+        """A span under this one, current inside the ``with`` block."""
+        return self._tracer.start_as_current_span(name)
+
+    def end(self, status_code: int, cache_result: str) -> None:
+        span = self.span
+        span.set_attribute("http.response.status_code", status_code)
+        span.set_attribute(CACHE_RESULT, cache_result)
+        if status_code >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        context.detach(self._token)
+        span.end()
