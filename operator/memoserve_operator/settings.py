@@ -99,6 +99,15 @@ class OperatorSettings(BaseModel):
         default=600, ge=10, description="startupProbe budget for downloading and loading a model"
     )
 
+    # Traces (docs/tracing.md): the OTLP/gRPC endpoint every service's pods export to unless
+    # spec.tracing says otherwise (unset: no traces), and the share of new traces kept.
+    tracing_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(:[0-9]{1,5})?/?$",
+        description="OTLP/gRPC endpoint, e.g. http://otel-collector.observability:4317",
+    )
+    tracing_sampling_ratio: float = Field(default=0.01, ge=0, le=1)
+
     # Autoscaling and monitoring.
     default_target_cpu_utilization: int = Field(default=80, ge=1, le=100)
     # The name the custom-metrics adapter exposes the serving pods' gauge under:

@@ -131,7 +131,7 @@ class DataPlane:
         # Coordinating a miss with other replicas costs a Redis round trip: worth it only
         # when running the model again would cost more.
         share = self._cost.expensive
-        if self._tracing is None:
+        if self._tracing is None or not self._tracing.recording():
             value, result = await cache.get_or_compute(
                 key, compute, read=read, write=write, share=share
             )
@@ -164,7 +164,7 @@ class DataPlane:
         self, request: InferenceRequest, every_output: bool = False, deadline: float | None = None
     ) -> tuple[Tensor, ...]:
         wanted = [] if every_output else [output.name for output in request.outputs]
-        if self._tracing is None:
+        if self._tracing is None or not self._tracing.recording():
             outputs: tuple[Tensor, ...] = await self.backend.run(request, wanted, deadline=deadline)
             return outputs
         name, kind = self.backend.span

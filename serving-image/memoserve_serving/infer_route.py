@@ -106,7 +106,7 @@ class InferRoute:
                     raise PayloadTooLarge(f"request body exceeds {self.max_body} bytes")
             else:
                 body = await self._read_more(message, receive)
-            if span is None:
+            if span is None or not span.recording:
                 request = decode_request(body, json_length)
             else:
                 with span.child("decode"):
@@ -138,15 +138,18 @@ class InferRoute:
             if span is not None:
                 span.end(status, result.value)
 
-    def _span(self, scope: Scope, model: str) -> RequestSpan:
+    def _span(self, scope: Scope, model: str) -> RequestSpan | None:
         assert self.state.tracing is not None
         carrier = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
             if name in TRACE_HEADERS
         }
-        attributes = {"http.request.method": "POST", "url.path": scope["path"], MODEL: model}
-        return self.state.tracing.server_span(_SPAN_NAME, carrier, attributes)
+        return self.state.tracing.server_span(
+            _SPAN_NAME,
+            carrier,
+            lambda: {"http.request.method": "POST", "url.path": scope["path"], MODEL: model},
+        )
 
     async def _read_more(self, first: Message, receive: Receive) -> bytes:
         """The body of a request that arrives in several messages (or a disconnect)."""

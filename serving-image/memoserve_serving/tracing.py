@@ -15,13 +15,16 @@ measured cost of both).
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from memoserve_serving.trace_sampling import RootSampling, root_sampling
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,10 @@ def tracing_wanted(environ: Mapping[str, str]) -> bool:
 class Tracing:
     """A tracer provider exporting over OTLP/gRPC, and the tracer the server's spans come from."""
 
-    def __init__(self, provider: Any, tracer: Tracer) -> None:
+    def __init__(self, provider: Any, tracer: Tracer, sampling: RootSampling | None) -> None:
         self._provider = provider
         self.tracer = tracer
+        self._sampling = sampling  # None: the SDK's sampler decides, by making a span
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Tracing | None:
@@ -78,26 +82,40 @@ class Tracing:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+        sampling = root_sampling(environ)
         defaults = Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME})
-        provider = TracerProvider(resource=defaults.merge(Resource.create()))
+        provider = TracerProvider(
+            resource=defaults.merge(Resource.create()),
+            sampler=sampling.sdk_sampler() if sampling is not None else None,
+        )
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         log.info(
             "tracing on: OTLP/gRPC to %s",
             next(environ[name] for name in _ENDPOINTS if environ.get(name)),
         )
-        return cls(provider, provider.get_tracer(INSTRUMENTATION))
+        return cls(provider, provider.get_tracer(INSTRUMENTATION), sampling)
 
     def server_span(
-        self, name: str, carrier: Mapping[str, str], attributes: Mapping[str, Any]
-    ) -> RequestSpan:
+        self, name: str, carrier: Mapping[str, str], attributes: Callable[[], dict[str, Any]]
+    ) -> RequestSpan | None:
         """The span of one request served, child of the caller's ``traceparent`` (in
         ``carrier``, lower-case keys) if it sent one, and current (in this task's context)
-        until :meth:`RequestSpan.end`."""
+        until :meth:`RequestSpan.end`; None for a request whose trace is not kept and that
+        has no caller's decision to pass on (nothing of OpenTelemetry runs for it then)."""
+        sampling = self._sampling
+        if sampling is not None and sampling.starts_trace("traceparent" in carrier) is False:
+            return None
         parent = _PROPAGATOR.extract(carrier)
+        # The method is in the name; attributes are made only for a span that is made.
         span = self.tracer.start_span(
-            name, context=parent, kind=SpanKind.SERVER, attributes=dict(attributes)
+            name, context=parent, kind=SpanKind.SERVER, attributes=attributes()
         )
         return RequestSpan(span, self.tracer)
+
+    def recording(self) -> bool:
+        """Whether the current request's trace is kept (sampled): spans under one that is not
+        would cost as much and be dropped, so the instrumented places make none."""
+        return trace.get_current_span().is_recording()
 
     def child_span(self, name: str, kind: SpanKind = SpanKind.INTERNAL) -> Any:
         """A span under the current one, current itself inside the ``with`` block."""
@@ -109,6 +127,10 @@ class Tracing:
         span = self.tracer.start_span(name, start_time=started_ns, attributes=attributes)
         span.end()
 
+    def flush(self) -> None:
+        """Export what is buffered now (blocking)."""
+        self._provider.force_flush()
+
     def shutdown(self) -> None:
         """Export what is buffered and stop (blocking: the exporter's last flush)."""
         self._provider.shutdown()
@@ -118,20 +140,28 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-def inject(headers: dict[str, str]) -> dict[str, str]:
-    """``headers`` plus the current span's ``traceparent`` (and ``tracestate``)."""
+def outgoing_context() -> dict[str, str]:
+    """The headers that carry this request's trace to a server it calls: the current span's
+    ``traceparent`` (and ``tracestate``), or, for a request whose trace is not kept, a
+    ``traceparent`` that says so (flags 00), so the server called starts no trace of its own."""
+    headers: dict[str, str] = {}
     _PROPAGATOR.inject(headers)
+    if not headers:
+        headers["traceparent"] = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
     return headers
 
 
 class RequestSpan:
     """A server span made current for the spans under it, until :meth:`end`."""
 
-    __slots__ = ("_token", "_tracer", "span")
+    __slots__ = ("_token", "_tracer", "recording", "span")
 
     def __init__(self, span: Span, tracer: Tracer) -> None:
         self.span = span
         self._tracer = tracer
+        # Not sampled: still current, so that the decision travels upstream (traceparent
+        # flags 00), but nothing is made under it.
+        self.recording = span.is_recording()
         self._token = context.attach(trace.set_span_in_context(span))
 
     def child(self, name: str) -> Any:
@@ -140,9 +170,11 @@ class RequestSpan:
 
     def end(self, status_code: int, cache_result: str) -> None:
         span = self.span
+        context.detach(self._token)
+        if not self.recording:
+            return
         span.set_attribute("http.response.status_code", status_code)
         span.set_attribute(CACHE_RESULT, cache_result)
         if status_code >= 500:
             span.set_status(Status(StatusCode.ERROR))
-        context.detach(self._token)
         span.end()

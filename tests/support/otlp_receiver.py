@@ -42,12 +42,14 @@ def _value(value: AnyValue) -> Any:
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, spans: list[ReceivedSpan], lock: threading.Lock) -> None:
-        self._spans, self._lock = spans, lock
+    def __init__(self, spans: list[ReceivedSpan] | None, lock: threading.Lock) -> None:
+        self._spans, self._lock = spans, lock  # spans None: count nothing, keep nothing
 
     def Export(  # noqa: N802  # the name of the gRPC method
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
+        if self._spans is None:
+            return trace_service_pb2.ExportTraceServiceResponse()
         received = []
         for resource_spans in request.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
@@ -73,13 +75,13 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
 class OtlpReceiver:
     """``with OtlpReceiver() as receiver:`` listens on ``receiver.endpoint``."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None, *, keep: bool = True) -> None:
+        self.port = port or free_port()
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
-            _TraceService(self._spans, self._lock), self._server
+            _TraceService(self._spans if keep else None, self._lock), self._server
         )
         self._server.add_insecure_port(f"127.0.0.1:{self.port}")
 
@@ -111,3 +113,16 @@ class OtlpReceiver:
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop(grace=None)
+
+
+def main() -> None:
+    """``python -m tests.support.otlp_receiver PORT``: receive spans until killed, keeping
+    none (the bench's sink: bench/serving/tracing_cost.py)."""
+    import sys
+
+    with OtlpReceiver(port=int(sys.argv[1]), keep=False):
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

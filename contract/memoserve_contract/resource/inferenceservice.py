@@ -32,6 +32,7 @@ from memoserve_contract.resource.pods import (
     ServiceAccountSpec,
 )
 from memoserve_contract.resource.status import InferenceServiceStatus
+from memoserve_contract.resource.tracing import TracingSpec
 
 
 class InferenceServiceSpec(SpecModel):
@@ -102,6 +103,9 @@ class InferenceServiceSpec(SpecModel):
     front: FrontSpec | None = Field(
         default=None,
         description="the cache front tier (docs/front.md); unset or enabled: false: one tier",
+    )
+    tracing: TracingSpec | None = Field(
+        default=None, description="OpenTelemetry traces (docs/tracing.md); unset: the operator's"
     )
 
     @property

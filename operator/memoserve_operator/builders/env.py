@@ -14,6 +14,7 @@ from memoserve_contract import pod_settings
 from memoserve_contract.pod_settings import REDIS_CA_FILE, REDIS_PASSWORD_FILE
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.settings import env_var
+from memoserve_contract.tracing_env import TraceExport, otel_env, trace_export
 from memoserve_operator.builders.meta import Object
 from memoserve_operator.builders.redis import RedisRefs, SecretKey, redis_refs
 from memoserve_operator.settings import OperatorSettings
@@ -25,8 +26,27 @@ def drain_seconds(isvc: InferenceService, settings: OperatorSettings) -> int:
 
 def container_env(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
     plain = pod_settings.pod_env(isvc, default_drain_seconds=settings.default_drain_seconds)
+    plain |= _tracing_env(isvc, settings, isvc.name)
     env: list[Object] = [{"name": name, "value": value} for name, value in plain.items()]
     return env + _redis_env(redis_refs(isvc))
+
+
+def trace_export_of(isvc: InferenceService, settings: OperatorSettings) -> TraceExport | None:
+    """Where the service's pods send traces (spec.tracing over the operator's defaults)."""
+    return trace_export(
+        isvc.spec.tracing,
+        default_endpoint=settings.tracing_endpoint,
+        default_ratio=settings.tracing_sampling_ratio,
+    )
+
+
+def _tracing_env(
+    isvc: InferenceService, settings: OperatorSettings, service: str
+) -> dict[str, str]:
+    export = trace_export_of(isvc, settings)
+    if export is None:
+        return {}
+    return otel_env(export, service=service, namespace=isvc.namespace)
 
 
 def _redis_env(refs: RedisRefs | None) -> list[Object]:
@@ -79,6 +99,7 @@ def front_env(
     plain = pod_settings.front_env(
         isvc, default_drain_seconds=settings.default_drain_seconds, cpu_request=cpu
     )
+    plain |= _tracing_env(isvc, settings, isvc.name)
     env: list[Object] = [{"name": name, "value": value} for name, value in plain.items()]
     return env + _redis_env(redis_refs(isvc))
 
@@ -86,4 +107,5 @@ def front_env(
 def model_env(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
     """The built-in runtime as the model tier: the model, no cache, nothing from a Secret."""
     plain = pod_settings.model_env(isvc, default_drain_seconds=settings.default_drain_seconds)
+    plain |= _tracing_env(isvc, settings, pod_settings.model_tier_name(isvc))
     return [{"name": name, "value": value} for name, value in plain.items()]

@@ -17,6 +17,7 @@ import ipaddress
 from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_operator.builders.env import trace_export_of
 from memoserve_operator.builders.meta import (
     MODEL,
     SERVING,
@@ -84,8 +85,10 @@ def _redis_rule(redis: RedisEndpoint) -> Object:
     return rule
 
 
-def _egress(isvc: InferenceService, redis: RedisEndpoint | None) -> list[Object]:
-    rules = _base_egress()
+def _egress(
+    isvc: InferenceService, settings: OperatorSettings, redis: RedisEndpoint | None
+) -> list[Object]:
+    rules = _base_egress(isvc, settings)
     if redis is not None:
         rules.append(_redis_rule(redis))
     if isvc.spec.split:  # the front calls the model tier
@@ -98,13 +101,18 @@ def _egress(isvc: InferenceService, redis: RedisEndpoint | None) -> list[Object]
     return rules
 
 
-def _base_egress() -> list[Object]:
-    """DNS, the metadata server (Workload Identity) and HTTPS (Google APIs)."""
-    return [
+def _base_egress(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
+    """DNS, the metadata server (Workload Identity), HTTPS (Google APIs) and, when the pods
+    trace, the OTLP endpoint's port (a collector's address is not known here: any)."""
+    rules = [
         {"ports": [{"protocol": "UDP", "port": 53}, _tcp(53)]},
         *({"to": [_ip_block(cidr)], "ports": [_tcp(port)]} for cidr, port in METADATA_SERVER),
         {"ports": [_tcp(443)]},
     ]
+    export = trace_export_of(isvc, settings)
+    if export is not None and export.port != 443:
+        rules.append({"ports": [_tcp(export.port)]})
+    return rules
 
 
 def build_network_policy(
@@ -118,7 +126,7 @@ def build_network_policy(
             "podSelector": {"matchLabels": selector_labels(isvc)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": _ingress(isvc, settings),
-            "egress": _egress(isvc, redis),
+            "egress": _egress(isvc, settings, redis),
         },
     }
 
@@ -138,6 +146,6 @@ def build_model_network_policy(isvc: InferenceService, settings: OperatorSetting
             "podSelector": {"matchLabels": model_selector_labels(isvc)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": sources, "ports": [_tcp(name) for name, _ in model_ports(isvc)]}],
-            "egress": _base_egress(),
+            "egress": _base_egress(isvc, settings),
         },
     }

@@ -133,7 +133,7 @@ class RedisAnswerCache:
         )
         if joined:
             self._metrics.singleflight_join("local")
-            if self._tracing is not None:
+            if self._tracing is not None and self._tracing.recording():
                 self._tracing.past_span(_WAIT_SPAN, waiting_since, **{_FLIGHT: "local"})
             return value, CacheResult.HIT
         return value, result
@@ -164,7 +164,7 @@ class RedisAnswerCache:
             else:
                 if value is not None:
                     self._metrics.singleflight_join("remote")
-                    if self._tracing is not None:
+                    if self._tracing is not None and self._tracing.recording():
                         self._tracing.past_span(_WAIT_SPAN, waiting_since, **{_FLIGHT: "remote"})
                     self._l1_put(key, value)
                     return value, CacheResult.HIT
@@ -237,7 +237,7 @@ class RedisAnswerCache:
         (``memoserve_cache_errors_total``) and feeds the breaker like any failure.
         """
         node = self.nodes.primary(key)
-        if self._tracing is not None:
+        if self._tracing is not None and self._tracing.recording():
             self._tracing.past_span(_STORE_SPAN, now_ns(), **{_BYTES: len(value)})
         try:
             node.admit()

@@ -20,7 +20,7 @@ from memoserve_serving.batching import ModelCost
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from memoserve_serving.runtimes.base import ModelMetadata
-from memoserve_serving.tracing import Tracing, inject
+from memoserve_serving.tracing import Tracing, outgoing_context
 from memoserve_serving.upstream.codec import (
     InvalidAnswer,
     decode_answer,
@@ -115,7 +115,7 @@ class UpstreamBackend(ModelBackend):
         if json_length is not None:
             headers = (*_JSON, (b"Inference-Header-Content-Length", str(json_length).encode()))
         if self._tracing is not None:
-            context = inject({})
+            context = outgoing_context()
             headers = (*headers, *((k.encode(), v.encode()) for k, v in context.items()))
         seconds = self._timeout
         if deadline is not None:

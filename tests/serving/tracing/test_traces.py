@@ -120,6 +120,8 @@ def test_a_miss_and_a_hit_are_spans_under_the_callers_trace(
     assert request.parent_span_id == caller_span  # the caller's traceparent is the parent
     assert request.attributes["memoserve.cache.result"] == "miss"
     assert request.attributes["http.response.status_code"] == 200
+    assert request.attributes["http.request.method"] == "POST"
+    assert request.attributes["memoserve.model"] == "affine"
     lookup = miss["cache lookup"]
     assert lookup.attributes["memoserve.cache.result"] == "miss"
     assert miss["decode"].parent_span_id == request.span_id
