@@ -4,8 +4,10 @@ of the operator's objects: `python -m tests.helm.chart_templates` (from the repo
 Each object ``kustomize build manifests/base`` prints (but the Namespace, which is Helm's:
 ``--create-namespace``) becomes a template: the object as kustomize renders it, with the fields
 the chart's values set replaced by template expressions ("holes"), and the whole document inside
-an ``if`` where a value can switch it off. The CRD is copied into the chart's ``crds/``; the
-PodMonitoring of manifests/overlays/gke becomes a template behind ``metrics.podMonitoring``.
+an ``if`` where a value can switch it off. The PodMonitoring of manifests/overlays/gke becomes a
+template behind ``metrics.podMonitoring``. The chart's ``crds/inferenceservice.yaml`` is a
+symbolic link to ``crds/`` (helm reads through it and ``helm package`` stores the file), so the
+CRD has no copy to go stale.
 tests/helm/test_chart.py fails when a generated file is stale, and checks that ``helm template``
 with the default values renders exactly what kustomize does.
 """
@@ -27,7 +29,6 @@ from tests.operator.kustomize_render import CLUSTER_SCOPED_KINDS, Obj, render
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "memoserve-operator"
 BASE = ROOT / "manifests" / "base"
-CRD = ROOT / "crds" / "inferenceservice.yaml"
 POD_MONITORING = ROOT / "manifests" / "overlays" / "gke" / "podmonitoring.yaml"
 NAME = "memoserve-operator"
 LEASE_ROLE = f"{NAME}-leader-election"
@@ -180,7 +181,6 @@ def generated() -> dict[Path, str]:
         + "---\n"
         + template(monitoring)
     )
-    files[CHART / "crds" / CRD.name] = CRD.read_text()
     return files
 
 
