@@ -66,13 +66,16 @@ def test_default_values_render_what_kustomize_builds(binary: Path, home: Path) -
 
 
 @pytest.mark.parametrize(
-    "values",
-    [(), ("leaderElection.enabled=false", "replicas=1", "metrics.podMonitoring=true")],
-    ids=["defaults", "no-leader-election"],
+    "args",
+    [
+        (),
+        ("--set", "leaderElection.enabled=false", "--set", "replicas=1"),
+        ("--values", str(CHART / "values-gke.yaml")),
+    ],
+    ids=["defaults", "no-leader-election", "gke"],
 )
-def test_helm_lint(binary: Path, home: Path, values: tuple[str, ...]) -> None:
-    sets = [arg for value in values for arg in ("--set", value)]
-    done = helm(binary, "lint", "--strict", str(CHART), *sets, home=home)
+def test_helm_lint(binary: Path, home: Path, args: tuple[str, ...]) -> None:
+    done = helm(binary, "lint", "--strict", str(CHART), *args, home=home)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 chart(s) failed" in done.stdout
 
