@@ -146,13 +146,15 @@ def _fill(text: str, sentinel: str, hole: Hole) -> str:
     return text[: match.start("value")] + hole.expression + text[match.end("value") :]
 
 
-FILES: dict[str, Callable[[Obj], bool]] = {
-    "serviceaccount.yaml": lambda o: o["kind"] == "ServiceAccount",
-    "rbac.yaml": lambda o: o["apiVersion"].startswith("rbac.authorization.k8s.io/"),
-    "configmap.yaml": lambda o: o["kind"] == "ConfigMap",
-    "deployment.yaml": lambda o: o["kind"] == "Deployment",
-    "poddisruptionbudget.yaml": lambda o: o["kind"] == "PodDisruptionBudget",
-    "networkpolicy.yaml": lambda o: o["kind"] == "NetworkPolicy",
+# Each template, which objects it holds, and the manifests/base file they come from (whose
+# comments say why each field is what it is).
+FILES: dict[str, tuple[Callable[[Obj], bool], str]] = {
+    "serviceaccount.yaml": (lambda o: o["kind"] == "ServiceAccount", "serviceaccount.yaml"),
+    "rbac.yaml": (lambda o: o["apiVersion"].startswith("rbac.authorization.k8s.io/"), "rbac.yaml"),
+    "configmap.yaml": (lambda o: o["kind"] == "ConfigMap", "config.yaml"),
+    "deployment.yaml": (lambda o: o["kind"] == "Deployment", "deployment.yaml"),
+    "poddisruptionbudget.yaml": (lambda o: o["kind"] == "PodDisruptionBudget", "pdb.yaml"),
+    "networkpolicy.yaml": (lambda o: o["kind"] == "NetworkPolicy", "networkpolicy.yaml"),
 }
 
 
@@ -162,12 +164,12 @@ def generated() -> dict[Path, str]:
         o for o in render(BASE) if o["kind"] not in ("Namespace", "CustomResourceDefinition")
     ]
     files: dict[Path, str] = {}
-    for name, belongs in FILES.items():
+    for name, (belongs, base_file) in FILES.items():
         chosen = [o for o in objects if belongs(o)]
         objects = [o for o in objects if not belongs(o)]
-        if not chosen:
-            raise ValueError(f"no object for templates/{name}")
-        source = "kustomize build manifests/base"
+        if not chosen or not (BASE / base_file).is_file():
+            raise ValueError(f"no object for templates/{name}, or no manifests/base/{base_file}")
+        source = f"manifests/base/{base_file} (as kustomize renders it)"
         files[CHART / "templates" / name] = HEADER.format(source=source) + "".join(
             f"---\n{template(o)}" for o in chosen
         )
