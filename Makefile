@@ -29,11 +29,13 @@ $(VENV)/.installed: pyproject.toml
 # checkov reads the rendered manifests in tests/operator/test_checkov.py; grpcurl (built from
 # its Go module, cached per machine) runs the command `memoserve run` prints; MLServer
 # (.local/mlserver) is the cache front's upstream in tests/serving/front and the bench's peer;
-# KServe (.local/kserve) is a gRPC client and a front's upstream in the tests.
+# KServe (.local/kserve) is a gRPC client and a front's upstream in the tests; helm (built from
+# its Go module, cached per machine) renders, lints and installs charts/ in tests/helm and tests/e2e.
 CHECKOV := .local/checkov/bin/checkov
 KSERVE := .local/kserve/.installed
 tools: install $(CHECKOV) $(KSERVE)
 	bash scripts/build-grpcurl.sh
+	bash scripts/build-helm.sh
 	VENV=$(VENV) bash scripts/mlserver-venv.sh
 
 $(CHECKOV):

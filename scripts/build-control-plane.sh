@@ -3,7 +3,8 @@
 # kube-controller-manager, kube-scheduler, kubectl (k8s.io/kubernetes), etcd
 # (go.etcd.io/etcd/server/v3 at the version Kubernetes pins) and kwok.
 # The binaries are cached outside the repository, keyed by version, so only
-# the first run on a machine pays for the build (~6 min on 2 cores, downloads included).
+# the first run on a machine pays for the build (~6 min on a quiet 2-core machine, ~14 min on
+# a fresh 2-vCPU one; downloads included: docs/e2e.md).
 # Prints the directory holding the binaries on its last line.
 set -euo pipefail
 
