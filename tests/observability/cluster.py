@@ -7,16 +7,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memoserve_dev.ports import free_port, wait_for_port
-from tests.support.controlplane import ROOT, ControlPlane, ControlPlaneError, die_with_parent
+from tests.support.controlplane import (
+    ROOT,
+    ControlPlane,
+    ControlPlaneError,
+    control_plane_binaries,
+    die_with_parent,
+)
 from tests.support.operator_process import OperatorProcess
 
 BUILD_SCRIPT = ROOT / "scripts" / "build-kube-state-metrics.sh"
 OPERATOR_NAMESPACE = "memoserve-system"
+QUOTA_NAMESPACE = "quota-full"  # see NO_PDB_QUOTA
 
 # A split service (a front before a model tier), each tier with its own HPA: the replicas panel
 # has both tiers to show.
@@ -32,8 +38,8 @@ SPLIT_SERVICE: dict[str, Any] = {
     "gpu": {"type": "nvidia-l4"},
     "cache": {"external": {"host": "redis.cache.svc.cluster.local"}},
 }
-# A namespace whose ResourceQuota allows no PodDisruptionBudget: the API server refuses the
-# operator's, and the reconcile ends in apply_failed, an error the operator panel must show.
+# A ResourceQuota that allows no PodDisruptionBudget: the API server refuses the operator's, and
+# a reconcile in its namespace ends in apply_failed, an error the operator panel must show.
 NO_PDB_QUOTA: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "ResourceQuota",
@@ -56,28 +62,72 @@ def kube_state_metrics_binary() -> Path:
     return Path(built.stdout.strip().splitlines()[-1])
 
 
-@dataclass
-class KubeStateMetrics:
-    """kube-state-metrics against the control plane, as the admin (it lists every namespace)."""
+class Cluster:
+    """The control plane, the operator (metrics on ``operator_port``) with the services applied,
+    and kube-state-metrics (on ``ksm_port``). The ports are chosen up front, so a Prometheus can
+    be told its targets while :meth:`start` runs (on another thread: it takes ~15 s)."""
 
-    plane: ControlPlane
-    workdir: Path
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.operator_port = free_port()
+        self.ksm_port = free_port()
+        self.plane: ControlPlane | None = None
+        self.operator: OperatorProcess | None = None
+        self.ksm: subprocess.Popen[bytes] | None = None
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def start(self, services: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Start it all and apply ``services`` ((namespace, name) -> spec)."""
+        self.plane = ControlPlane(self.workdir / "control-plane", control_plane_binaries(False))
+        self.plane.start()
+        self.operator = self._start_operator(self.plane)
+        apply_quota(self.plane, QUOTA_NAMESPACE)
+        for (namespace, name), spec in services.items():
+            apply_service(self.plane, namespace, name, spec)
+        self.ksm = self._start_kube_state_metrics(self.plane)
 
-    def start(self) -> KubeStateMetrics:
-        self.port = free_port()
+    def stop(self) -> None:
+        if self.ksm is not None and self.ksm.poll() is None:
+            self.ksm.terminate()
+            self.ksm.wait(timeout=15)
+        if self.operator is not None:
+            self.operator.kill()  # a throwaway cluster: nothing to hand over
+        if self.plane is not None:
+            self.plane.stop()
+
+    def _start_operator(self, plane: ControlPlane) -> OperatorProcess:
+        """``memoserve operator`` as its ServiceAccount, with its metrics port."""
+        for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
+            plane.kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "base" / name))
+        kubeconfig = plane.service_account_kubeconfig(OPERATOR_NAMESPACE, "memoserve-operator")
+        operator = OperatorProcess(
+            kubeconfig,
+            self.workdir / "operator.log",
+            {
+                "MEMOSERVE_OPERATOR_METRICS_PORT": str(self.operator_port),
+                "MEMOSERVE_OPERATOR_LEASE_NAMESPACE": OPERATOR_NAMESPACE,
+                "MEMOSERVE_OPERATOR_LEASE_DURATION_SECONDS": "3",
+                "MEMOSERVE_OPERATOR_LEASE_RETRY_SECONDS": "0.5",
+                "MEMOSERVE_OPERATOR_RECHECK_SECONDS": "5",
+                "MEMOSERVE_OPERATOR_GCP_PROJECT": "observability-project",
+                "MEMOSERVE_OPERATOR_GCP_REGION": "us-central1",
+            },
+        ).start()
+        try:
+            wait_for_port(self.operator_port, timeout=60)
+        except TimeoutError as exc:
+            operator.kill()
+            raise ControlPlaneError(f"the operator serves no metrics: {operator.log()}") from exc
+        return operator
+
+    def _start_kube_state_metrics(self, plane: ControlPlane) -> subprocess.Popen[bytes]:
+        """kube-state-metrics as the admin (it lists every namespace)."""
         log = (self.workdir / "kube-state-metrics.log").open("ab")
-        self.process = subprocess.Popen(
+        process = subprocess.Popen(
             [
                 str(kube_state_metrics_binary()),
-                f"--kubeconfig={self.plane.kubeconfig}",
+                f"--kubeconfig={plane.kubeconfig}",
                 "--host=127.0.0.1",
-                f"--port={self.port}",
+                f"--port={self.ksm_port}",
                 "--telemetry-host=127.0.0.1",
                 f"--telemetry-port={free_port()}",
                 "--resources=deployments,horizontalpodautoscalers",
@@ -86,40 +136,8 @@ class KubeStateMetrics:
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
         )
-        wait_for_port(self.port, timeout=30)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-
-
-def start_operator(plane: ControlPlane, workdir: Path) -> tuple[OperatorProcess, int]:
-    """``memoserve operator`` as its ServiceAccount with its metrics port; (process, port)."""
-    for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
-        plane.kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "base" / name))
-    port = free_port()
-    kubeconfig = plane.service_account_kubeconfig(OPERATOR_NAMESPACE, "memoserve-operator")
-    operator = OperatorProcess(
-        kubeconfig,
-        workdir / "operator.log",
-        {
-            "MEMOSERVE_OPERATOR_METRICS_PORT": str(port),
-            "MEMOSERVE_OPERATOR_LEASE_NAMESPACE": OPERATOR_NAMESPACE,
-            "MEMOSERVE_OPERATOR_LEASE_DURATION_SECONDS": "3",
-            "MEMOSERVE_OPERATOR_LEASE_RETRY_SECONDS": "0.5",
-            "MEMOSERVE_OPERATOR_RECHECK_SECONDS": "5",
-            "MEMOSERVE_OPERATOR_GCP_PROJECT": "observability-project",
-            "MEMOSERVE_OPERATOR_GCP_REGION": "us-central1",
-        },
-    ).start()
-    try:
-        wait_for_port(port, timeout=60)
-    except TimeoutError as exc:
-        operator.stop()
-        raise ControlPlaneError(f"the operator serves no metrics: {operator.log()}") from exc
-    return operator, port
+        wait_for_port(self.ksm_port, timeout=30)
+        return process
 
 
 def apply_service(plane: ControlPlane, namespace: str, name: str, spec: dict[str, Any]) -> None:

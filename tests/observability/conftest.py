@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -20,21 +21,18 @@ from memoserve_dev.redis_server import RedisServer
 from memoserve_operator.builders.meta import SERVICE_METRIC_LABEL
 from tests.observability.cluster import (
     OPERATOR_NAMESPACE,
+    QUOTA_NAMESPACE,
     SPLIT_SERVICE,
-    KubeStateMetrics,
-    apply_quota,
-    apply_service,
-    start_operator,
+    Cluster,
 )
 from tests.observability.load import FrontLoad
 from tests.observability.prometheus import SCRAPE_SECONDS, PrometheusServer, Target
-from tests.support.controlplane import ControlPlane, ControlPlaneError, control_plane_binaries
+from tests.support.controlplane import ControlPlaneError
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
 
 NAMESPACE = "shop"
 SERVICE = "ranker"
-BROKEN_NAMESPACE = "quota-full"
 MINIMAL_SERVICE = {"model": {"uri": "gs://my-models/iris/sklearn/", "format": "sklearn"}}
 JOBS = ("front", "model", "operator", "kube-state-metrics")
 
@@ -72,7 +70,7 @@ def _serving(stack: ExitStack, redis: RedisServer) -> tuple[ServerThread, Server
     return upstream, front
 
 
-def _targets(upstream: str, front: str, operator_port: int, ksm: str) -> list[Target]:
+def _targets(upstream: str, front: str, cluster: Cluster) -> list[Target]:
     def pod(name: str) -> dict[str, str]:
         return {"namespace": NAMESPACE, SERVICE_METRIC_LABEL: SERVICE, "pod": name}
 
@@ -81,41 +79,34 @@ def _targets(upstream: str, front: str, operator_port: int, ksm: str) -> list[Ta
         Target("model", upstream, pod(f"{SERVICE}-model-59b8d-r7wzn")),
         Target(
             "operator",
-            f"127.0.0.1:{operator_port}",
+            f"127.0.0.1:{cluster.operator_port}",
             {"namespace": OPERATOR_NAMESPACE, "pod": "memoserve-operator-7c4b9-9kq2m"},
         ),
-        Target("kube-state-metrics", ksm, honor_labels=True),
+        Target("kube-state-metrics", f"127.0.0.1:{cluster.ksm_port}", honor_labels=True),
     ]
 
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observation]:
     workdir = tmp_path_factory.mktemp("observability")
-    with ExitStack() as stack:
-        try:
-            plane = ControlPlane(workdir / "control-plane", control_plane_binaries(False))
-            stack.callback(plane.stop)
-            plane.start()
-        except ControlPlaneError as exc:
-            pytest.fail(f"the e2e control plane did not start: {exc}", pytrace=False)
-        operator, operator_port = start_operator(plane, workdir)
-        stack.callback(operator.stop)
-        apply_service(plane, NAMESPACE, SERVICE, SPLIT_SERVICE)
-        apply_quota(plane, BROKEN_NAMESPACE)
-        apply_service(plane, BROKEN_NAMESPACE, "iris", MINIMAL_SERVICE)
-        ksm = KubeStateMetrics(plane, workdir).start()
-        stack.callback(ksm.stop)
+    with ExitStack() as stack, ThreadPoolExecutor(1) as background:
+        # The cluster starts while the serving side is loaded: ~15 s each.
+        cluster = Cluster(workdir)
+        stack.callback(cluster.stop)
+        cluster_started = background.submit(
+            cluster.start,
+            {(NAMESPACE, SERVICE): SPLIT_SERVICE, (QUOTA_NAMESPACE, "iris"): MINIMAL_SERVICE},
+        )
 
         redis = RedisServer(workdir / "redis")
         redis.start()
         stack.callback(redis.stop)
         upstream, front = _serving(stack, redis)
         prometheus = PrometheusServer(
-            workdir / "prometheus",
-            _targets(upstream.url[7:], front.url[7:], operator_port, ksm.address),
+            workdir / "prometheus", _targets(upstream.url[7:], front.url[7:], cluster)
         ).start()
         stack.callback(prometheus.stop)
-        for job in JOBS:
+        for job in ("front", "model"):
             prometheus.wait_for(f'up{{job="{job}"}} == 1')
 
         load = FrontLoad(front.url)
@@ -131,6 +122,10 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observation]:
             load.cache_down(5)
             time.sleep(2 * SCRAPE_SECONDS)
 
+        try:
+            cluster_started.result()
+        except ControlPlaneError as exc:
+            pytest.fail(f"the e2e control plane did not start: {exc}", pytrace=False)
         # What only the cluster makes, and the last of the load, seen by a scrape.
         for expr in (
             'memoserve_cache_errors_total{kind="breaker_open"}',
