@@ -54,9 +54,11 @@ $(KSERVE):
 system-deps:
 	bash scripts/install-system-deps.sh
 
-# The e2e tier's Kubernetes control plane, built from Go modules once per machine (cached).
+# The e2e tier's Kubernetes control plane, built from Go modules once per machine (cached),
+# and kube-state-metrics, which tests/observability runs against it.
 control-plane:
 	bash scripts/build-control-plane.sh
+	bash scripts/build-kube-state-metrics.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

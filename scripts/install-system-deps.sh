@@ -13,3 +13,12 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# prometheus (Debian's package: one Go binary, no build) for tests/observability, which runs the
+# Grafana dashboard's queries against a real Prometheus. Its recommends (node exporter ...) are
+# not needed; the test starts its own server on a free port, never the packaged service.
+if ! command -v prometheus >/dev/null; then
+    sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
