@@ -2,10 +2,9 @@
 
 Ingress, to the serving ports only (HTTP, and gRPC when on): from pods of the service's
 namespace, from Google's load balancer health-check and proxy ranges (with an Ingress or a
-Gateway;
-``OperatorSettings.lb_source_ranges``), from Managed Prometheus's collectors (with
-PodMonitoring), and from ``spec.networkPolicy.ingressCidrs`` (e.g. an internal load
-balancer's proxy-only subnet).
+Gateway; ``OperatorSettings.lb_source_ranges``), from Managed Prometheus's collectors (with
+PodMonitoring), and from ``spec.networkPolicy.ingressCidrs`` (e.g. an internal or regional
+load balancer's proxy-only subnet).
 Egress: DNS, the GKE metadata server (Workload Identity tokens), HTTPS (Cloud Storage and other
 Google APIs: their addresses are not fixed), and the Redis (its address when it is one, else its
 port; for Valkey / Redis Cluster also the nodes' port range on the cluster's PSC addresses).
