@@ -68,3 +68,35 @@ def test_own_gateway_with_tls_is_https_at_the_first_host_name() -> None:
     accepted = route(1, ("ml", "iris", "True", 1))
     assert route_verdict(isvc, accepted, None).reason == "GatewayPending"
     assert route_url(isvc, accepted, gateway) == "https://a.example.com/"
+
+
+def gateway(accepted: tuple[str, str], programmed: tuple[str, str], observed: int = 1) -> Any:
+    def condition(type_: str, state: tuple[str, str]) -> dict[str, Any]:
+        return {"type": type_, "status": state[0], "reason": state[1], "message": "said so",
+                "observedGeneration": observed}  # fmt: skip
+
+    return {
+        "metadata": {"generation": 1},
+        "status": {
+            "conditions": [condition("Accepted", accepted), condition("Programmed", programmed)]
+        },
+    }
+
+
+def test_own_gateway_refused_or_unprogrammable_is_a_failure_pending_waits() -> None:
+    isvc = make_isvc(gateway={"gatewayClassName": "gke-l7-rilb", "addressName": "gone"})
+    accepted = route(1, ("ml", "iris", "True", 1))
+    refused = gateway(("False", "InvalidParameters"), ("False", "Invalid"))
+    verdict = route_verdict(isvc, accepted, refused)
+    assert (verdict.reason, verdict.message) == (
+        "GatewayAcceptanceFailed",
+        "Gateway ml/iris was refused: InvalidParameters: said so",
+    )
+    unusable = gateway(("True", "Accepted"), ("False", "AddressNotUsable"))
+    assert route_verdict(isvc, accepted, unusable).reason == "GatewayProgrammingFailed"
+    for waiting in (
+        gateway(("False", "Pending"), ("False", "Pending")),
+        gateway(("True", "Accepted"), ("False", "AddressNotAssigned")),
+        gateway(("False", "InvalidParameters"), ("False", "Invalid"), observed=0),
+    ):
+        assert route_verdict(isvc, accepted, waiting).reason == "AddressPending"

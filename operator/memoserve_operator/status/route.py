@@ -5,7 +5,8 @@ The Gateway's controller (GKE's, in a cluster) writes ``status.parents[]`` on th
 Gateway, ``Accepted`` (the Gateway takes the route) and ``ResolvedRefs`` (its backends exist).
 A route a Gateway refuses, or whose backends it cannot resolve, is a failure (a reason ending
 in Failed: Degraded in Argo CD) with the Gateway's own reason and message; one no Gateway has
-looked at yet, or whose current generation it has not, is still pending. The condition keeps
+looked at yet, or whose current generation it has not, is still pending; likewise the service's
+own Gateway, from its Accepted and Programmed conditions. The condition keeps
 the Ingress's type (IngressReady): it is the service's front door either way, as in KServe.
 """
 
@@ -24,13 +25,19 @@ from memoserve_operator.verdict import Verdict
 Object = Mapping[str, Any]
 INGRESS = ConditionType.INGRESS_READY
 MESSAGE_LIMIT = 1024
+# The Gateway API's reasons for Programmed False that waiting will not fix (Pending and
+# AddressNotAssigned can be a load balancer still being made).
+GATEWAY_FAILURES = frozenset({"Invalid", "AddressNotUsable"})
 
 
 def route_verdict(isvc: InferenceService, route: Object | None, gateway: Object | None) -> Verdict:
     """IngressReady of a service behind the Gateway API."""
     spec = _spec(isvc)
-    if spec.owns_gateway and gateway is None:
-        return Verdict.false(INGRESS, "GatewayPending", "the Gateway does not exist yet")
+    if spec.owns_gateway:
+        if gateway is None:
+            return Verdict.false(INGRESS, "GatewayPending", "the Gateway does not exist yet")
+        if (refused := _gateway_failure(isvc, gateway)) is not None:
+            return refused
     if route is None:
         return Verdict.false(INGRESS, "RoutePending", "the HTTPRoute does not exist yet")
     where = _parent_name(isvc)
@@ -74,6 +81,34 @@ def route_url(isvc: InferenceService, route: Object | None, gateway: Object | No
     if host is None:
         return None
     return f"{'https' if uses_tls(spec) else 'http'}://{host}{spec.path}"
+
+
+def _gateway_failure(isvc: InferenceService, gateway: Object) -> Verdict | None:
+    """The service's own Gateway refused by its controller (an unknown class, a listener it
+    cannot serve) or not programmable (a reserved address that does not exist or is in use):
+    waiting will not fix these. Pending, and conditions about an older generation, wait."""
+    status = gateway.get("status") or {}
+    conditions = {c.get("type", ""): c for c in status.get("conditions") or []}
+    generation = (gateway.get("metadata") or {}).get("generation")
+    where = f"Gateway {isvc.namespace}/{isvc.name}"
+    accepted, programmed = conditions.get("Accepted"), conditions.get("Programmed")
+    reason = _false(accepted, generation)
+    if accepted is not None and reason is not None and reason != "Pending":
+        return Verdict.false(
+            INGRESS, "GatewayAcceptanceFailed", _said(f"{where} was refused", accepted)
+        )
+    if programmed is not None and _false(programmed, generation) in GATEWAY_FAILURES:
+        return Verdict.false(
+            INGRESS, "GatewayProgrammingFailed", _said(f"{where} cannot be programmed", programmed)
+        )
+    return None
+
+
+def _false(condition: Object | None, generation: Any) -> str | None:
+    """The reason of ``condition`` when it is False about the current generation, else None."""
+    if condition is None or condition.get("status") != "False" or _stale(condition, generation):
+        return None
+    return str(condition.get("reason") or "")
 
 
 def gateway_address(gateway: Object | None) -> str | None:
