@@ -133,6 +133,8 @@ async def test_shared_gateway_gets_route_and_policies_and_no_ingress_kinds(
     assert "cloud.google.com/neg" not in (service["metadata"].get("annotations") or {})
     assert ingress_ready(api)[:2] == ("False", "RoutePending")
     assert status(api).get("url") is None
+    health = HealthCheck(HEALTH_LUA.read_text())(dict(api.objects[ISVC, NAMESPACE, "iris"]))
+    assert health["status"] == "Progressing"  # waiting for the Gateway is no failure
 
 
 async def test_route_status_becomes_ingress_ready_url_and_argo_cd_health(
