@@ -1,9 +1,9 @@
 """spec.gateway on a real API server: every object the operator renders for it is admitted by
-the Gateway API's and GKE's own CRDs (schemas and CEL rules), the route's status (written by the
-test, standing in for GKE's Gateway controller) becomes the service's IngressReady and URL, and
-a service moved from the Ingress to a Gateway and back keeps only what it needs, its Service's
-load balancer annotations included (server-side apply removes what the operator stopped
-setting)."""
+the Gateway API's own CRDs and the CRDs made from our schemas of GKE's policies (schemas and CEL
+rules: tests/support/gke_crds.py), the route's status (written by the test, standing in for GKE's
+Gateway controller) becomes the service's IngressReady and URL, and a service moved from the
+Ingress to a Gateway and back keeps only what it needs, its Service's load balancer annotations
+included (server-side apply removes what the operator stopped setting)."""
 
 from __future__ import annotations
 
@@ -53,17 +53,20 @@ def test_every_rendered_object_is_admitted(
 def test_the_api_server_refuses_what_the_crds_refuse(
     control_plane: ControlPlane, namespace: str
 ) -> None:
-    """The admission check can fail: a route with a backend weight past the schema's bound."""
-    (route,) = [
-        o for o in build_all(parse(load(GATEWAY_INPUTS[0])), SETTINGS) if o["kind"] == "HTTPRoute"
-    ]
-    route["metadata"] = {"name": "bad", "namespace": namespace}
+    """The admission check can fail: a route with a backend weight past the schema's bound, and
+    a HealthCheckPolicy that breaks a CEL rule of our own schema (a timeout past the interval)."""
+    objects = build_all(parse(load(GATEWAY_INPUTS[0])), SETTINGS)
+    (route,) = [o for o in objects if o["kind"] == "HTTPRoute"]
     route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 1_000_001
-    refused = control_plane.kubectl(
-        "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(route), check=False
-    )
-    assert refused.returncode != 0
-    assert "weight" in refused.stderr
+    policy = next(o for o in objects if o["kind"] == "HealthCheckPolicy")
+    policy["spec"]["default"]["timeoutSec"] = policy["spec"]["default"]["checkIntervalSec"] + 1
+    for bad, field in ((route, "weight"), (policy, "timeoutSec")):
+        bad["metadata"] = {"name": "bad", "namespace": namespace}
+        refused = control_plane.kubectl(
+            "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(bad), check=False
+        )
+        assert refused.returncode != 0
+        assert field in refused.stderr
 
 
 def _present(plane: ControlPlane, namespace: str, name: str, types: tuple[str, ...]) -> set[str]:

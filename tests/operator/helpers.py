@@ -60,6 +60,8 @@ GKE_SCHEMAS = {
     ("cloud.google.com/v1", "BackendConfig"): "backendconfig.json",
     ("networking.gke.io/v1", "ManagedCertificate"): "managedcertificate.json",
     ("monitoring.googleapis.com/v1", "PodMonitoring"): "podmonitoring.json",
+    ("networking.gke.io/v1", "HealthCheckPolicy"): "healthcheckpolicy.json",
+    ("networking.gke.io/v1", "GCPBackendPolicy"): "gcpbackendpolicy.json",
 }
 
 
@@ -99,7 +101,7 @@ def validate_object(obj: dict[str, Any]) -> None:
     if key in GKE_SCHEMAS:
         jsonschema.validate(obj, _gke_schema(GKE_SCHEMAS[key]))
         return
-    # The Gateway API's kinds and GKE's policies for it: their own CRDs' schemas.
+    # The Gateway API's kinds: their own CRDs' schemas.
     if (crd_schema := strict_schema(*key)) is not None:
         jsonschema.validate(obj, crd_schema)
         return

@@ -342,7 +342,7 @@ class ControlPlane:
         path.chmod(0o600)
 
     def _install_gke_crds(self) -> None:
-        """GKE's kinds the operator writes, and the Gateway API's with GKE's policies for it."""
+        """GKE's kinds the operator writes (from our schemas), and the Gateway API's."""
         from tests.support.gateway_crds import CrdsMissing, gateway_crds
         from tests.support.gke_crds import gke_crds
 

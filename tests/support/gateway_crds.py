@@ -1,15 +1,14 @@
-"""The Gateway API's CRDs and GKE's Gateway policy CRDs, as their projects publish them.
+"""The Gateway API's CRDs, as the project publishes them.
 
-- Gateway API (standard channel): from the ``sigs.k8s.io/gateway-api`` Go module, fetched into
-  the Go module cache by scripts/gateway-api-crds.sh.
-- HealthCheckPolicy and GCPBackendPolicy (networking.gke.io/v1): from GoogleCloudPlatform/
-  gke-gateway-api's config/crd at a pinned commit, kept in a cache outside the repository with
-  their licence and source by scripts/gke-gateway-crds.sh.
+The standard channel, from the ``sigs.k8s.io/gateway-api`` Go module, fetched into the Go module
+cache by scripts/gateway-api-crds.sh (the module proxy is reachable from CI; nothing is kept in
+this repository). GKE's policies for it (HealthCheckPolicy, GCPBackendPolicy) are not here: their
+CRDs come from our own schemas (tests/support/gke_crds.py).
 
 The e2e control plane installs them (the API server then judges every rendered object with the
 real schemas and CEL rules), and the golden tests check rendered objects against their
 OpenAPI schemas (``strict_schema``: unknown fields refused, as kubectl's strict validation).
-Missing files are a failure naming the script to run (``make test`` runs both), never a skip.
+Missing files are a failure naming the script to run (``make test`` runs it), never a skip.
 """
 
 from __future__ import annotations
@@ -23,11 +22,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_API_SCRIPT = ROOT / "scripts" / "gateway-api-crds.sh"
-GKE_SCRIPT = ROOT / "scripts" / "gke-gateway-crds.sh"
-GKE_FILES = (
-    "networking.gke.io_healthcheckpolicies.yaml",
-    "networking.gke.io_gcpbackendpolicies.yaml",
-)
 
 
 class CrdsMissing(RuntimeError):
@@ -43,10 +37,8 @@ def _directory(script: Path) -> Path:
 
 @cache
 def gateway_crds() -> tuple[dict[str, Any], ...]:
-    """Every CRD: the Gateway API's standard channel, then GKE's two policies."""
+    """Every CRD of the Gateway API's standard channel."""
     files = sorted(_directory(GATEWAY_API_SCRIPT).glob("*.yaml"))
-    gke = _directory(GKE_SCRIPT)
-    files += [gke / name for name in GKE_FILES]
     documents = [doc for path in files for doc in yaml.safe_load_all(path.read_text()) if doc]
     return tuple(doc for doc in documents if doc.get("kind") == "CustomResourceDefinition")
 
