@@ -55,10 +55,13 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 # The e2e tier's Kubernetes control plane, built from Go modules once per machine (cached),
-# and kube-state-metrics, which tests/observability runs against it.
+# kube-state-metrics, which tests/observability runs against it, and the Gateway API's CRDs it
+# installs (Go module cache). GKE's CRDs need nothing fetched: they are made from our own schemas
+# in tests/operator/data/schemas (tests/support/gke_crds.py).
 control-plane:
 	bash scripts/build-control-plane.sh
 	bash scripts/build-kube-state-metrics.sh
+	bash scripts/gateway-api-crds.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -96,6 +96,19 @@ def test_schema_check_is_strict() -> None:
     }
     with pytest.raises(jsonschema.ValidationError):
         validate_object(backend)
+    # GKE's Gateway policies (our schemas): a misspelled field, and a port without the
+    # portSpecification that uses it.
+    gateway_objects = build_all(parse(load(DATA / "input" / "gateway-shared.yaml")), SETTINGS)
+    policy = next(o for o in gateway_objects if o["kind"] == "HealthCheckPolicy")
+    validate_object(policy)
+    check = policy["spec"]["default"]["config"]["httpHealthCheck"]
+    check["requestPth"] = check.pop("requestPath")
+    with pytest.raises(jsonschema.ValidationError, match="requestPth"):
+        validate_object(policy)
+    check["requestPath"] = check.pop("requestPth")
+    del check["portSpecification"]
+    with pytest.raises(jsonschema.ValidationError, match="portSpecification"):
+        validate_object(policy)
 
 
 def test_every_golden_endpoint_has_an_input() -> None:

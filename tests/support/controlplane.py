@@ -210,7 +210,7 @@ class ControlPlane:
         self._install_gke_crds()
         # memoserve's own CRD, as `kubectl apply -f crds/` installs it on a cluster.
         self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "inferenceservice.yaml"))
-        self.kubectl("wait", "--for=condition=Established", f"crd/{ISVC_CRD}")
+        self._wait_established(f"crd/{ISVC_CRD}")
 
     def stop(self) -> None:
         if self.metrics_api is not None:
@@ -342,12 +342,31 @@ class ControlPlane:
         path.chmod(0o600)
 
     def _install_gke_crds(self) -> None:
+        """GKE's kinds the operator writes (from our schemas), and the Gateway API's."""
+        from tests.support.gateway_crds import CrdsMissing, gateway_crds
         from tests.support.gke_crds import gke_crds
 
-        documents = "\n".join(json.dumps(crd) for crd in gke_crds())
+        try:
+            crds = [*gke_crds(), *gateway_crds()]
+        except CrdsMissing as exc:
+            raise ControlPlaneError(str(exc)) from exc
+        documents = "\n".join(json.dumps(crd) for crd in crds)
         self.kubectl("apply", "--server-side", "-f", "-", stdin=documents)
-        for crd in gke_crds():
-            self.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
+        names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+        self._wait_established(*names)
+
+    def _wait_established(self, *names: str) -> None:
+        """``kubectl wait --for=condition=Established``, which fails at once (instead of
+        waiting) on a CRD the API server has not given a status yet ("accessor error")."""
+        for _ in range(40):
+            try:
+                self.kubectl("wait", "--for=condition=Established", *names)
+                return
+            except ControlPlaneError as exc:
+                if "accessor error" not in str(exc):
+                    raise
+            time.sleep(0.25)
+        self.kubectl("wait", "--for=condition=Established", *names)
 
 
 def die_with_parent() -> None:

@@ -26,6 +26,7 @@ MANAGED_BY = "memoserve-operator"
 SERVING = "serving"
 MODEL = "model"  # the model tier of a split service (NAME-model), behind the front
 INGRESS = "ingress"
+GATEWAY = "gateway"  # the Gateway API objects: HTTPRoute, the service's own Gateway, policies
 AUTOSCALER = "autoscaler"
 CACHE = "cache"
 MONITORING = "monitoring"
