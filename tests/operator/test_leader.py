@@ -8,6 +8,7 @@ no wall time. The last tests run two ``memoserve operator`` processes (real kopf
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -155,7 +156,10 @@ async def test_standby_takes_over_when_the_leader_vanishes(api: LeaseKube, start
 
 
 @pytest.mark.parametrize("lease", ["absent", "released", "expired"])
-async def test_of_two_racing_candidates_one_wins(api: LeaseKube, lease: str) -> None:
+async def test_of_two_racing_candidates_one_wins(
+    api: LeaseKube, lease: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="memoserve_operator.kube.leader")
     if lease == "released":
         api.put_lease(LEASE_NAMESPACE, LEASE, {"holderIdentity": "", "leaseDurationSeconds": 1})
     elif lease == "expired":  # "gone" last renewed 0 s before the candidates first saw it
@@ -171,6 +175,9 @@ async def test_of_two_racing_candidates_one_wins(api: LeaseKube, lease: str) -> 
         assert not await loser.try_once()  # and it stays a standby
     writes = [r for r in api if r.method in ("POST", "PUT")]
     assert len(writes) == 2  # the race did happen: two writes, one refused with 409
+    # ... which the operator's client calls a Conflict: a lost race, not a failure.
+    lost = [r for r in caplog.records if r.name == "memoserve_operator.kube.leader"]
+    assert [(r.levelname, "(HTTP 409)" in r.getMessage()) for r in lost] == [("INFO", True)]
 
 
 @pytest.mark.looptime
