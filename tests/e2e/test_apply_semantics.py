@@ -2,14 +2,15 @@
 
 tests/operator/fake_api.py answers an apply with a merge patch: a field left out of the next apply
 stays there, and nobody owns anything. What depends on real apply semantics is proven here:
-- a field the operator no longer renders is removed from the live object (the Service's NEG and
-  BackendConfig annotations once the Ingress is switched off, the Deployment's Redis env once the
-  cache is), while a field someone else set (an annotation added with kubectl) stays;
+- a switched-off feature's children are pruned, and a field the operator no longer renders is
+  removed from the live object that stays (the Service's NEG and BackendConfig annotations once
+  the Ingress is switched off, the Deployment's Redis env once the cache is), while a field
+  someone else set (an annotation added with kubectl) stays;
 - the operator writes its children with one field manager, by apply only;
 - switching autoscaling on (spec.replicas out, an HPA in) leaves the Deployment's replicas where
   they were: dropping a field from an apply removes it, and a Deployment without replicas is
-  defaulted to 1, which would kill pods until the HPA scales back (children/sync.py hands the
-  field over first).
+  defaulted to 1, which would kill pods until the HPA scales back (children/handover.py hands
+  the field over first).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def test_a_switched_off_feature_takes_its_fields_but_not_others(
     control_plane.kubectl("annotate", "service", "iris", "-n", namespace, "team=ml")
 
     apply_isvc(control_plane, namespace, "iris", SPEC)  # no cache, no Ingress
+    wait_for(
+        lambda: control_plane.get_or_none("ingress", "iris", "-n", namespace) is None,
+        "the Ingress to be pruned",
+    )
     wait_for(
         lambda: NEG not in _annotations(control_plane, "service", namespace),
         "the operator's apply to remove the NEG annotation it no longer renders",

@@ -3,6 +3,8 @@
 Replicas run ``run_elected`` with a stand-in for kopf that records when it acted; the clock is
 looptime's, so the real timings (15 s lease, renewal every 5 s, 10 s deadline, 2 s retries) take
 no wall time. The last tests run two ``memoserve operator`` processes (real kopf, real time).
+The fake's Lease semantics (409 for a stale resourceVersion or an existing name, which the
+operator's client calls Conflict) are checked at the real API server by tests/e2e/test_leases.py.
 """
 
 from __future__ import annotations
