@@ -83,3 +83,9 @@ bench-operator: install control-plane
 
 clean:
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache $(SAMPLE_MODELS)
+
+# Rewrite the golden files (tests/operator/data/output) after an intended change to the builders;
+# review the diff. The tests only compare: a test run never rewrites them.
+.PHONY: golden
+golden: install
+	$(PY) -m tests.operator.golden --update

@@ -1,5 +1,7 @@
 """The API server itself admits every example and refuses every invalid one, for the reason its
-first line names: the CRD's OpenAPI schema, enums and CEL rules as a cluster runs them."""
+first line names: the CRD's OpenAPI schema, enums and CEL rules as a cluster runs them. It also
+admits every boundary example (tests/operator/data/boundary: min == max, a name of the longest
+length allowed), so that a comparison relaxed or tightened by one fails here too."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import EXAMPLES, ISVC
-from tests.operator.helpers import INVALID, expected_message
+from tests.operator.helpers import BOUNDARY, INVALID, expected_message
 from tests.support.controlplane import ControlPlane
 
 
@@ -19,6 +21,14 @@ def test_every_example_applies(control_plane: ControlPlane, namespace: str, path
     stored = control_plane.get(ISVC, name, "-n", namespace)
     assert stored["spec"]["model"]["uri"]
     control_plane.kubectl("delete", ISVC, name, "-n", namespace, "--wait=false")
+
+
+@pytest.mark.parametrize("path", BOUNDARY, ids=lambda p: p.stem)
+def test_every_boundary_example_applies(
+    control_plane: ControlPlane, namespace: str, path: Path
+) -> None:
+    applied = control_plane.kubectl("apply", "-n", namespace, "-f", str(path), check=False)
+    assert applied.returncode == 0, f"the API server refused {path.name}: {applied.stderr}"
 
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)

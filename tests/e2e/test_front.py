@@ -124,3 +124,7 @@ def test_split_service_converges_with_both_tiers(
     for kind in ("deployments.apps", "services", "horizontalpodautoscalers.autoscaling"):
         wait_for(lambda k=kind: _names(control_plane, namespace, k) == {NAME}, f"one {kind}")
     wait_ready(control_plane, namespace, NAME)
+    deployment = control_plane.get("deployment", NAME, "-n", namespace)
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "MEMOSERVE_UPSTREAM_URL" not in env  # the front's, removed by the apply
+    assert "MEMOSERVE_MODEL_URI" in env

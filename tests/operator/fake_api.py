@@ -3,8 +3,9 @@ that runs the real operator (kopf + memoserve's handlers) against it over real H
 
 What the emulator adds:
 - server-side apply: a PATCH with ``application/apply-patch+yaml`` creates a missing object
-  (kmock alone answers 404); on an existing one kmock's merge applies (enough while the operator
-  is the only field manager);
+  (kmock alone answers 404); on an existing one kmock's merge applies. So a field left out of
+  the next apply stays, and nobody owns a field: tests here assert what the operator sends, never
+  what an apply does to the live object (that is tests/e2e/test_apply_semantics.py);
 - label selectors on LIST (equality terms, as the operator sends them);
 - JSON patches (kopf adds and removes its finalizer with them), turned into merge patches;
 - a uid on every object created and a new resourceVersion on every write (kopf waits to see

@@ -29,6 +29,7 @@ import aiohttp.web
 import kmock
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from memoserve_operator.kube.client import KubeClient
 from memoserve_operator.kube.leader import Elector, Leases, Timing, identity, run_elected
 from tests.operator.fake_api import FakeKube
 
@@ -184,12 +185,12 @@ def never_two_at_once(*replicas: Replica) -> None:
 
 
 @contextlib.asynccontextmanager
-async def lease_client(api: LeaseKube, replica: str) -> AsyncIterator[ApiClient]:
-    """A client of its own for each replica, naming it in a header (for ``cut_off``)."""
+async def lease_client(api: LeaseKube, replica: str) -> AsyncIterator[KubeClient]:
+    """The operator's client, one for each replica, naming it in a header (for ``cut_off``)."""
     configuration = Configuration(host=str(api.url).rstrip("/"))
     async with ApiClient(configuration) as client:
         client.set_default_header(REPLICA, replica)
-        yield client
+        yield KubeClient(client)
 
 
 @contextlib.asynccontextmanager

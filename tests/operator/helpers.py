@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
 EXAMPLES = sorted((ROOT / "manifests" / "examples").glob("*.yaml"))
 INVALID = sorted((DATA / "invalid").glob("*.yaml"))
+# Accepted at the edge of a comparison rule (min == max, a name of exactly the longest length).
+BOUNDARY = sorted((DATA / "boundary").glob("*.yaml"))
 GOLDEN_INPUTS = sorted((DATA / "input").glob("*.yaml"))
 CRD_FILE = ROOT / "crds" / "inferenceservice.yaml"
 KUBERNETES_VERSION = "1.30"
@@ -76,6 +78,13 @@ def expected_message(path: Path) -> str:
     first = path.read_text().splitlines()[0]
     assert first.startswith("# expect: "), path
     return first.removeprefix("# expect: ")
+
+
+def boundary_message(path: Path) -> str:
+    """A boundary example's first line: ``# accept: MESSAGE`` of the rule it sits at the edge of."""
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# accept: "), path
+    return first.removeprefix("# accept: ")
 
 
 def make_isvc(**spec: Any) -> InferenceService:

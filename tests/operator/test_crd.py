@@ -1,8 +1,11 @@
 """The CRD: generated from the models and committed; its schema and CEL rules accept every
-example and refuse every invalid one, each for the reason it names."""
+example and refuse every invalid one, each for the reason it names; every comparison in a rule is
+pinned at its boundary (an example flips when ``<=`` becomes ``<``, ``>`` becomes ``>=``)."""
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,12 @@ from memoserve_operator import cel
 from memoserve_operator.crd import crd, crd_yaml, open_api_schema
 from memoserve_operator.render import parse
 from tests.operator.helpers import (
+    BOUNDARY,
     CRD_FILE,
     EXAMPLES,
     GOLDEN_INPUTS,
     INVALID,
+    boundary_message,
     expected_message,
     load,
 )
@@ -90,7 +95,7 @@ def _rules() -> list[dict[str, str]]:
 
 
 def _valid_documents() -> list[tuple[str, dict[str, Any]]]:
-    return [(p.stem, load(p)) for p in [*EXAMPLES, *GOLDEN_INPUTS]]
+    return [(p.stem, load(p)) for p in [*EXAMPLES, *GOLDEN_INPUTS, *BOUNDARY]]
 
 
 @pytest.mark.parametrize(("name", "document"), _valid_documents(), ids=lambda v: str(v)[:40])
@@ -167,6 +172,75 @@ def test_every_enum_has_an_example_it_refuses() -> None:
                 if error.validator == "enum":
                     refused.add(tuple(error.validator_value))
     assert enums == refused
+
+
+# A comparison in a rule, and the mutant that flips its verdict where both sides are equal.
+COMPARISON = re.compile(r" (<=|>=|<|>) ")
+AT_EQUALITY = {"<=": "<", "<": "<=", ">=": ">", ">": ">="}
+
+
+def _as_the_api_server_sees_it(document: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": document["metadata"], "spec": _defaulted(document["spec"])}
+
+
+def _only_rule(schema: dict[str, Any], index: int, position: int, rule: str) -> dict[str, Any]:
+    """``schema`` with one rule left (the ``position``-th of the ``index``-th node that has
+    rules, in ``_walk``'s order), its text replaced by ``rule``."""
+    kept = copy.deepcopy(schema)
+    nodes = [node for node in _walk(kept) if "x-kubernetes-validations" in node]
+    for number, node in enumerate(nodes):
+        rules = node.pop("x-kubernetes-validations")
+        if number == index:
+            node["x-kubernetes-validations"] = [rules[position] | {"rule": rule}]
+    return kept
+
+
+def _mutants() -> Iterator[tuple[str, int, int, str, str]]:
+    """(message, node index, rule position, rule, mutant) for every comparison in every rule."""
+    nodes = [node for node in _walk(open_api_schema()) if "x-kubernetes-validations" in node]
+    for index, node in enumerate(nodes):
+        for position, rule in enumerate(node["x-kubernetes-validations"]):
+            for found in COMPARISON.finditer(rule["rule"]):
+                start, end = found.span(1)
+                mutant = rule["rule"][:start] + AT_EQUALITY[found[1]] + rule["rule"][end:]
+                yield rule["message"], index, position, rule["rule"], mutant
+
+
+def test_every_comparison_rule_is_pinned_at_its_boundary() -> None:
+    """Relaxing or tightening a comparison by one (``<=`` to ``<``) changes the verdict on some
+    example: a valid or boundary one now refused, or an invalid one now accepted. The API server
+    runs the same examples (tests/e2e/test_admission.py)."""
+    documents = [
+        (path, _as_the_api_server_sees_it(load(path)))
+        for path in [*EXAMPLES, *GOLDEN_INPUTS, *BOUNDARY, *INVALID]
+        if not path.stem.startswith(("enum-", "schema-"))
+    ]
+    schema, unpinned = open_api_schema(), []
+    for message, index, position, rule, mutant in _mutants():
+        original = _only_rule(schema, index, position, rule)
+        mutated = _only_rule(schema, index, position, mutant)
+        flipped = [
+            path.name
+            for path, document in documents
+            if bool(cel.violations(original, document)) != bool(cel.violations(mutated, document))
+        ]
+        if not flipped:
+            unpinned.append(f"{mutant!r} ({message})")
+    assert list(_mutants()), "no comparison rules found: the pattern no longer matches"
+    assert not unpinned, f"add a boundary or invalid example that these mutants fail: {unpinned}"
+
+
+@pytest.mark.parametrize("path", BOUNDARY, ids=lambda p: p.stem)
+def test_boundary_examples_sit_at_the_edge_of_the_rule_they_name(path: Path) -> None:
+    """Accepted as they are, refused by the named rule's mutant (each is at its edge)."""
+    document = _as_the_api_server_sees_it(load(path))
+    assert cel.violations(open_api_schema(), document) == []
+    mutants = [m for m in _mutants() if m[0] == boundary_message(path)]
+    assert mutants, f"{path.name} names no comparison rule"
+    assert any(
+        cel.violations(_only_rule(open_api_schema(), index, position, mutant), document)
+        for _, index, position, _, mutant in mutants
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """Golden files: an InferenceService in data/input/, the exact objects it must produce in
-data/output/. After an intended change, regenerate and review the diff:
+data/output/. The tests only compare; after an intended change, rewrite them with the command of
+their own and review the diff (golden.py):
 
-    UPDATE_GOLDEN=1 .venv/bin/pytest tests/operator/test_golden.py
+    make golden    # = .venv/bin/python -m tests.operator.golden --update
 
 Every object (golden or rendered from manifests/examples) must also pass the Kubernetes 1.30
 OpenAPI schemas in strict mode, or for GKE's CRDs the schemas in data/schemas/.
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from memoserve_operator.builders import build_all
 from memoserve_operator.render import parse, render, to_yaml
+from tests.operator.golden import COMMAND, build, output_of
 from tests.operator.helpers import (
     DATA,
     EXAMPLES,
@@ -28,27 +29,19 @@ from tests.operator.helpers import (
     validate_object,
 )
 
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
-
-
-def _build(path: Path) -> list[dict[str, Any]]:
-    """What the operator applies for a golden input, given the endpoint its cache step learned."""
-    return build_all(parse(load(path)), SETTINGS, redis=GOLDEN_ENDPOINTS.get(path.stem))
-
-
-def _golden_output(path: Path) -> Path:
-    return DATA / "output" / path.name
-
 
 @pytest.mark.parametrize("path", GOLDEN_INPUTS, ids=lambda p: p.stem)
 def test_golden(path: Path) -> None:
-    rendered = to_yaml(_build(path))
-    expected = _golden_output(path)
-    if UPDATE:
-        expected.write_text(rendered)
-    assert rendered == expected.read_text(), (
-        f"regenerate with UPDATE_GOLDEN=1 and review {expected}"
+    expected = output_of(path)
+    assert to_yaml(build(path)) == expected.read_text(), (
+        f"{expected} is not what the builders make: if the change is intended, run {COMMAND} "
+        "and review the diff"
     )
+
+
+def test_tests_never_rewrite_golden_files() -> None:
+    """UPDATE_GOLDEN=1 once made the tests rewrite the files and pass; it is the command now."""
+    assert "UPDATE_GOLDEN" not in os.environ, f"UPDATE_GOLDEN is gone: run {COMMAND}"
 
 
 def test_every_golden_output_has_an_input() -> None:
@@ -61,7 +54,7 @@ def test_every_golden_output_has_an_input() -> None:
 def _rendered_objects() -> list[object]:
     found: list[object] = []
     for path in GOLDEN_INPUTS:  # what test_golden compares with the output files
-        for obj in _build(path):
+        for obj in build(path):
             found.append(
                 pytest.param(obj, id=f"{path.stem}/{obj['kind']}/{obj['metadata']['name']}")
             )

@@ -2,6 +2,11 @@
 
 Each test starts the real operator (kopf, memoserve's handlers, the kubeconfig login), creates
 or changes objects the way kubectl or a controller would, and asserts on the exact requests.
+
+Why the fake suffices: the wiring (which event runs which handler, kopf's finalizer and its
+annotations, retries) is in the requests, and kopf's own writes are JSON and merge patches, which
+the fake applies as the API server does. What an apply does to a live object is not asserted
+here (see test_reconcile.py for where it is).
 """
 
 from __future__ import annotations

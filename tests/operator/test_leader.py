@@ -3,11 +3,14 @@
 Replicas run ``run_elected`` with a stand-in for kopf that records when it acted; the clock is
 looptime's, so the real timings (15 s lease, renewal every 5 s, 10 s deadline, 2 s retries) take
 no wall time. The last tests run two ``memoserve operator`` processes (real kopf, real time).
+The fake's Lease semantics (409 for a stale resourceVersion or an existing name, which the
+operator's client calls Conflict) are checked at the real API server by tests/e2e/test_leases.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -155,7 +158,10 @@ async def test_standby_takes_over_when_the_leader_vanishes(api: LeaseKube, start
 
 
 @pytest.mark.parametrize("lease", ["absent", "released", "expired"])
-async def test_of_two_racing_candidates_one_wins(api: LeaseKube, lease: str) -> None:
+async def test_of_two_racing_candidates_one_wins(
+    api: LeaseKube, lease: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="memoserve_operator.kube.leader")
     if lease == "released":
         api.put_lease(LEASE_NAMESPACE, LEASE, {"holderIdentity": "", "leaseDurationSeconds": 1})
     elif lease == "expired":  # "gone" last renewed 0 s before the candidates first saw it
@@ -171,6 +177,9 @@ async def test_of_two_racing_candidates_one_wins(api: LeaseKube, lease: str) -> 
         assert not await loser.try_once()  # and it stays a standby
     writes = [r for r in api if r.method in ("POST", "PUT")]
     assert len(writes) == 2  # the race did happen: two writes, one refused with 409
+    # ... which the operator's client calls a Conflict: a lost race, not a failure.
+    lost = [r for r in caplog.records if r.name == "memoserve_operator.kube.leader"]
+    assert [(r.levelname, "(HTTP 409)" in r.getMessage()) for r in lost] == [("INFO", True)]
 
 
 @pytest.mark.looptime

@@ -20,10 +20,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-import memoserve_operator.settings as operator_settings
 from memoserve_contract.quantity import parse_quantity
-from memoserve_contract.resource import inferenceservice as isvc_resource
-from memoserve_operator.builders import hpa as hpa_builder
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_operator.builders import hpa
+from memoserve_operator.settings import ENV_PREFIX, OperatorSettings
 from tests.operator.kustomize_render import Obj, RenderError, object_id, render
 from tests.support.controlplane import control_plane_binaries
 
@@ -288,7 +288,7 @@ def test_two_replicas_elect_a_leader(base: list[Obj]) -> None:
         if "valueFrom" in e
     }
     assert downward == DOWNWARD_ENV
-    settings = operator_settings.OperatorSettings()
+    settings = OperatorSettings()
     assert settings.leader_election is True
     assert not any(o["apiVersion"].startswith(("kopf.dev/", "zalando.org/")) for o in base)
     assert not any(
@@ -382,16 +382,15 @@ def test_operator_settings_read_every_name_the_manifests_set(
 ) -> None:
     """Each MEMOSERVE_OPERATOR_* variable is a field of the operator's settings, and the values
     of the base and of the GKE overlay parse."""
-    settings = operator_settings
-    fields = set(settings.OperatorSettings.model_fields)
+    fields = set(OperatorSettings.model_fields)
     for objects in (base, gke):
         environ = dict(one(objects, "ConfigMap", "memoserve-operator-config")["data"])
         environ |= plain_env(operator_container(objects))
         unknown = sorted(
-            name for name in environ if name.removeprefix(settings.ENV_PREFIX).lower() not in fields
+            name for name in environ if name.removeprefix(ENV_PREFIX).lower() not in fields
         )
         assert not unknown, f"OperatorSettings has no field for {unknown}"
-        parsed = settings.OperatorSettings.from_env(environ)
+        parsed = OperatorSettings.from_env(environ)
         assert parsed.default_image == environ["MEMOSERVE_OPERATOR_DEFAULT_IMAGE"]
 
 
@@ -518,7 +517,7 @@ def test_binding_grants_the_role_to_the_operator_service_account(
 def test_leader_election_may_touch_its_own_lease_only(base: list[Obj]) -> None:
     """A namespaced Role, in the operator's namespace: create a Lease (create cannot be limited to
     a name), get and update the one named by the settings; no patch, list, watch or delete."""
-    settings = operator_settings.OperatorSettings()
+    settings = OperatorSettings()
     role = one(base, "Role", LEADER_ELECTION)
     assert role["metadata"]["namespace"] == one(base, "Deployment")["metadata"]["namespace"]
     lease = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"]}
@@ -622,16 +621,13 @@ def test_gke_doc_inference_service_matches_the_crd() -> None:
 def test_gke_doc_metric_settings_are_what_the_operator_builds() -> None:
     """Section 8's settings parse, and the metric names and selector keys the doc shows are the
     ones the operator writes into the HPAs."""
-    settings = operator_settings
-    hpa = hpa_builder
     text = GKE_DOC.read_text()
     [added] = re.findall(r"<<EOF\n(  # docs/gke.md section 8.*?)\nEOF\n", text, re.S)
     environ = yaml.safe_load(added.replace("${CLUSTER}", "memoserve"))
-    parsed = settings.OperatorSettings.from_env(environ)
+    parsed = OperatorSettings.from_env(environ)
     assert parsed.inflight_metric_name in text
     assert hpa.upstream_inflight_metric_name(parsed) in text
-    resource = isvc_resource
-    isvc = resource.InferenceService.from_body(
+    isvc = InferenceService.from_body(
         {"metadata": {"name": "ranker"}, "spec": {"model": {"uri": "/m", "format": "onnx"}}}
     )
     for key in hpa.service_series(isvc, parsed):

@@ -7,6 +7,11 @@ server-side apply may create the object, so it needs ``create`` as well as ``pat
 
 Leader election's calls (two replicas: acquire, stand by, renew, release, take over) must be
 granted by the namespaced leader-election Role: in its namespace, on the Lease it names.
+
+Why the fake suffices: the verbs a request needs follow from its method, resource, subresource
+and content type alone (an apply: patch and create), not from what the server does with it. At
+the real API server the e2e tier runs the operator as its ServiceAccount with exactly these
+roles, and fails every test in which RBAC refused one of its requests (tests/e2e/conftest.py).
 """
 
 from __future__ import annotations

@@ -2,6 +2,15 @@
 
 The reconciler runs without kopf here (test_handlers.py runs it under kopf): each test stores an
 InferenceService, reconciles, and asserts on the recorded requests and the stored objects.
+
+Why the fake suffices: these tests check what the reconcile decides (which objects it applies
+and with which body, which it deletes and with which uid precondition, the status it writes),
+and that is in the requests. The fake's apply is a merge patch, so what an apply does to the live
+object is proven at the real API server instead: a field the operator stops rendering removed and
+someone else's kept, switching autoscaling on without a drop to 1 replica
+(tests/e2e/test_apply_semantics.py); hand edits undone, a deleted child recreated, the HPA's
+replicas kept (tests/e2e/test_drift.py); a switched-off feature's children pruned
+(tests/e2e/test_apply_semantics.py, test_front.py).
 """
 
 from __future__ import annotations
@@ -201,6 +210,8 @@ async def test_autoscaled_deployment_leaves_replicas_to_the_hpa(
     # The digest changed, so the Deployment is applied again, now without replicas.
     assert applied_kinds(writes(api, since)) == ["Deployment", "HorizontalPodAutoscaler"]
     assert "replicas" not in writes(api, since)[0].data["spec"]
+    # The fake keeps the old 2 (a merge); the API server would reset it to 1 but for the
+    # handover (children/handover.py, tests/e2e/test_apply_semantics.py).
     edit(api, key(*DEPLOYMENT), "iris", {"spec": {"replicas": 5}})  # the HPA scales
     since = mark(api)
     await reconciler.reconcile(NAMESPACE, "iris", trigger="test")

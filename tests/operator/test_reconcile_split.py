@@ -1,6 +1,11 @@
 """The cache-front split (spec.front.enabled) reconciled against the fake API server: both tiers
 applied, nothing written in steady state (with and without the watches' index), readiness from
-both tiers, and the model tier pruned by name when the split is switched off."""
+both tiers, and the model tier pruned by name when the split is switched off.
+
+Why the fake suffices: as in test_reconcile.py, the decisions are in the requests. The one read
+of a live object after a change (the front's env gone once the split is off) holds on the fake
+only because a merge patch replaces a list whole; tests/e2e/test_front.py checks it at the API
+server, where the env entries the operator no longer applies are removed by apply."""
 
 from __future__ import annotations
 

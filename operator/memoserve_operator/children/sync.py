@@ -4,6 +4,7 @@
   watches keep, else read from the API server), and applied with server-side apply (one field
   manager, force) only when ``compare.needs_apply`` says the live one differs.
   An object of the same name that this InferenceService does not control is never taken over.
+  A Deployment whose replicas an HPA takes over keeps its count meanwhile (``handover``).
 - Children of ``OWNED_KINDS`` that are no longer desired (a kind no longer built, or a name:
   ``NAME-model`` once the split is off) are found by the instance and managed-by labels (in the
   index, else listed) and deleted when this InferenceService is their controller (with a uid
@@ -26,6 +27,7 @@ from memoserve_contract.resource.names import API_VERSION, KIND
 from memoserve_operator.builders import OWNED_KINDS, child_names
 from memoserve_operator.builders.meta import MANAGED_BY
 from memoserve_operator.children.compare import needs_apply
+from memoserve_operator.children.handover import hand_over_replicas
 from memoserve_operator.children.index import ChildIndex
 from memoserve_operator.kube.client import Conflict, KubeClient, KubeError, resource_of
 from memoserve_operator.metrics import Metrics
@@ -115,6 +117,8 @@ async def _apply(
         message = "exists and is not controlled by this InferenceService (delete or rename it)"
         raise Conflict(409, "apply", kind, where, message)
     if needs_apply(obj, current):
+        if await hand_over_replicas(kube, obj, current, field_manager):  # handover.py
+            metrics.writes.labels("apply", kind).inc()
         current = await kube.apply(obj, field_manager)
         metrics.writes.labels("apply", kind).inc()
         index.remember(current)

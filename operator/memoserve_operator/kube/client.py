@@ -1,4 +1,5 @@
-"""A thin async Kubernetes client: server-side apply, get, list, delete, status patch.
+"""A thin async Kubernetes client: server-side apply, get, list, delete, status patch, and the
+create and replace (PUT with a resourceVersion) that leader election's Lease needs.
 
 Raw REST calls through a kubernetes_asyncio ``ApiClient`` (its config loaders handle in-cluster
 service-account tokens, kubeconfig files and exec plugins alike); objects stay plain dicts.
@@ -21,7 +22,15 @@ from kubernetes_asyncio.config import ConfigException, load_incluster_config, lo
 from memoserve_contract.resource.names import GROUP, KIND, PLURAL, VERSION
 
 Object = dict[str, Any]
-Verb = Literal["get", "list", "patch", "delete"]
+Verb = Literal["get", "list", "create", "update", "patch", "delete"]  # as RBAC names them
+METHODS: dict[Verb, str] = {
+    "get": "GET",
+    "list": "GET",
+    "create": "POST",
+    "update": "PUT",
+    "patch": "PATCH",
+    "delete": "DELETE",
+}
 TIMEOUT_SECONDS = 30.0
 # Connections to the API server (HTTP/1.1: one request each at a time). kubernetes_asyncio's
 # default of 100 let a burst of reconciles open ~200 TLS connections, each holding a 256 KiB
@@ -86,6 +95,7 @@ RESOURCES = _resources(
     ApiResource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     ApiResource("monitoring.googleapis.com", "v1", "podmonitorings", "PodMonitoring"),
     ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    ApiResource("coordination.k8s.io", "v1", "leases", "Lease"),  # leader election (leader.py)
 )
 
 
@@ -120,7 +130,8 @@ class NotFound(KubeError):
 
 
 class Conflict(KubeError):
-    """409: a conflict that force=True did not settle (e.g. a uid precondition)."""
+    """409: a conflict that force=True did not settle (e.g. a uid precondition), a create of an
+    object that exists, or a replace carrying a resourceVersion that is no longer current."""
 
 
 class Invalid(KubeError):
@@ -213,6 +224,19 @@ class KubeClient:
         with contextlib.suppress(NotFound, Conflict):
             await self._call("delete", resource, namespace, name, body=body)
 
+    async def create(self, obj: Object) -> Object:
+        """POST: Conflict if an object of that name exists."""
+        resource = resource_of(obj["apiVersion"], obj["kind"])
+        namespace = obj["metadata"].get("namespace")
+        return await self._call("create", resource, namespace, body=obj)
+
+    async def replace(self, obj: Object) -> Object:
+        """PUT of the whole object: with the resourceVersion it was read with, Conflict if anyone
+        has written it since (optimistic concurrency, as leader election needs)."""
+        resource = resource_of(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        return await self._call("update", resource, meta.get("namespace"), meta["name"], body=obj)
+
     async def patch_metadata(
         self, resource: ApiResource, namespace: str, name: str, metadata: Object
     ) -> Object:
@@ -253,7 +277,7 @@ class KubeClient:
         body: Object | None = None,
         content_type: str = "application/json",
     ) -> Object:
-        method = "GET" if verb in ("get", "list") else verb.upper()
+        method = METHODS[verb]
         where = f"{namespace}/{name}" if name else f"in {namespace}"
         label = str(resource) if not sub else resource.rbac_name(sub)
         try:

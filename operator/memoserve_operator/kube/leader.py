@@ -4,9 +4,11 @@
 A candidate may take the Lease when nobody holds it, or when its record has not changed for
 leaseDurationSeconds by the candidate's own clock (renewTime is informational: node clocks never
 meet). Every write is a PUT with the resourceVersion just read: of two racing candidates one gets
-409 and stands by. The leader renews every ``renew_every`` (retrying every ``retry_every``) and
-stops acting when no renewal succeeded for ``renew_deadline`` < the lease duration, i.e. before a
-standby may take over. On SIGTERM it releases the Lease, so a standby takes over at its next try.
+409 (``Conflict``) and stands by. The leader renews every ``renew_every`` (retrying every
+``retry_every``) and stops acting when no renewal succeeded for ``renew_deadline`` < the lease
+duration, i.e. before a standby may take over. On SIGTERM it releases the Lease, so a standby
+takes over at its next try. The Lease's calls go through the operator's ``KubeClient``: one
+mapping of API errors, one user agent, one timeout.
 """
 
 from __future__ import annotations
@@ -21,30 +23,20 @@ import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
-from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from memoserve_operator.kube.client import (
-    TIMEOUT_SECONDS,
-    USER_AGENT,
-    KubeError,
-    NotFound,
-    load_configuration,
-)
+from memoserve_operator.kube.client import Conflict, KubeClient, KubeError, resource_of
 from memoserve_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
 Object = dict[str, Any]
 Operate = Callable[[asyncio.Event], Coroutine[Any, Any, None]]  # runs kopf until the flag is set
 DEFAULT_NAMESPACE = "memoserve-system"
-LEASES = "leases.coordination.k8s.io"
 LEASE = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
-VERBS = {"GET": "get", "POST": "create", "PUT": "update"}  # as RBAC names them (rbac.yaml)
+LEASES = resource_of(LEASE["apiVersion"], LEASE["kind"])
 
 
 @dataclass(frozen=True)
@@ -72,45 +64,24 @@ class LeadershipLost(Exception):
 
 
 class Leases:
-    """GET, POST and PUT of one Lease; objects stay plain dicts (as in kube.py)."""
+    """The one Lease this election runs on, through the operator's ``KubeClient`` (so a 409 is
+    ``Conflict`` and no answer is ``Unavailable``, as for every other call)."""
 
-    def __init__(self, api: ApiClient, namespace: str, name: str) -> None:
-        self._api, self.namespace, self.name = api, namespace, name
-        api.user_agent = USER_AGENT
+    def __init__(self, kube: KubeClient, namespace: str, name: str) -> None:
+        self.kube, self.namespace, self.name = kube, namespace, name
 
     async def get(self) -> Object | None:
         """The Lease, or None when there is none."""
-        with contextlib.suppress(NotFound):
-            return await self._call("GET", f"/{self.name}")
-        return None
+        return await self.kube.get(LEASES, self.namespace, self.name)
 
     async def create(self, spec: Object) -> Object:
+        """Conflict if another candidate created it first."""
         meta = {"name": self.name, "namespace": self.namespace}
-        return await self._call("POST", "", {**LEASE, "metadata": meta, "spec": spec})
+        return await self.kube.create({**LEASE, "metadata": meta, "spec": spec})
 
     async def replace(self, lease: Object, spec: Object) -> Object:
-        """PUT with the resourceVersion of ``lease``: 409 if anyone has written it since."""
-        return await self._call("PUT", f"/{self.name}", lease | {"spec": spec})
-
-    async def _call(self, method: str, name: str, body: Object | None = None) -> Object:
-        verb, where = VERBS[method], f"{self.namespace}/{self.name}"
-        try:
-            result = await self._api.call_api(
-                f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases{name}",
-                method,
-                header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                body=body,
-                response_types_map={200: "object", 201: "object"},
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _request_timeout=TIMEOUT_SECONDS,
-            )
-        except ApiException as exc:
-            error = NotFound if exc.status == 404 else KubeError
-            raise error(int(exc.status or 0), verb, LEASES, where, str(exc.reason)) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KubeError(0, verb, LEASES, where, repr(exc)) from None
-        return cast(Object, result or {})
+        """PUT with the resourceVersion of ``lease``: Conflict if anyone has written it since."""
+        return await self.kube.replace(lease | {"spec": spec})
 
 
 class Elector:
@@ -140,7 +111,7 @@ class Elector:
                 spec = self._spec(old.get("acquireTime", now) if mine else now, now, transitions)
                 await self.leases.replace(lease, spec)
         except KubeError as exc:
-            log = logger.info if exc.status == 409 else logger.warning
+            log = logger.info if isinstance(exc, Conflict) else logger.warning  # a lost race
             log("leader election: %s", exc)
             return False
         self._observe(spec, started)
@@ -265,10 +236,13 @@ async def run_with_election(
     settings: OperatorSettings, environ: Mapping[str, str], operate: Operate
 ) -> None:
     """``run_elected`` with the Lease and identity of these settings and this pod."""
-    async with ApiClient(await load_configuration()) as api:
-        leases = Leases(api, lease_namespace(settings, environ), settings.lease_name)
+    kube = await KubeClient.open()
+    try:
+        leases = Leases(kube, lease_namespace(settings, environ), settings.lease_name)
         elector = Elector(leases, identity(environ), Timing.from_settings(settings))
         await run_elected(elector, operate, settings.liveness_url)
+    finally:
+        await kube.close()
 
 
 @contextlib.asynccontextmanager
