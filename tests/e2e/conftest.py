@@ -67,7 +67,9 @@ def operator(
         tmp_path_factory.mktemp("operator") / "operator.log",
         {
             "MEMOSERVE_OPERATOR_LEASE_NAMESPACE": OPERATOR_NAMESPACE,
-            "MEMOSERVE_OPERATOR_LEASE_DURATION_SECONDS": "3",
+            # Short, so that a restarted operator takes over soon (test_restart), and not shorter:
+            # at 3 s a loaded 2-vCPU machine stalled the renewals and the operator stepped down.
+            "MEMOSERVE_OPERATOR_LEASE_DURATION_SECONDS": "6",
             "MEMOSERVE_OPERATOR_LEASE_RETRY_SECONDS": "0.5",
             "MEMOSERVE_OPERATOR_RECHECK_SECONDS": "5",
             "MEMOSERVE_OPERATOR_RESYNC_SECONDS": "20",  # resyncs inside the quiet minute
