@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from tests.e2e.helpers import ISVC, apply_isvc, condition, wait_for, wait_ready
 from tests.support.controlplane import ControlPlane
 from tests.support.metrics_api import ANNOTATION_PREFIX
@@ -45,6 +47,9 @@ def _pods(plane: ControlPlane, namespace: str, component: str) -> list[dict[str,
     return [p for p in items if p["status"].get("phase") == "Running"]
 
 
+# Two tiers, two HPAs and their scaling through the metrics API: ~60 s alone, ~120 s (the
+# default timeout) on a loaded 2-vCPU machine.
+@pytest.mark.timeout(300)
 def test_split_service_converges_with_both_tiers(
     control_plane: ControlPlane, operator: OperatorProcess, namespace: str
 ) -> None:
