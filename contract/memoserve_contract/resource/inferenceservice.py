@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from memoserve_contract.resource.cache import CacheSource, CacheSpec
+from memoserve_contract.resource.canary import CanarySpec
 from memoserve_contract.resource.fields import NAME_PATTERN, SpecModel, rules
 from memoserve_contract.resource.front import FrontSpec
 from memoserve_contract.resource.gpu import GpuSpec
@@ -65,6 +66,18 @@ class InferenceServiceSpec(SpecModel):
                 "cache of its own)",
                 ".model.server",
             ),
+            (
+                "!has(self.canary) || !has(self.front) || !self.front.enabled",
+                "spec.canary is not supported with spec.front.enabled: a split service's cache "
+                "front would need a front of its own per version (docs/inferenceservice.md)",
+                ".canary",
+            ),
+            (
+                "!has(self.canary) || !has(self.ingress) || !self.ingress.enabled",
+                "spec.canary cannot go with spec.ingress.enabled: a GKE Ingress cannot weight "
+                "traffic between two Services (docs/inferenceservice.md, Canary)",
+                ".canary",
+            ),
         )
     )
 
@@ -102,6 +115,11 @@ class InferenceServiceSpec(SpecModel):
     front: FrontSpec | None = Field(
         default=None,
         description="the cache front tier (docs/front.md); unset or enabled: false: one tier",
+    )
+    canary: CanarySpec | None = Field(
+        default=None,
+        description="a second model version taking canary.trafficPercent of the requests "
+        "(NAME-canary); promote: move canary.model into model and remove canary",
     )
 
     @property

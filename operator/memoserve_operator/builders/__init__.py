@@ -6,10 +6,12 @@ JSON-ready dicts ready for server-side apply. ``build_all`` is the whole desired
 
 from __future__ import annotations
 
+from memoserve_contract.canary import canary_name
 from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.redis_endpoint import RedisEndpoint, external_endpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.backend_config import build_backend_config
+from memoserve_operator.builders.canary import build_canary, build_canary_network_policy
 from memoserve_operator.builders.deployment import build_deployment
 from memoserve_operator.builders.front import build_front_deployment, build_front_hpa
 from memoserve_operator.builders.grpc_tls import (
@@ -54,7 +56,7 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io/v1", "NetworkPolicy"),
 )
 # The kinds of which a split service (spec.front.enabled) has two: NAME (the front, or the one
-# tier) and NAME-model (the model tier).
+# tier) and NAME-model (the model tier); a service with a canary, NAME and NAME-canary.
 TIERED_KINDS = frozenset(
     {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"}
 )
@@ -99,6 +101,7 @@ def build_all(
         ]
         if isvc.spec.autoscaled:
             objects.append(build_hpa(isvc, settings))
+        objects += build_canary(isvc, settings, redis, grpc_tls)
     if isvc.spec.ingress_enabled:
         objects.append(build_backend_config(isvc, settings))
         if isvc.spec.wants_managed_certificate:
@@ -110,6 +113,8 @@ def build_all(
         objects.append(build_network_policy(isvc, settings, redis))
         if isvc.spec.split:
             objects.append(build_model_network_policy(isvc, settings))
+        if (canary_policy := build_canary_network_policy(isvc, settings, redis)) is not None:
+            objects.append(canary_policy)
     return objects
 
 
@@ -143,5 +148,5 @@ def child_names(isvc: InferenceService, kind: str) -> tuple[str, ...]:
     if kind == "Secret":
         return (redis_secret_name(isvc), grpc_tls_secret_name(isvc))
     if kind in TIERED_KINDS:
-        return (isvc.name, model_tier_name(isvc))
+        return (isvc.name, model_tier_name(isvc), canary_name(isvc))
     return (isvc.name,)
