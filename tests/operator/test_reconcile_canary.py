@@ -1,0 +1,205 @@
+"""A canary (spec.canary) reconciled against the fake API server: added (its objects applied,
+nothing written in steady state), ready or not (CanaryReady, status.canary), promoted and rolled
+back (the canary's objects pruned by name, with a uid precondition).
+
+The fake's server-side apply is a merge patch; these tests look only at which objects are
+written or deleted and at the status, which that does not change. That the API server takes
+every canary object by server-side apply, and prunes them, is tests/e2e/test_canary.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client import Configuration
+
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_operator.builders import OWNED_KINDS, build_all
+from memoserve_operator.children.index import ChildIndex
+from memoserve_operator.kube.client import KubeClient
+from memoserve_operator.metrics import Metrics
+from memoserve_operator.reconcile import Reconciler
+from tests.operator.fake_api import (
+    APPLY,
+    ISVC,
+    NAMESPACE,
+    FakeKube,
+    declare_resources,
+    isvc_body,
+    key,
+    mark,
+    path,
+    requests,
+    writes,
+)
+from tests.operator.helpers import SETTINGS
+
+pytestmark = pytest.mark.kmock(cls=FakeKube)
+
+V1 = {"uri": "gs://my-models/iris/v1/", "format": "sklearn"}
+V2 = {"uri": "gs://my-models/iris/v2/", "format": "sklearn"}
+CACHE = {"external": {"host": "redis.example.com"}}
+CANARY = {"model": V2, "trafficPercent": 20, "minReplicas": 1, "maxReplicas": 3}
+WITH_CANARY = {"model": V1, "cache": CACHE, "canary": CANARY}
+PROMOTED = {"model": V2, "cache": CACHE}
+ROLLED_BACK = {"model": V1, "cache": CACHE}
+CANARY_KINDS = [
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+]
+READY = {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}
+
+
+@pytest.fixture
+def api(kmock: Any) -> Any:
+    declare_resources(kmock)
+    return kmock
+
+
+@pytest.fixture(params=["read", "indexed"])
+async def reconciler(api: Any, request: Any) -> AsyncIterator[Reconciler]:
+    kube = await KubeClient.open(Configuration(host=str(api.url)))
+    index = None
+    if request.param == "indexed":
+        index = ChildIndex(frozenset(kind for _, kind in OWNED_KINDS if kind != "Secret"))
+    yield Reconciler(kube, SETTINGS, Metrics(), index=index)
+    await kube.close()
+
+
+def store(api: Any, body: dict[str, Any]) -> None:
+    api.objects[ISVC, NAMESPACE, body["metadata"]["name"]] = body
+
+
+def applied(calls: list[Any]) -> list[tuple[str, str]]:
+    return [
+        (r.data["kind"], r.data["metadata"]["name"])
+        for r in calls
+        if r.headers.get("Content-Type") == APPLY
+    ]
+
+
+def deleted(calls: list[Any]) -> list[str]:
+    return sorted(str(r.url.path) for r in calls if r.method.value == "DELETE")
+
+
+def status(api: Any) -> dict[str, Any]:
+    found: dict[str, Any] = api.objects[ISVC, NAMESPACE, "iris"]["status"]
+    return json.loads(json.dumps(found, default=dict))
+
+
+def conditions(api: Any) -> dict[str, tuple[str, str, str]]:
+    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in status(api)["conditions"]}
+
+
+def set_status(api: Any, reconciler: Reconciler, name: str, value: dict[str, Any]) -> None:
+    """The Deployment controller's work, and the watch event that tells the index."""
+    live = api.objects[key("apps/v1", "Deployment"), NAMESPACE, name]
+    live.patch({"status": value})
+    if reconciler.index is not None:
+        plain = json.loads(json.dumps(live, default=dict))
+        reconciler.index.observe("MODIFIED", {"kind": "Deployment", **plain})
+
+
+async def reconcile(reconciler: Reconciler) -> None:
+    await reconciler.reconcile(NAMESPACE, "iris", trigger="test")
+
+
+async def test_a_canary_is_applied_then_nothing_is_written(
+    api: Any, reconciler: Reconciler
+) -> None:
+    body = isvc_body(**WITH_CANARY)
+    store(api, body)
+    await reconcile(reconciler)
+    wanted = build_all(InferenceService.from_body(body), SETTINGS)
+    assert applied(writes(api)) == [(o["kind"], o["metadata"]["name"]) for o in wanted]
+    for _, kind in CANARY_KINDS:
+        assert (kind, "iris-canary") in applied(writes(api))
+    assert status(api)["canary"] == {
+        "trafficPercent": 20,
+        "replicas": 0,
+        "readyReplicas": 0,
+        "replicaSummary": "0/1",
+    }
+
+    since = mark(api)
+    await reconcile(reconciler)
+    assert writes(api, since) == []
+    assert {r.method.value for r in requests(api, since)} == {"GET"}
+
+
+async def test_ready_waits_for_the_canary(api: Any, reconciler: Reconciler) -> None:
+    store(api, isvc_body(**WITH_CANARY))
+    await reconcile(reconciler)
+    set_status(api, reconciler, "iris", READY)  # the stable pods serve; the canary loads
+    await reconcile(reconciler)
+    found = conditions(api)
+    assert found["ServingReady"] == ("True", "ReplicasReady", "1/1 replicas ready")
+    assert found["CanaryReady"][:2] == ("False", "RolloutInProgress")
+    assert found["CanaryReady"][2].startswith(
+        "canary (20% of requests); the stable version serves the rest: "
+    )
+    assert found["Ready"][0] == "False"  # Argo CD: Progressing
+
+    set_status(api, reconciler, "iris-canary", READY)
+    await reconcile(reconciler)
+    found = conditions(api)
+    assert found["CanaryReady"] == (
+        "True", "ReplicasReady", "canary (20% of requests): 1/1 replicas ready"
+    )  # fmt: skip
+    assert found["Ready"][0] == "True"
+    assert status(api)["canary"]["replicaSummary"] == "1/1"
+
+    since = mark(api)
+    await reconcile(reconciler)
+    assert writes(api, since) == []
+
+
+async def test_promotion_rolls_the_stable_deployment_and_prunes_the_canary(
+    api: Any, reconciler: Reconciler
+) -> None:
+    store(api, isvc_body(**WITH_CANARY))
+    await reconcile(reconciler)
+    deployments = key("apps/v1", "Deployment")
+    canary = api.objects[deployments, NAMESPACE, "iris-canary"]["spec"]["template"]
+    store(api, isvc_body(generation=2, **PROMOTED))
+    since = mark(api)
+    await reconcile(reconciler)
+    assert deleted(writes(api, since)) == sorted(
+        path(api_version, kind, "iris-canary") for api_version, kind in CANARY_KINDS
+    )
+    deletes = [r for r in writes(api, since) if r.method.value == "DELETE"]
+    assert all(r.data["preconditions"]["uid"] for r in deletes)
+    assert ("Deployment", "iris") in applied(writes(api, since))
+    stable = api.objects[deployments, NAMESPACE, "iris"]["spec"]["template"]
+    annotation = "serving.memoserve.dev/config-checksum"
+    assert (
+        stable["metadata"]["annotations"][annotation]
+        == (canary["metadata"]["annotations"][annotation])
+    )  # what passed as the canary is what the stable pods now run
+    assert "canary" not in status(api)
+    assert "CanaryReady" not in conditions(api)
+
+    since = mark(api)
+    await reconcile(reconciler)
+    assert writes(api, since) == []
+
+
+async def test_rollback_prunes_the_canary_and_leaves_the_stable_pods(
+    api: Any, reconciler: Reconciler
+) -> None:
+    store(api, isvc_body(**WITH_CANARY))
+    await reconcile(reconciler)
+    store(api, isvc_body(generation=2, **ROLLED_BACK))
+    since = mark(api)
+    await reconcile(reconciler)
+    assert deleted(writes(api, since)) == sorted(
+        path(api_version, kind, "iris-canary") for api_version, kind in CANARY_KINDS
+    )
+    # The stable Deployment, Service, PDB and NetworkPolicy were already what they must be.
+    assert applied(writes(api, since)) == []
