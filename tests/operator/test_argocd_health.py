@@ -1,8 +1,11 @@
 """manifests/argocd: the InferenceService health check (run in Lua 5.1, like Argo CD's
-gopher-lua), its argocd-cm installation, and the Application example."""
+gopher-lua) in the layout Argo CD keeps upstream (resource_customizations/GROUP/KIND/health.lua,
+health_test.yaml and testdata/), its argocd-cm installation, and the Application example."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,24 +17,36 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memoserve_contract.resource.inferenceservice import InferenceService
+from memoserve_contract.resource.status import InferenceServiceStatus
+
 ROOT = Path(__file__).resolve().parents[2]
 ARGOCD = ROOT / "manifests" / "argocd"
-HEALTH_LUA = ARGOCD / "health.lua"
-HEALTH_KEY = "resource.customizations.health.serving.memoserve.dev_InferenceService"
+GROUP, KIND = "serving.memoserve.dev", "InferenceService"
+CUSTOMIZATION = ARGOCD / "resource_customizations" / GROUP / KIND
+HEALTH_LUA = CUSTOMIZATION / "health.lua"
+HEALTH_KEY = f"resource.customizations.health.{GROUP}_{KIND}"
+OPEN_LIBS_KEY = f"resource.customizations.useOpenLibs.{GROUP}_{KIND}"
 STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
 # Loads the script the way Argo CD runs it (a chunk reading the global `obj`, returning `hs`), in an
 # environment holding only what Argo CD's Lua VM offers, where reading an undefined global or
-# assigning a global is an error (catches typos and leaked state between evaluations).
+# assigning a global is an error (catches typos and leaked state between evaluations). Argo CD
+# (util/lua/lua.go) always opens the base, table and (a safe) os library; the others (string, math)
+# only for its built-in scripts and for argocd-cm scripts whose useOpenLibs key is "true".
 SANDBOX = """
-local script = ...
+local script, open_libs = ...
 local chunk, err = loadstring(script, "=health.lua")
 if not chunk then error(err) end
 local allowed = {
   ipairs = ipairs, pairs = pairs, next = next, type = type, tostring = tostring,
   tonumber = tonumber, select = select, unpack = unpack, error = error, pcall = pcall,
-  string = string, table = table, math = math,
+  table = table,
 }
+if open_libs then
+  allowed.string = string
+  allowed.math = math
+end
 return function(obj)
   local env = setmetatable({obj = obj}, {
     __index = function(_, name)
@@ -52,11 +67,11 @@ end
 class HealthCheck:
     """health.lua as a Python callable: InferenceService dict -> Argo CD health dict."""
 
-    def __init__(self, script: str) -> None:
+    def __init__(self, script: str, *, open_libs: bool = True) -> None:
         self._lua = lua51.LuaRuntime(
             unpack_returned_tuples=True, register_eval=False, register_builtins=False
         )
-        self._run = self._lua.execute(SANDBOX, script)
+        self._run = self._lua.execute(SANDBOX, script, open_libs)
 
     def __call__(self, resource: dict[str, Any]) -> dict[str, Any]:
         result = self._run(self._lua.table_from(resource, recursive=True))
@@ -337,14 +352,87 @@ def test_sandbox_catches_a_script_that_leaks_a_global() -> None:
         leaky({})
 
 
-# --- installation ---------------------------------------------------------------------------------
+# --- the upstream layout: health_test.yaml, as Argo CD's util/lua/health_test.go runs it ---------
 
 
 def _documents(path: Path) -> Iterator[dict[str, Any]]:
     yield from (doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None)
 
 
-def test_argocd_cm_patch_embeds_health_lua_verbatim() -> None:
+def health_tests() -> list[dict[str, Any]]:
+    [spec] = list(_documents(CUSTOMIZATION / "health_test.yaml"))
+    assert list(spec) == ["tests"]
+    return list(spec["tests"])
+
+
+def _case_id(case: dict[str, Any]) -> str:
+    return Path(case["inputPath"]).stem
+
+
+@pytest.mark.parametrize("case", health_tests(), ids=_case_id)
+def test_health_test_yaml(health: HealthCheck, case: dict[str, Any]) -> None:
+    """Argo CD compares the whole HealthStatus (status and message) for equality."""
+    assert set(case) == {"healthStatus", "inputPath"}
+    assert set(case["healthStatus"]) <= {"status", "message"}
+    resource = next(_documents(CUSTOMIZATION / case["inputPath"]))
+    assert health(resource) == case["healthStatus"]
+
+
+def test_health_test_yaml_covers_every_testdata_file_and_state() -> None:
+    cases = health_tests()
+    used = {case["inputPath"] for case in cases}
+    files = {f"testdata/{p.name}" for p in (CUSTOMIZATION / "testdata").glob("*.yaml")}
+    assert used == files, "every testdata file has a case in health_test.yaml, and only those"
+    assert {case["healthStatus"]["status"] for case in cases} >= {
+        "Healthy",
+        "Progressing",
+        "Degraded",
+    }
+    split = [case for case in cases if "split" in case["inputPath"]]
+    assert {case["healthStatus"]["status"] for case in split} >= {"Healthy", "Degraded"}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((CUSTOMIZATION / "testdata").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_testdata_are_inferenceservices_as_the_operator_writes_them(path: Path) -> None:
+    """Argo CD asks for full objects with the full status the controller writes: each file
+    parses as the CRD's model (spec fields are forbidden unless known) and its status holds
+    only fields the operator writes."""
+    [resource] = list(_documents(path))
+    parsed = InferenceService.from_body(resource)
+    assert (parsed.api_version, parsed.kind) == (resource["apiVersion"], resource["kind"])
+    status = InferenceServiceStatus.model_validate(resource["status"])
+    assert status.model_dump(mode="json", by_alias=True, exclude_unset=True) == resource["status"]
+    if "split" in path.stem:
+        assert parsed.spec.split
+
+
+def test_layout_is_the_one_argo_cd_keeps_upstream() -> None:
+    """resource_customizations/GROUP/KIND/{health.lua, health_test.yaml, testdata/}: the
+    directory can be copied into argoproj/argo-cd as it is (nothing else in it)."""
+    names = {p.name for p in CUSTOMIZATION.iterdir()}
+    assert names == {"health.lua", "health_test.yaml", "testdata"}
+    crd_file = ROOT / "crds" / "inferenceservice.yaml"
+    [crd] = [d for d in _documents(crd_file) if d["kind"] == "CustomResourceDefinition"]
+    assert (crd["spec"]["group"], crd["spec"]["names"]["kind"]) == (GROUP, KIND)
+
+
+# --- installation through argocd-cm ---------------------------------------------------------------
+
+
+def test_argocd_cm_patch_is_generated_from_health_lua() -> None:
+    written = (ARGOCD / "argocd-cm-patch.yaml").read_text()
+    generated = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "argocd-cm-patch.py")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert written == generated, (
+        "argocd-cm-patch.yaml is stale: python3 scripts/argocd-cm-patch.py > "
+        "manifests/argocd/argocd-cm-patch.yaml"
+    )
     [patch] = list(_documents(ARGOCD / "argocd-cm-patch.yaml"))
     assert kubernetes_validate.validate(patch, "1.30", strict=True)
     assert (patch["kind"], patch["metadata"]["name"], patch["metadata"]["namespace"]) == (
@@ -352,20 +440,28 @@ def test_argocd_cm_patch_embeds_health_lua_verbatim() -> None:
         "argocd-cm",
         "argocd",
     )
-    assert list(patch["data"]) == [HEALTH_KEY]
-    assert patch["data"][HEALTH_KEY] == HEALTH_LUA.read_text(), (
-        "argocd-cm-patch.yaml embeds a stale copy of health.lua: paste the file again"
-    )
+    assert set(patch["data"]) == {HEALTH_KEY, OPEN_LIBS_KEY}
+    assert patch["data"][HEALTH_KEY] == HEALTH_LUA.read_text()
 
 
-def test_health_key_names_the_crd_group_and_kind() -> None:
-    crd_file = ROOT / "crds" / "inferenceservice.yaml"
-    if not crd_file.exists():
-        pytest.skip("crds/inferenceservice.yaml is not written yet (the CRD part of issue 3)")
-    crds = [d for d in _documents(crd_file) if d["kind"] == "CustomResourceDefinition"]
-    [crd] = crds
-    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-    assert f"resource.customizations.health.{group}_{kind}" == HEALTH_KEY
+@pytest.mark.parametrize("case", health_tests(), ids=_case_id)
+def test_argocd_cm_install_grants_what_the_script_needs(case: dict[str, Any]) -> None:
+    """An argocd-cm script runs without Lua's string and math libraries unless its useOpenLibs
+    key is "true" (Argo CD's VM); health.lua uses string, so without the key every case that
+    reaches a reason check would fail in a real Argo CD."""
+    [patch] = list(_documents(ARGOCD / "argocd-cm-patch.yaml"))
+    open_libs = patch["data"].get(OPEN_LIBS_KEY) == "true"
+    health = HealthCheck(patch["data"][HEALTH_KEY], open_libs=open_libs)
+    resource = next(_documents(CUSTOMIZATION / case["inputPath"]))
+    assert health(resource) == case["healthStatus"]
+
+
+def test_the_script_needs_open_libs() -> None:
+    """Why the patch sets useOpenLibs: without the string library the check errors."""
+    closed = HealthCheck(HEALTH_LUA.read_text(), open_libs=False)
+    degraded = next(_documents(CUSTOMIZATION / "testdata" / "degraded.yaml"))
+    with pytest.raises(lua51.LuaError, match="undefined global string"):
+        closed(degraded)
 
 
 # --- the Application example ----------------------------------------------------------------------
@@ -417,7 +513,5 @@ def test_services_application_syncs_the_examples() -> None:
     assert "SkipDryRunOnMissingResource=true" in options
     assert "CreateNamespace=true" in options
     examples = ROOT / "manifests" / "examples"
-    if not examples.is_dir():
-        pytest.skip("manifests/examples is not written yet (the examples part of issue 3)")
     resources = [doc for path in sorted(examples.glob("*.yaml")) for doc in _documents(path)]
     assert any(doc.get("kind") == "InferenceService" for doc in resources)

@@ -1,7 +1,8 @@
 """What the Memorystore lifecycle (any engine) tells the reconcile (pure but for one memory):
 the CacheReady verdicts and their reasons.
 
-Reasons, as manifests/argocd/health.lua reads them:
+Reasons, as Argo CD's health check reads them (manifests/argocd/resource_customizations/
+serving.memoserve.dev/InferenceService/health.lua):
 
 - transient (Progressing): CacheCreating, CacheUpdating, CacheDeleting and the other states an
   instance passes through (CacheRepairing, CacheMaintenance, CacheFailingOver, ...), and API

@@ -4,9 +4,10 @@ A reconcile judges each part of a service (serving, cache, ingress, autoscaling)
 ``Verdict``; ``merge_conditions`` turns the verdicts into the status's conditions, keeping a
 condition's lastTransitionTime unless its status changes, and summarises them in Ready.
 
-Reasons follow manifests/argocd/health.lua: a failure that waiting will not fix ends in Failed,
-Failure, Error or BackOff (or is InvalidSpec, ErrImagePull, ...) and makes Argo CD say Degraded;
-anything else that is not True reads as Progressing.
+Reasons follow Argo CD's health check (manifests/argocd/resource_customizations/
+serving.memoserve.dev/InferenceService/health.lua): a failure that waiting will not fix ends in
+Failed, Failure, Error or BackOff (or is InvalidSpec, ErrImagePull, ...) and makes Argo CD say
+Degraded; anything else that is not True reads as Progressing.
 """
 
 from __future__ import annotations

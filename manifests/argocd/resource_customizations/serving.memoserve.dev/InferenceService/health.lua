@@ -1,6 +1,8 @@
--- Argo CD health check for serving.memoserve.dev/InferenceService.
--- Install: argocd-cm key resource.customizations.health.serving.memoserve.dev_InferenceService
--- (see argocd-cm-patch.yaml, which embeds this file verbatim).
+-- Argo CD health check for serving.memoserve.dev/InferenceService, the memoserve operator's
+-- resource (its docs/install.md says how to install this file). The operator writes
+-- metav1.Conditions: one per part (ServingReady, ModelReady, CacheReady, IngressReady,
+-- AutoscalingReady) and Ready, their summary: operator/memoserve_operator/status/conditions.py
+-- and observe.py in the memoserve repository say which reasons each part can have.
 --
 --   Healthy      the operator has seen the current spec (status.observedGeneration, and the
 --                Ready condition's observedGeneration when set, is metadata.generation) and
@@ -11,7 +13,8 @@
 --                Waiting will not fix it; the message is that condition's.
 --   Progressing  everything else: no status yet, a spec the operator has not seen yet, no Ready
 --                condition yet, Ready Unknown, or Ready False for a reason waiting can fix.
--- It never fails on a missing or mistyped field.
+-- It never fails on a missing or mistyped field. It uses Lua's string library: installed through
+-- argocd-cm, it needs resource.customizations.useOpenLibs.serving.memoserve.dev_InferenceService.
 
 local FAILURE_SUFFIXES = {"Failed", "Failure", "Error", "BackOff"}
 local FAILURE_REASONS = {
@@ -157,12 +160,14 @@ local function assess(resource)
     end
   end
 
-  -- Ready Unknown, or False for a reason waiting can fix: say what is still pending.
+  -- Ready Unknown, or False for a reason waiting can fix: say what is still pending, each part
+  -- once (Ready's message usually quotes the first part that is not ready).
   local message = describe(ready)
   for _, condition in ipairs(conditions) do
-    if condition ~= ready and text(condition.status) ~= "True" and text(condition.message) ~= "" then
+    local pending = text(condition.message)
+    if condition ~= ready and text(condition.status) ~= "True" and pending ~= ""
+        and string.find(message, pending, 1, true) == nil then
       message = message .. "; " .. describe(condition)
-      break
     end
   end
   return {status = "Progressing", message = message}
