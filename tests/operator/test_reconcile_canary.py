@@ -10,24 +10,18 @@ every canary object by server-side apply, and prunes them, is tests/e2e/test_can
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client import Configuration
 
 from memoserve_contract.resource.inferenceservice import InferenceService
-from memoserve_operator.builders import OWNED_KINDS, build_all
-from memoserve_operator.children.index import ChildIndex
-from memoserve_operator.kube.client import KubeClient
-from memoserve_operator.metrics import Metrics
+from memoserve_operator.builders import build_all
 from memoserve_operator.reconcile import Reconciler
+from tests.operator import test_reconcile_split as split
 from tests.operator.fake_api import (
-    APPLY,
     ISVC,
     NAMESPACE,
     FakeKube,
-    declare_resources,
     isvc_body,
     key,
     mark,
@@ -38,6 +32,16 @@ from tests.operator.fake_api import (
 from tests.operator.helpers import SETTINGS
 
 pytestmark = pytest.mark.kmock(cls=FakeKube)
+
+# The split's harness: the fake API server, a reconciler with and without the watches' index,
+# and the Deployment controller's status writes.
+api, reconciler = split.api, split.reconciler  # fixtures
+applied, conditions, set_status, store = (
+    split.applied,
+    split.conditions,
+    split.set_status,
+    split.store,
+)
 
 V1 = {"uri": "gs://my-models/iris/v1/", "format": "sklearn"}
 V2 = {"uri": "gs://my-models/iris/v2/", "format": "sklearn"}
@@ -56,34 +60,6 @@ CANARY_KINDS = [
 READY = {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}
 
 
-@pytest.fixture
-def api(kmock: Any) -> Any:
-    declare_resources(kmock)
-    return kmock
-
-
-@pytest.fixture(params=["read", "indexed"])
-async def reconciler(api: Any, request: Any) -> AsyncIterator[Reconciler]:
-    kube = await KubeClient.open(Configuration(host=str(api.url)))
-    index = None
-    if request.param == "indexed":
-        index = ChildIndex(frozenset(kind for _, kind in OWNED_KINDS if kind != "Secret"))
-    yield Reconciler(kube, SETTINGS, Metrics(), index=index)
-    await kube.close()
-
-
-def store(api: Any, body: dict[str, Any]) -> None:
-    api.objects[ISVC, NAMESPACE, body["metadata"]["name"]] = body
-
-
-def applied(calls: list[Any]) -> list[tuple[str, str]]:
-    return [
-        (r.data["kind"], r.data["metadata"]["name"])
-        for r in calls
-        if r.headers.get("Content-Type") == APPLY
-    ]
-
-
 def deleted(calls: list[Any]) -> list[str]:
     return sorted(str(r.url.path) for r in calls if r.method.value == "DELETE")
 
@@ -91,19 +67,6 @@ def deleted(calls: list[Any]) -> list[str]:
 def status(api: Any) -> dict[str, Any]:
     found: dict[str, Any] = api.objects[ISVC, NAMESPACE, "iris"]["status"]
     return json.loads(json.dumps(found, default=dict))
-
-
-def conditions(api: Any) -> dict[str, tuple[str, str, str]]:
-    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in status(api)["conditions"]}
-
-
-def set_status(api: Any, reconciler: Reconciler, name: str, value: dict[str, Any]) -> None:
-    """The Deployment controller's work, and the watch event that tells the index."""
-    live = api.objects[key("apps/v1", "Deployment"), NAMESPACE, name]
-    live.patch({"status": value})
-    if reconciler.index is not None:
-        plain = json.loads(json.dumps(live, default=dict))
-        reconciler.index.observe("MODIFIED", {"kind": "Deployment", **plain})
 
 
 async def reconcile(reconciler: Reconciler) -> None:
