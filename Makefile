@@ -52,9 +52,12 @@ $(KSERVE):
 system-deps:
 	bash scripts/install-system-deps.sh
 
-# The e2e tier's Kubernetes control plane, built from Go modules once per machine (cached).
+# The e2e tier's Kubernetes control plane, built from Go modules once per machine (cached),
+# and the Gateway API's and GKE's Gateway policy CRDs it installs (cached outside the repo).
 control-plane:
 	bash scripts/build-control-plane.sh
+	bash scripts/gateway-api-crds.sh
+	bash scripts/gke-gateway-crds.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import ISVC, apply_isvc, condition, wait_for, wait_ready
+from tests.e2e.test_gateway import test_every_rendered_object_is_admitted as admitted
+from tests.operator.helpers import DATA
 from tests.support.controlplane import ControlPlane
 from tests.support.operator_process import OperatorProcess
 
@@ -27,6 +29,15 @@ KINDS = (
 )
 HPA = "horizontalpodautoscalers.autoscaling"
 CHECKSUM = "serving.memoserve.dev/config-checksum"
+
+
+def test_every_rendered_canary_object_is_admitted(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    """The canary golden input's objects (the canary's Deployment, Service, PDB, HPA,
+    NetworkPolicy and Gateway policies, the route weighting both Services) by server-side
+    apply, as the gateway objects are checked."""
+    admitted(control_plane, namespace, DATA / "input" / "canary.yaml")
 
 
 def _names(plane: ControlPlane, namespace: str, kind: str) -> set[str]:

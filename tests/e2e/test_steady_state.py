@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.e2e.gateway_controller import write_route_status
 from tests.e2e.helpers import OPERATOR_USER, apply_isvc, wait_for, wait_ready
 from tests.support.controlplane import ControlPlane
 from tests.support.operator_process import OperatorProcess
@@ -31,8 +32,15 @@ def test_no_writes_in_steady_state(
     apply_isvc(control_plane, namespace, "plain", {"model": model})
     scaled = {"minReplicas": 1, "maxReplicas": 3, "cache": {"external": {"host": "redis.internal"}}}
     apply_isvc(control_plane, namespace, "scaled", {"model": model} | scaled)
+    # Behind a shared Gateway, its route accepted (the test standing in for GKE's controller).
+    gateway = {"parentRef": {"name": "shared", "namespace": "infra"}, "hostnames": ["r.example"]}
+    apply_isvc(control_plane, namespace, "routed", {"model": model, "gateway": gateway})
+    route = "httproutes.gateway.networking.k8s.io"
+    wait_for(lambda: control_plane.get_or_none(route, "routed", "-n", namespace), "the route")
+    write_route_status(control_plane, namespace, "routed", {"name": "shared", "namespace": "infra"})
     wait_ready(control_plane, namespace, "plain")
     wait_ready(control_plane, namespace, "scaled")
+    wait_ready(control_plane, namespace, "routed")
     # Other tests' namespaces are still being torn down (each a write by kopf: finalizers).
     wait_for(
         lambda: (

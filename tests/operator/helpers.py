@@ -15,6 +15,7 @@ import yaml
 from memoserve_contract.redis_endpoint import RedisEndpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.settings import OperatorSettings
+from tests.support.gateway_crds import strict_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
@@ -97,5 +98,9 @@ def validate_object(obj: dict[str, Any]) -> None:
     key = (obj["apiVersion"], obj["kind"])
     if key in GKE_SCHEMAS:
         jsonschema.validate(obj, _gke_schema(GKE_SCHEMAS[key]))
+        return
+    # The Gateway API's kinds and GKE's policies for it: their own CRDs' schemas.
+    if (crd_schema := strict_schema(*key)) is not None:
+        jsonschema.validate(obj, crd_schema)
         return
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)

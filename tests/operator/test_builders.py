@@ -72,9 +72,18 @@ def test_objects_per_feature(
 
 
 def test_order_follows_owned_kinds() -> None:
-    isvc = make_isvc(cache=EXTERNAL, ingress={**INGRESS, "managedCertificate": True}, **HPA)
-    objects = build_all(isvc, SETTINGS.model_copy(update={"pod_monitoring": True}))
-    assert [(o["apiVersion"], o["kind"]) for o in objects] == list(OWNED_KINDS)
+    # The Ingress and the Gateway API are exclusive: between them, two services build every
+    # owned kind, each in OWNED_KINDS order.
+    settings = SETTINGS.model_copy(update={"pod_monitoring": True})
+    ingress = make_isvc(cache=EXTERNAL, ingress={**INGRESS, "managedCertificate": True}, **HPA)
+    gateway = make_isvc(cache=EXTERNAL, gateway={"gatewayClassName": "gke-l7-rilb"}, **HPA)
+    order = list(OWNED_KINDS)
+    built = set()
+    for isvc in (ingress, gateway):
+        kinds = [(o["apiVersion"], o["kind"]) for o in build_all(isvc, settings)]
+        assert kinds == sorted(kinds, key=order.index)
+        built |= set(kinds)
+    assert built == set(OWNED_KINDS)
 
 
 def test_metadata_on_every_object() -> None:

@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from memoserve_contract.cache_stats import CacheStats
 from memoserve_contract.canary import canary_service
+from memoserve_contract.resource.status import CanaryStatus
 from memoserve_operator.builders import OWNED_KINDS, build_all, child_names
 from memoserve_operator.builders.traffic import Backend, backends
+from memoserve_operator.status.canary import canary_status
 from tests.operator.helpers import SETTINGS, make_isvc
 
 V1 = {"uri": "gs://my-models/iris/v1/", "format": "sklearn", "version": "1"}
@@ -195,3 +198,37 @@ def test_rollback_leaves_the_stable_deployment_as_it_was() -> None:
     without = by_name(make_isvc(model=V1, cache=CACHE, minReplicas=2, maxReplicas=4))
     assert with_it["Deployment", "iris"] == without["Deployment", "iris"]
     assert with_it["Service", "iris"] == without["Service", "iris"]
+
+
+def test_the_route_weights_the_two_services() -> None:
+    gateway = {"parentRef": {"name": "shared"}}
+    isvc = make_isvc(model=V1, gateway=gateway, grpc={"enabled": True}, canary={"model": V2,
+                     "trafficPercent": 30})  # fmt: skip
+    route = by_name(isvc)["HTTPRoute", "iris"]
+    for rule in route["spec"]["rules"]:  # gRPC's and HTTP's
+        weights = [(ref["name"], ref["weight"]) for ref in rule["backendRefs"]]
+        assert weights == [("iris", 70), ("iris-canary", 30)]
+    found = by_name(isvc)
+    for kind in ("HealthCheckPolicy", "GCPBackendPolicy"):
+        assert found[kind, "iris-canary"]["spec"]["targetRef"]["name"] == "iris-canary"
+        assert "iris-canary" in child_names(make_isvc(model=V1, gateway=gateway), kind)
+
+
+def test_status_canary_reports_its_own_pods_digest_and_hit_ratio() -> None:
+    live = {
+        ("Deployment", "iris"): {"spec": {"replicas": 2}, "status": {"readyReplicas": 2}},
+        ("Deployment", "iris-canary"): {
+            "spec": {"replicas": 1},
+            "status": {"replicas": 1, "readyReplicas": 1},
+        },
+    }
+    found = canary_status(with_canary(15), live, CacheStats(hits=3, lookups=4, digest="sha256:v2"))
+    assert found == CanaryStatus(
+        traffic_percent=15,
+        replicas=1,
+        ready_replicas=1,
+        replica_summary="1/1",
+        model_digest="sha256:v2",
+        hit_ratio="75%",
+    )
+    assert canary_status(make_isvc(), live, None) is None

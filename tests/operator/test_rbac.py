@@ -49,7 +49,10 @@ ISVC_PATH = path("serving.memoserve.dev/v1alpha1", "InferenceService")
 Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
 OPERATOR_AGENTS = (USER_AGENT, "kopf/")  # the operator's client and kopf's (not the test's)
 # Kinds a spec change can switch off, so that the reconcile deletes them.
-OPTIONAL = {"Secret", "HorizontalPodAutoscaler", "BackendConfig", "ManagedCertificate", "Ingress"}
+OPTIONAL = {
+    "Secret", "HorizontalPodAutoscaler", "BackendConfig", "ManagedCertificate", "Ingress",
+    "HealthCheckPolicy", "GCPBackendPolicy", "Gateway", "HTTPRoute",
+}  # fmt: skip
 
 
 @functools.cache
@@ -105,11 +108,16 @@ async def life_cycle(api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         minReplicas=1,
         maxReplicas=3,
     )
-    switched_off = {"cache": None, "ingress": None, "maxReplicas": None}
-    plain = {"metadata": {"generation": 2}, "spec": switched_off}
+    # From the Ingress to a Gateway of the service's own (the Ingress's kinds pruned), then off.
+    gateway = {"gatewayClassName": "gke-l7-global-external-managed", "hostnames": ["iris.a.b"]}
+    to_gateway = {"metadata": {"generation": 2}, "spec": {"ingress": None, "gateway": gateway}}
+    switched_off = {"cache": None, "gateway": None, "maxReplicas": None}
+    plain = {"metadata": {"generation": 3}, "spec": switched_off}
     async with running_operator(api, tmp_path, monkeypatch, settings, scanning=True):
         api.refuse("PATCH", "podmonitorings", 403, "forbidden")  # kopf posts a warning event
         await send(api, "POST", ISVC_PATH, everything, "application/json")
+        await settle(api)
+        await send(api, "PATCH", f"{ISVC_PATH}/iris", to_gateway)
         await settle(api)
         await send(api, "PATCH", f"{ISVC_PATH}/iris", plain)
         await settle(api)

@@ -47,15 +47,18 @@ V1 = {"uri": "gs://my-models/iris/v1/", "format": "sklearn"}
 V2 = {"uri": "gs://my-models/iris/v2/", "format": "sklearn"}
 CACHE = {"external": {"host": "redis.example.com"}}
 CANARY = {"model": V2, "trafficPercent": 20, "minReplicas": 1, "maxReplicas": 3}
-WITH_CANARY = {"model": V1, "cache": CACHE, "canary": CANARY}
-PROMOTED = {"model": V2, "cache": CACHE}
-ROLLED_BACK = {"model": V1, "cache": CACHE}
+GATEWAY = {"parentRef": {"name": "shared", "namespace": "infra"}}
+WITH_CANARY = {"model": V1, "cache": CACHE, "gateway": GATEWAY, "canary": CANARY}
+PROMOTED = {"model": V2, "cache": CACHE, "gateway": GATEWAY}
+ROLLED_BACK = {"model": V1, "cache": CACHE, "gateway": GATEWAY}
 CANARY_KINDS = [
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
     ("policy/v1", "PodDisruptionBudget"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("networking.gke.io/v1", "HealthCheckPolicy"),
+    ("networking.gke.io/v1", "GCPBackendPolicy"),
 ]
 READY = {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}
 
@@ -97,7 +100,8 @@ async def test_a_canary_is_applied_then_nothing_is_written(
 
 
 async def test_ready_waits_for_the_canary(api: Any, reconciler: Reconciler) -> None:
-    store(api, isvc_body(**WITH_CANARY))
+    # No route: its status (IngressReady) would be one more thing Ready waits for.
+    store(api, isvc_body(model=V1, cache=CACHE, canary=CANARY))
     await reconcile(reconciler)
     set_status(api, reconciler, "iris", READY)  # the stable pods serve; the canary loads
     await reconcile(reconciler)
@@ -164,5 +168,9 @@ async def test_rollback_prunes_the_canary_and_leaves_the_stable_pods(
     assert deleted(writes(api, since)) == sorted(
         path(api_version, kind, "iris-canary") for api_version, kind in CANARY_KINDS
     )
-    # The stable Deployment, Service, PDB and NetworkPolicy were already what they must be.
-    assert applied(writes(api, since)) == []
+    # The stable Deployment, Service, PDB and NetworkPolicy were already what they must be; the
+    # route sends everything to the stable Service again.
+    assert applied(writes(api, since)) == [("HTTPRoute", "iris")]
+    route = api.objects[key("gateway.networking.k8s.io/v1", "HTTPRoute"), NAMESPACE, "iris"]
+    (rule,) = route["spec"]["rules"]
+    assert [(b["name"], b["weight"]) for b in rule["backendRefs"]] == [("iris", 100)]

@@ -342,12 +342,18 @@ class ControlPlane:
         path.chmod(0o600)
 
     def _install_gke_crds(self) -> None:
+        """GKE's kinds the operator writes, and the Gateway API's with GKE's policies for it."""
+        from tests.support.gateway_crds import CrdsMissing, gateway_crds
         from tests.support.gke_crds import gke_crds
 
-        documents = "\n".join(json.dumps(crd) for crd in gke_crds())
+        try:
+            crds = [*gke_crds(), *gateway_crds()]
+        except CrdsMissing as exc:
+            raise ControlPlaneError(str(exc)) from exc
+        documents = "\n".join(json.dumps(crd) for crd in crds)
         self.kubectl("apply", "--server-side", "-f", "-", stdin=documents)
-        for crd in gke_crds():
-            self.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}")
+        names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+        self.kubectl("wait", "--for=condition=Established", *names)
 
 
 def die_with_parent() -> None:

@@ -20,6 +20,7 @@ from memoserve_contract.resource.cache import CacheSource, CacheSpec
 from memoserve_contract.resource.canary import CanarySpec
 from memoserve_contract.resource.fields import NAME_PATTERN, SpecModel, rules
 from memoserve_contract.resource.front import FrontSpec
+from memoserve_contract.resource.gateway import GatewaySpec
 from memoserve_contract.resource.gpu import GpuSpec
 from memoserve_contract.resource.ingress import IngressSpec
 from memoserve_contract.resource.model import ModelSpec
@@ -75,8 +76,15 @@ class InferenceServiceSpec(SpecModel):
             (
                 "!has(self.canary) || !has(self.ingress) || !self.ingress.enabled",
                 "spec.canary cannot go with spec.ingress.enabled: a GKE Ingress cannot weight "
-                "traffic between two Services (docs/inferenceservice.md, Canary)",
+                "traffic between two Services; expose the service with spec.gateway (an "
+                "HTTPRoute weights them)",
                 ".canary",
+            ),
+            (
+                "!has(self.gateway) || !has(self.ingress) || !self.ingress.enabled",
+                "set spec.gateway or spec.ingress (enabled), not both: a service is exposed "
+                "through one of them",
+                ".gateway",
             ),
         )
     )
@@ -104,6 +112,9 @@ class InferenceServiceSpec(SpecModel):
     batching: BatchingSpec | None = None
     cache: CacheSpec | None = Field(default=None, description="no cache: every request runs")
     ingress: IngressSpec | None = None
+    gateway: GatewaySpec | None = Field(
+        default=None, description="expose through the Gateway API (docs/gke.md); unset: not"
+    )
     grpc: GrpcSpec | None = Field(default=None, description="unset: REST only")
     service_account: ServiceAccountSpec | None = None
     network_policy: NetworkPolicySpec | None = Field(
@@ -143,13 +154,19 @@ class InferenceServiceSpec(SpecModel):
         return self.ingress is not None and self.ingress.enabled
 
     @property
+    def gateway_enabled(self) -> bool:
+        """An HTTPRoute (and maybe a Gateway) in front of the pods."""
+        return self.gateway is not None
+
+    @property
     def grpc_enabled(self) -> bool:
         return self.grpc is not None and self.grpc.enabled
 
     @property
     def grpc_through_ingress(self) -> bool:
-        """gRPC through the load balancer: the pods serve it over TLS as well."""
-        return self.grpc_enabled and self.ingress_enabled
+        """gRPC through the load balancer (Ingress or Gateway): the pods serve it over TLS as
+        well, HTTP/2 being what Google's load balancers speak to a gRPC backend."""
+        return self.grpc_enabled and (self.ingress_enabled or self.gateway_enabled)
 
     @property
     def wants_managed_certificate(self) -> bool:

@@ -14,12 +14,18 @@ from memoserve_operator.builders.backend_config import build_backend_config
 from memoserve_operator.builders.canary import build_canary, build_canary_network_policy
 from memoserve_operator.builders.deployment import build_deployment
 from memoserve_operator.builders.front import build_front_deployment, build_front_hpa
+from memoserve_operator.builders.gateway import build_gateway
+from memoserve_operator.builders.gke_policies import (
+    build_backend_policies,
+    build_health_check_policies,
+)
 from memoserve_operator.builders.grpc_tls import (
     TlsMaterial,
     build_grpc_tls_secret,
     grpc_tls_secret_name,
 )
 from memoserve_operator.builders.hpa import build_hpa
+from memoserve_operator.builders.http_route import build_http_route
 from memoserve_operator.builders.ingress import build_ingress
 from memoserve_operator.builders.managed_certificate import build_managed_certificate
 from memoserve_operator.builders.meta import Object, redis_secret_name
@@ -52,9 +58,18 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
     ("cloud.google.com/v1", "BackendConfig"),
     ("networking.gke.io/v1", "ManagedCertificate"),
     ("networking.k8s.io/v1", "Ingress"),
+    # spec.gateway: the policies first, so that the load balancer starts with their health
+    # check; the Gateway (when the service has its own) before the route that attaches to it.
+    ("networking.gke.io/v1", "HealthCheckPolicy"),
+    ("networking.gke.io/v1", "GCPBackendPolicy"),
+    ("gateway.networking.k8s.io/v1", "Gateway"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("monitoring.googleapis.com/v1", "PodMonitoring"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
 )
+# The kinds of which a service has one per Service that takes the route's traffic (named after
+# it): traffic.backends.
+PER_BACKEND_KINDS = frozenset({"HealthCheckPolicy", "GCPBackendPolicy"})
 # The kinds of which a split service (spec.front.enabled) has two: NAME (the front, or the one
 # tier) and NAME-model (the model tier); a service with a canary, NAME and NAME-canary.
 TIERED_KINDS = frozenset(
@@ -107,6 +122,12 @@ def build_all(
         if isvc.spec.wants_managed_certificate:
             objects.append(build_managed_certificate(isvc))
         objects.append(build_ingress(isvc))
+    if isvc.spec.gateway is not None:
+        objects += build_health_check_policies(isvc)
+        objects += build_backend_policies(isvc, settings)
+        if isvc.spec.gateway.owns_gateway:
+            objects.append(build_gateway(isvc))
+        objects.append(build_http_route(isvc))
     if settings.pod_monitoring:
         objects.append(build_pod_monitoring(isvc))
     if isvc.spec.network_policy_enabled:
@@ -149,4 +170,8 @@ def child_names(isvc: InferenceService, kind: str) -> tuple[str, ...]:
         return (redis_secret_name(isvc), grpc_tls_secret_name(isvc))
     if kind in TIERED_KINDS:
         return (isvc.name, model_tier_name(isvc), canary_name(isvc))
+    if kind in PER_BACKEND_KINDS:
+        # Every Service that may take traffic, not only today's: a canary's policies are
+        # pruned by name once spec.canary is gone.
+        return (isvc.name, canary_name(isvc))
     return (isvc.name,)

@@ -27,6 +27,7 @@ SERVING = "serving"
 MODEL = "model"  # the model tier of a split service (NAME-model), behind the front
 CANARY = "canary"  # the canary's pods (NAME-canary, spec.canary): never the stable Service's
 INGRESS = "ingress"
+GATEWAY = "gateway"  # the Gateway API objects: HTTPRoute, the service's own Gateway, policies
 AUTOSCALER = "autoscaler"
 CACHE = "cache"
 MONITORING = "monitoring"

@@ -1,10 +1,10 @@
 """The serving pods' NetworkPolicy: only the traffic a serving pod needs.
 
 Ingress, to the serving ports only (HTTP, and gRPC when on): from pods of the service's
-namespace, from Google's load balancer health-check and proxy ranges (with an Ingress;
-``OperatorSettings.lb_source_ranges``), from Managed Prometheus's collectors (with
-PodMonitoring), and from ``spec.networkPolicy.ingressCidrs`` (e.g. an internal load
-balancer's proxy-only subnet).
+namespace, from Google's load balancer health-check and proxy ranges (with an Ingress or a
+Gateway; ``OperatorSettings.lb_source_ranges``), from Managed Prometheus's collectors (with
+PodMonitoring), and from ``spec.networkPolicy.ingressCidrs`` (e.g. an internal or regional
+load balancer's proxy-only subnet).
 Egress: DNS, the GKE metadata server (Workload Identity tokens), HTTPS (Cloud Storage and other
 Google APIs: their addresses are not fixed), and the Redis (its address when it is one, else its
 port; for Valkey / Redis Cluster also the nodes' port range on the cluster's PSC addresses).
@@ -49,7 +49,7 @@ def _namespace(name: str) -> Object:
 
 def _ingress(isvc: InferenceService, settings: OperatorSettings) -> list[Object]:
     sources: list[Object] = [{"podSelector": {}}]  # the service's own namespace
-    if isvc.spec.ingress_enabled:
+    if isvc.spec.ingress_enabled or isvc.spec.gateway_enabled:
         sources += [_ip_block(cidr) for cidr in settings.lb_source_ranges]
     if settings.pod_monitoring:
         sources.append(_namespace(MANAGED_PROMETHEUS_NAMESPACE))

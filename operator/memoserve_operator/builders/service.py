@@ -1,4 +1,6 @@
-"""The Service in front of the serving pods (and, with an Ingress, behind the load balancer)."""
+"""The Service in front of the serving pods (and, with an Ingress or a Gateway, behind the load
+balancer). GKE's Gateway controller makes the NEGs of a Service an HTTPRoute names by itself:
+the NEG and BackendConfig annotations are the Ingress's only."""
 
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ def build_service(
         # health-checks each pod itself, with the BackendConfig of the same name.
         annotations[NEG_ANNOTATION] = json.dumps({"ingress": True})
         annotations[BACKEND_CONFIG_ANNOTATION] = json.dumps({"default": isvc.name})
-    if isvc.spec.grpc_through_ingress:
+    if isvc.spec.grpc_through_ingress and isvc.spec.ingress_enabled:
+        # GKE's Gateway controller reads the ports' appProtocol instead (APP_PROTOCOLS).
         annotations[APP_PROTOCOLS_ANNOTATION] = json.dumps({GRPC_TLS_PORT_NAME: "HTTP2"})
     return {
         "apiVersion": "v1",

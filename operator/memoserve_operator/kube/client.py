@@ -80,6 +80,10 @@ RESOURCES = _resources(
     ApiResource("cloud.google.com", "v1", "backendconfigs", "BackendConfig"),
     ApiResource("networking.gke.io", "v1", "managedcertificates", "ManagedCertificate"),
     ApiResource("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    ApiResource("networking.gke.io", "v1", "healthcheckpolicies", "HealthCheckPolicy"),
+    ApiResource("networking.gke.io", "v1", "gcpbackendpolicies", "GCPBackendPolicy"),
+    ApiResource("gateway.networking.k8s.io", "v1", "gateways", "Gateway"),
+    ApiResource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     ApiResource("monitoring.googleapis.com", "v1", "podmonitorings", "PodMonitoring"),
     ApiResource("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )

@@ -1,9 +1,10 @@
 """The status a reconcile reports (pure): verdicts of the parts -> InferenceServiceStatus.
 
 Parts: ServingReady (the Deployment and its pods), CacheReady (the cache step), IngressReady
-(when the ingress is on), AutoscalingReady (when the HPA is on); Ready sums them up. A child the
-API server refused to take makes its part False with reason ApplyFailed (a failure for
-health.lua) and the server's words.
+(when the ingress is on; with spec.gateway, the HTTPRoute's status: status/route.py),
+AutoscalingReady (when the HPA is on); Ready sums them up. A child the API server refused to
+take makes its part False with reason ApplyFailed (a failure for health.lua) and the server's
+words.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from memoserve_operator.status.observe import (
     serving_verdict,
     url,
 )
+from memoserve_operator.status.route import route_url, route_verdict
 from memoserve_operator.verdict import Verdict
 
 Object = dict[str, Any]
@@ -51,6 +53,10 @@ PART_OF_KIND = {
     "BackendConfig": ConditionType.INGRESS_READY,
     "ManagedCertificate": ConditionType.INGRESS_READY,
     "Ingress": ConditionType.INGRESS_READY,
+    "HealthCheckPolicy": ConditionType.INGRESS_READY,
+    "GCPBackendPolicy": ConditionType.INGRESS_READY,
+    "Gateway": ConditionType.INGRESS_READY,
+    "HTTPRoute": ConditionType.INGRESS_READY,
 }  # every other kind: ServingReady
 
 
@@ -104,6 +110,9 @@ def build_status(
         certificate = live.get(("ManagedCertificate", isvc.name))
         wants = isvc.spec.wants_managed_certificate
         parts.append(ingress_verdict(live.get(("Ingress", isvc.name)), certificate, wants))
+    route, gateway = live.get(("HTTPRoute", isvc.name)), live.get(("Gateway", isvc.name))
+    if isvc.spec.gateway_enabled:
+        parts.append(route_verdict(isvc, route, gateway))
     if autoscalers := _autoscalers(isvc, live, serving_ready=serving.ok, now=now):
         parts.append(both(AUTOSCALING_READY, *autoscalers))
     if (canary := canary_verdict(isvc, live, canary_pods)) is not None:
@@ -118,7 +127,11 @@ def build_status(
     if isvc.spec.split:
         _, front_ready, front_desired = replica_counts(deployment)
         summary = f"{front_ready}/{front_desired} front, {ready}/{desired} model"
-    address = url(isvc, live.get(("Ingress", isvc.name)))
+    address = (
+        route_url(isvc, route, gateway)
+        if isvc.spec.gateway_enabled
+        else url(isvc, live.get(("Ingress", isvc.name)))
+    )
     return InferenceServiceStatus(
         observed_generation=isvc.metadata.generation,
         conditions=merge_conditions(
