@@ -14,6 +14,7 @@ from memoserve_contract.resource.status import CanaryStatus
 from memoserve_operator.builders import OWNED_KINDS, build_all, child_names
 from memoserve_operator.builders.traffic import Backend, backends
 from memoserve_operator.status.canary import canary_status
+from memoserve_operator.status.promotion import promotion_pending
 from tests.operator.helpers import SETTINGS, make_isvc
 
 V1 = {"uri": "gs://my-models/iris/v1/", "format": "sklearn", "version": "1"}
@@ -232,3 +233,41 @@ def test_status_canary_reports_its_own_pods_digest_and_hit_ratio() -> None:
         hit_ratio="75%",
     )
     assert canary_status(make_isvc(), live, None) is None
+
+
+def deployment_of(isvc: Any, name: str, **status: int) -> dict[str, Any]:
+    """The live Deployment: the HPA has set 2 replicas."""
+    found = by_name(isvc)["Deployment", name]
+    return found | {"spec": found["spec"] | {"replicas": 2}, "status": status}
+
+
+ROLLED_OUT = {"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2}
+
+
+@pytest.mark.parametrize(
+    ("stable_status", "live_stable_is_promoted", "pending"),
+    [
+        ({}, False, True),  # the promotion's first reconcile: NAME still has the old template
+        ({"replicas": 3, "readyReplicas": 2, "updatedReplicas": 1}, True, True),  # rolling
+        (ROLLED_OUT, True, False),  # every stable pod runs what the canary ran
+    ],
+)
+def test_a_promotion_waits_for_the_stable_rollout(
+    stable_status: dict[str, int], live_stable_is_promoted: bool, pending: bool
+) -> None:
+    before = with_canary(100)
+    after = promoted(before)
+    canary = deployment_of(before, "iris-canary", **ROLLED_OUT)
+    stable = deployment_of(after if live_stable_is_promoted else before, "iris", **stable_status)
+    desired = build_all(after, SETTINGS)
+    assert promotion_pending(after, desired, stable, canary) is pending
+
+
+def test_a_rollback_or_a_live_canary_never_waits() -> None:
+    before = with_canary(10)
+    rolled_back = make_isvc(model=V1, cache=CACHE, minReplicas=2, maxReplicas=4)
+    canary = deployment_of(before, "iris-canary", **ROLLED_OUT)
+    stable = deployment_of(before, "iris")  # not even ready: a rollback still prunes at once
+    assert not promotion_pending(rolled_back, build_all(rolled_back, SETTINGS), stable, canary)
+    assert not promotion_pending(before, build_all(before, SETTINGS), stable, canary)
+    assert not promotion_pending(promoted(before), build_all(before, SETTINGS), stable, None)

@@ -127,14 +127,38 @@ async def test_ready_waits_for_the_canary(api: Any, reconciler: Reconciler) -> N
     assert writes(api, since) == []
 
 
-async def test_promotion_rolls_the_stable_deployment_and_prunes_the_canary(
+def weights(api: Any) -> list[tuple[str, int]]:
+    route = api.objects[key("gateway.networking.k8s.io/v1", "HTTPRoute"), NAMESPACE, "iris"]
+    (rule,) = route["spec"]["rules"]
+    return [(b["name"], b["weight"]) for b in rule["backendRefs"]]
+
+
+async def test_promotion_keeps_the_canary_serving_until_the_stable_pods_run_it(
     api: Any, reconciler: Reconciler
 ) -> None:
-    store(api, isvc_body(**WITH_CANARY))
+    store(api, isvc_body(**WITH_CANARY | {"canary": CANARY | {"trafficPercent": 100}}))
     await reconcile(reconciler)
     deployments = key("apps/v1", "Deployment")
     canary = api.objects[deployments, NAMESPACE, "iris-canary"]["spec"]["template"]
     store(api, isvc_body(generation=2, **PROMOTED))
+    since = mark(api)
+    await reconcile(reconciler)
+    # The stable Deployment rolls to exactly what the canary ran...
+    assert applied(writes(api, since)) == [("Deployment", "iris")]
+    stable = api.objects[deployments, NAMESPACE, "iris"]["spec"]["template"]
+    annotation = "serving.memoserve.dev/config-checksum"
+    assert (
+        stable["metadata"]["annotations"][annotation]
+        == canary["metadata"]["annotations"][annotation]
+    )
+    # ...while the canary keeps its share: nothing pruned, the route as it was.
+    assert deleted(writes(api, since)) == []
+    assert weights(api) == [("iris", 0), ("iris-canary", 100)]
+    assert "canary" not in status(api)
+    # The status still reads the route it keeps (no "does not exist yet").
+    assert "accept the HTTPRoute" in conditions(api)["IngressReady"][2]
+
+    set_status(api, reconciler, "iris", READY)  # every stable pod runs the new template
     since = mark(api)
     await reconcile(reconciler)
     assert deleted(writes(api, since)) == sorted(
@@ -142,15 +166,7 @@ async def test_promotion_rolls_the_stable_deployment_and_prunes_the_canary(
     )
     deletes = [r for r in writes(api, since) if r.method.value == "DELETE"]
     assert all(r.data["preconditions"]["uid"] for r in deletes)
-    assert ("Deployment", "iris") in applied(writes(api, since))
-    stable = api.objects[deployments, NAMESPACE, "iris"]["spec"]["template"]
-    annotation = "serving.memoserve.dev/config-checksum"
-    assert (
-        stable["metadata"]["annotations"][annotation]
-        == (canary["metadata"]["annotations"][annotation])
-    )  # what passed as the canary is what the stable pods now run
-    assert "canary" not in status(api)
-    assert "CanaryReady" not in conditions(api)
+    assert weights(api) == [("iris", 100)]
 
     since = mark(api)
     await reconcile(reconciler)
@@ -169,8 +185,6 @@ async def test_rollback_prunes_the_canary_and_leaves_the_stable_pods(
         path(api_version, kind, "iris-canary") for api_version, kind in CANARY_KINDS
     )
     # The stable Deployment, Service, PDB and NetworkPolicy were already what they must be; the
-    # route sends everything to the stable Service again.
+    # route sends everything to the stable Service again, at once (no rollout to wait for).
     assert applied(writes(api, since)) == [("HTTPRoute", "iris")]
-    route = api.objects[key("gateway.networking.k8s.io/v1", "HTTPRoute"), NAMESPACE, "iris"]
-    (rule,) = route["spec"]["rules"]
-    assert [(b["name"], b["weight"]) for b in rule["backendRefs"]] == [("iris", 100)]
+    assert weights(api) == [("iris", 100)]
