@@ -7,7 +7,8 @@ a reconcile reads the InferenceService afresh and makes the world match it:
    Ready=False/InvalidSpec (a failure for health.lua, no retry) and nothing else is touched;
 2. the cache step (``cache.step.resolve_cache``: external Redis, or the Memorystore lifecycle);
 3. ``build_all``, each object stamped with its digest (``compare.stamp``);
-4. ``children.sync_children``: apply only what differs, prune what is no longer wanted;
+4. ``children.sync_children``: apply only what differs, prune what is no longer wanted (a
+   promoted canary and the route stay until the stable pods run it: ``children.promotion``);
 5. ``report.build_status`` from the live children, written (merge patch on /status) only when
    it differs from the stored status other than in lastTransitionTime.
 
@@ -39,6 +40,7 @@ from memoserve_operator.cache.stats import CacheStatsReader, with_refusal
 from memoserve_operator.cache.step import resolve_cache
 from memoserve_operator.children.compare import stamp
 from memoserve_operator.children.index import ChildIndex
+from memoserve_operator.children.promotion import promotion_hold
 from memoserve_operator.children.sync import owner_of, sync_children
 from memoserve_operator.grpc_tls.step import GrpcTlsStep
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
@@ -47,14 +49,12 @@ from memoserve_operator.preflight import FOUND, ModelPreflight
 from memoserve_operator.settings import OperatorSettings
 from memoserve_operator.status.conditions import comparable, set_condition, timestamp
 from memoserve_operator.status.observe import replica_counts
-from memoserve_operator.status.promotion import KEPT_KINDS, ROUTE_KINDS, promotion_pending
 from memoserve_operator.status.report import build_status, needs_pods, status_patch
 from memoserve_operator.verdict import Verdict
 
 Object = dict[str, Any]
 ISVC = resource_of(API_VERSION, KIND)
 POD = resource_of("v1", "Pod")
-DEPLOYMENT = resource_of("apps/v1", "Deployment")
 # While the cache endpoint is unknown, these are neither applied nor pruned: pods must not start
 # against a Secret that does not exist, and a working Secret must not go meanwhile.
 HELD_KINDS = frozenset({"Deployment", "Secret"})
@@ -194,27 +194,18 @@ class Reconciler:
             for obj in build_all(isvc, self.settings, redis=cache.endpoint, grpc_tls=grpc_tls)
             if obj["kind"] not in held
         ]
-        keep, routes = held, []
-        if await self._promotion_pending(isvc, desired):
-            routes = [obj for obj in desired if obj["kind"] in ROUTE_KINDS]
-            desired = [obj for obj in desired if obj["kind"] not in ROUTE_KINDS]
-            keep = held | KEPT_KINDS
+        hold = await promotion_hold(self.kube, self.index, isvc, desired)
         children = await sync_children(
             self.kube,
             self.metrics,
             isvc,
-            desired,
+            hold.desired,
             field_manager=self.settings.field_manager,
-            keep=keep,
+            keep=held | hold.kinds,
             index=self.index,
         )
-        for route in routes:  # as it is, for the status: the route's verdict and URL
-            name = route["metadata"]["name"]
-            current = self.index.get(route["kind"], isvc.namespace, name) if self.index else None
-            if current is None:
-                resource = resource_of(route["apiVersion"], route["kind"])
-                current = await self.kube.get(resource, isvc.namespace, name)
-            children.live[route["kind"], name] = current
+        for route in hold.routes:  # kept as it is: the status reads its verdict and URL
+            children.live[route["kind"], route["metadata"]["name"]] = route
         deployment = children.live.get(("Deployment", isvc.name))
         pods = await self._pods(isvc, deployment, selector(isvc))
         model_pods = []
@@ -254,25 +245,6 @@ class Reconciler:
         ready = status.condition(ConditionType.READY)
         result = "ok" if ready is not None and ready.status == "True" else "waiting"
         return ReconcileOutcome(result, cache.retry_after)
-
-    async def _promotion_pending(self, isvc: InferenceService, desired: list[Object]) -> bool:
-        """A promoted canary keeps its share until the stable pods run its template
-        (status/promotion.py). Only a service without spec.canary that still has NAME-canary
-        can be promoting: looked up in the index (no request), else read."""
-        if isvc.spec.canary is not None:
-            return False
-        canary = await self._deployment(isvc, canary_name(isvc))
-        if canary is None:
-            return False
-        stable = await self._deployment(isvc, isvc.name)
-        return promotion_pending(isvc, desired, stable, canary)
-
-    async def _deployment(self, isvc: InferenceService, name: str) -> Object | None:
-        index = self.index
-        if index is not None and "Deployment" in index.watched_kinds:
-            owned = index.owned("Deployment", isvc.namespace, isvc.name)
-            return next((d for d in owned if d["metadata"]["name"] == name), None)
-        return await self.kube.get(DEPLOYMENT, isvc.namespace, name)
 
     async def _pods(
         self, isvc: InferenceService, deployment: Object | None, labels: str

@@ -13,8 +13,8 @@ from memoserve_contract.canary import canary_service
 from memoserve_contract.resource.status import CanaryStatus
 from memoserve_operator.builders import OWNED_KINDS, build_all, child_names
 from memoserve_operator.builders.traffic import Backend, backends
+from memoserve_operator.children.promotion import promotion_pending
 from memoserve_operator.status.canary import canary_status
-from memoserve_operator.status.promotion import promotion_pending
 from tests.operator.helpers import SETTINGS, make_isvc
 
 V1 = {"uri": "gs://my-models/iris/v1/", "format": "sklearn", "version": "1"}
