@@ -167,6 +167,11 @@ class ServingSettings(BaseModel):
         ge=0,
         description="how often the cache counts go to Redis (the operator's hit ratio); 0 = never",
     )
+    cache_stats_namespace: str = Field(
+        default="",
+        description="whose counts they are (default: the cache namespace); a canary's pods "
+        "count apart (ns/name-canary) while sharing the cache namespace",
+    )
     l1_max_bytes: int = Field(default=0, ge=0, description="in-process L1 size; 0 = off")
     l1_ttl_seconds: float = Field(default=1.0, gt=0, description="how long the L1 keeps an answer")
 
@@ -219,6 +224,10 @@ class ServingSettings(BaseModel):
     @property
     def cache_key_namespace(self) -> str:
         return self.cache_namespace or self.model_name
+
+    @property
+    def stats_namespace(self) -> str:
+        return self.cache_stats_namespace or self.cache_key_namespace
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ServingSettings:

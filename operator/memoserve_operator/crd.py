@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from memoserve_contract.canary import CANARY_SUFFIX
 from memoserve_contract.resource.fields import NAME_PATTERN
 from memoserve_contract.resource.inferenceservice import InferenceServiceSpec
 from memoserve_contract.resource.names import (
@@ -70,6 +71,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     # State first (read at a glance), then engine, SHARDSxNODES and endpoint: cache_summary().
     {"name": "Cache", "type": "string", "jsonPath": ".status.cache.summary"},
     {"name": "Hit%", "type": "string", "jsonPath": ".status.cache.hitRatio"},
+    # The canary's share of the requests (empty without spec.canary).
+    {"name": "Canary%", "type": "integer", "jsonPath": ".spec.canary.trafficPercent"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Model", "type": "string", "jsonPath": ".spec.model.uri", "priority": 1},
     {"name": "GPU", "type": "string", "jsonPath": ".spec.gpu.type", "priority": 1},
@@ -126,6 +129,8 @@ def _ordered(node: Mapping[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
 
 # NAME-model must fit the 63 characters of a Service's name.
 SPLIT_NAME_MAX_LENGTH = NAME_MAX_LENGTH - len("-model")
+# NAME-canary likewise.
+CANARY_NAME_MAX_LENGTH = NAME_MAX_LENGTH - len(CANARY_SUFFIX)
 
 
 def open_api_schema() -> dict[str, Any]:
@@ -142,7 +147,14 @@ def open_api_schema() -> dict[str, Any]:
                 "message": f"metadata.name must be at most {SPLIT_NAME_MAX_LENGTH} characters "
                 "with spec.front.enabled (the model tier is NAME-model)",
                 "fieldPath": ".metadata.name",
-            }
+            },
+            {
+                "rule": "!has(self.spec.canary)"
+                f" || size(self.metadata.name) <= {CANARY_NAME_MAX_LENGTH}",
+                "message": f"metadata.name must be at most {CANARY_NAME_MAX_LENGTH} characters "
+                f"with spec.canary (the canary is NAME{CANARY_SUFFIX})",
+                "fieldPath": ".metadata.name",
+            },
         ],
         "properties": {
             "apiVersion": {"type": "string"},

@@ -7,7 +7,8 @@ a reconcile reads the InferenceService afresh and makes the world match it:
    Ready=False/InvalidSpec (a failure for health.lua, no retry) and nothing else is touched;
 2. the cache step (``cache.step.resolve_cache``: external Redis, or the Memorystore lifecycle);
 3. ``build_all``, each object stamped with its digest (``compare.stamp``);
-4. ``children.sync_children``: apply only what differs, prune what is no longer wanted;
+4. ``children.sync_children``: apply only what differs, prune what is no longer wanted (a
+   promoted canary and the route stay until the stable pods run it: ``children.promotion``);
 5. ``report.build_status`` from the live children, written (merge patch on /status) only when
    it differs from the stored status other than in lastTransitionTime.
 
@@ -25,12 +26,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from memoserve_contract.cache_stats import CacheStats
+from memoserve_contract.canary import canary_name, canary_stats_namespace
 from memoserve_contract.pod_settings import cache_namespace, model_tier_name
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.names import API_VERSION, KIND
 from memoserve_contract.resource.status import ConditionType, InferenceServiceStatus
 from memoserve_operator.builders import build_all
-from memoserve_operator.builders.meta import model_selector, selector
+from memoserve_operator.builders.meta import canary_selector, model_selector, selector
 from memoserve_operator.cache.lifecycle import MemorystoreStep
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.cache.record import Ref
@@ -38,6 +40,7 @@ from memoserve_operator.cache.stats import CacheStatsReader, with_refusal
 from memoserve_operator.cache.step import resolve_cache
 from memoserve_operator.children.compare import stamp
 from memoserve_operator.children.index import ChildIndex
+from memoserve_operator.children.promotion import promotion_hold
 from memoserve_operator.children.sync import owner_of, sync_children
 from memoserve_operator.grpc_tls.step import GrpcTlsStep
 from memoserve_operator.kube.client import KubeClient, KubeError, resource_of
@@ -191,22 +194,33 @@ class Reconciler:
             for obj in build_all(isvc, self.settings, redis=cache.endpoint, grpc_tls=grpc_tls)
             if obj["kind"] not in held
         ]
+        hold = await promotion_hold(self.kube, self.index, isvc, desired)
         children = await sync_children(
             self.kube,
             self.metrics,
             isvc,
-            desired,
+            hold.desired,
             field_manager=self.settings.field_manager,
-            keep=held,
+            keep=held | hold.kinds,
             index=self.index,
         )
+        for route in hold.routes:  # kept as it is: the status reads its verdict and URL
+            children.live[route["kind"], route["metadata"]["name"]] = route
         deployment = children.live.get(("Deployment", isvc.name))
         pods = await self._pods(isvc, deployment, selector(isvc))
         model_pods = []
         if isvc.spec.split:
             tier = children.live.get(("Deployment", model_tier_name(isvc)))
             model_pods = await self._pods(isvc, tier, model_selector(isvc))
-        stats = await self._cache_stats(isvc, cache, deployment)
+        canary_pods: list[Object] = []
+        canary_stats: CacheStats | None = None
+        if isvc.spec.canary is not None:
+            canary = children.live.get(("Deployment", canary_name(isvc)))
+            canary_pods = await self._pods(isvc, canary, canary_selector(isvc))
+            canary_stats = await self._cache_stats(
+                isvc, cache, canary, canary_stats_namespace(isvc)
+            )
+        stats = await self._cache_stats(isvc, cache, deployment, cache_namespace(isvc))
         if self.stats is not None:
             cache = with_refusal(cache, self.stats.refused(cache_namespace(isvc)))
         status = build_status(
@@ -220,6 +234,8 @@ class Reconciler:
             stats=stats,
             model=model,
             model_pods=model_pods,
+            canary_pods=canary_pods,
+            canary_stats=canary_stats,
         )
         await self._write_status(isvc.namespace, isvc.name, old, status)
         if children.failures:
@@ -239,10 +255,14 @@ class Reconciler:
         return await self.kube.list(POD, isvc.namespace, labels)
 
     async def _cache_stats(
-        self, isvc: InferenceService, cache: CacheOutcome, deployment: Object | None
+        self,
+        isvc: InferenceService,
+        cache: CacheOutcome,
+        deployment: Object | None,
+        namespace: str,
     ) -> CacheStats | None:
-        """The pods' published cache counts, while pods serve and their Redis is one whose
-        secrets the operator holds (see cache.stats)."""
+        """The cache counts the pods of ``deployment`` publish under ``namespace``, while they
+        serve and their Redis is one whose secrets the operator holds (see cache.stats)."""
         spec = isvc.spec.cache
         if self.stats is None or cache.endpoint is None or spec is None:
             return None
@@ -252,7 +272,7 @@ class Reconciler:
             return None
         pods = isvc.spec.service_account
         account = pods.gcp_service_account if pods is not None else None
-        return await self.stats.read(cache_namespace(isvc), cache.endpoint, account=account)
+        return await self.stats.read(namespace, cache.endpoint, account=account)
 
     async def _invalid(
         self, body: Object, old: InferenceServiceStatus, exc: ValidationError, now: str

@@ -107,7 +107,7 @@ def _publish_stats(
 
     publisher = StatsPublisher(
         cache.nodes,
-        settings.cache_key_namespace,
+        settings.stats_namespace,
         served.digest,
         metrics.requests.cache_counts,
         interval=settings.cache_stats_seconds,

@@ -52,8 +52,11 @@ def test_names_and_subresources() -> None:
         "labelSelectorPath": ".status.selector",
     }
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Ready", "URL", "Replicas", "Cache", "Hit%", "Age", "Model", "GPU"]
+    assert list(columns) == [
+        "Ready", "URL", "Replicas", "Cache", "Hit%", "Canary%", "Age", "Model", "GPU",
+    ]  # fmt: skip
     assert columns["Hit%"]["jsonPath"] == ".status.cache.hitRatio"
+    assert columns["Canary%"]["jsonPath"] == ".spec.canary.trafficPercent"
     # state, engine, shards and endpoint at a glance (cache_summary())
     assert columns["Cache"]["jsonPath"] == ".status.cache.summary"
     assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
@@ -269,7 +272,8 @@ def test_cel_evaluation(rule: str, value: dict[str, Any], holds: bool) -> None:
 
 
 def test_model_uri_rule() -> None:
-    (rule,) = [r["rule"] for r in _rules() if r.get("fieldPath") == ".uri"]
+    # spec.model's and spec.canary.model's (one ModelSpec): the same rule twice.
+    (rule,) = {r["rule"] for r in _rules() if r.get("fieldPath") == ".uri"}
     for good in ["gs://my-models/iris/", "gs://abc", "gs://a.b-c_d/x/y.onnx", "/opt/models/m.onnx"]:
         assert cel.holds(rule, {"uri": good}), good
     for bad in ["s3://b/x", "gs://", "gs://ab", "gs://Bucket/x", "models/iris", "/", "http://x/y"]:

@@ -139,7 +139,11 @@ def test_policies_check_readiness_and_drain_each_backend_service() -> None:
         "timeoutSec": 60,
         "connectionDraining": {"drainingTimeoutSec": 20 + 30},
     }
-    assert child_names(isvc, "HealthCheckPolicy") == tuple(b.service for b in backends(isvc))
+    # Every backend's name, and the canary's even when there is none: pruned once it goes.
+    assert child_names(isvc, "HealthCheckPolicy") == (
+        *(b.service for b in backends(isvc)),
+        "iris-canary",
+    )
 
 
 def test_network_policy_lets_the_load_balancer_in_for_a_gateway() -> None:

@@ -40,6 +40,7 @@ class RunSummary:
     url: str  # the server's base URL
     cache_enabled: bool
     grpc_target: str | None = None  # HOST:PORT of the plaintext gRPC port, when it is on
+    canary: str | None = None  # "10% of requests: FORMAT, URI" (spec.canary)
 
 
 def example_request(metadata: ModelMetadata) -> str:
@@ -99,15 +100,21 @@ def grpcurl_command(target: str, request: str) -> str:
 
 
 def banner(summary: RunSummary, curl: str, grpcurl: str | None = None) -> str:
-    if summary.cache_enabled:
+    if summary.canary is not None:
+        expect = "X-Memoserve-Version says which version answered, X-Memoserve-Cache whether "
+        expect += "from its own cache" if summary.cache_enabled else "it was cached (off)"
+    elif summary.cache_enabled:
         expect = "the first call is a miss, the second a hit: see X-Memoserve-Cache"
     else:
         expect = "uncached: X-Memoserve-Cache: off"
+    versions = [f"  canary  {summary.canary}"] if summary.canary is not None else []
+    digest = [f"  digest  sha256:{summary.digest[:16]}"] if summary.digest else []
     return "\n".join(
         [
             f"memoserve run: InferenceService {summary.service} from {summary.file}",
             f"  model   {summary.model} ({summary.where})",
-            f"  digest  sha256:{summary.digest[:16]}",
+            *versions,
+            *digest,
             f"  cache   {summary.cache}",
             f"  url     {summary.url}/v2/models/{summary.model}",
             f"try it ({expect}):",

@@ -28,9 +28,25 @@ def start_model_tier(
     isvc: InferenceService, stack: contextlib.ExitStack, workdir: Path, model_dir: Path
 ) -> str:
     """The model tier's URL once it is ready; RunError with its own last line if it is not."""
+    env = model_env(isvc, default_drain_seconds=0)
+    return start_serve(env, stack, workdir, model_dir, what="the model tier", log="model-tier")
+
+
+def start_serve(
+    settings_env: dict[str, str],
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    model_dir: Path,
+    *,
+    what: str,
+    log: str,
+) -> str:
+    """``memoserve serve`` with ``settings_env`` (a pod's settings) on a free loopback port,
+    stopped with the run: its URL once it is ready; RunError with its own last line if it is
+    not. ``what`` names it in errors, ``log`` its log file in ``workdir``."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("MEMOSERVE_")}
-    env |= model_env(isvc, default_drain_seconds=0)
+    env |= settings_env
     env.pop(env_var("termination_log"), None)  # a pod's file
     env |= {
         env_var("host"): "127.0.0.1",
@@ -39,8 +55,8 @@ def start_model_tier(
         env_var("log_format"): "text",
         env_var("log_level"): "WARNING",
     }
-    log = workdir / "model-tier.log"
-    with log.open("wb") as out:
+    log_file = workdir / f"{log}.log"
+    with log_file.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "memoserve_cli", "serve"],
             env=env,
@@ -53,10 +69,10 @@ def start_model_tier(
     deadline = time.monotonic() + READY_TIMEOUT
     while not _ready(url):
         if process.poll() is not None:
-            lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
-            raise RunError(f"the model tier exited ({process.returncode}): {lines[-1]}")
+            lines = log_file.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+            raise RunError(f"{what} exited ({process.returncode}): {lines[-1]}")
         if time.monotonic() > deadline:
-            raise RunError(f"the model tier was not ready after {READY_TIMEOUT:.0f} s")
+            raise RunError(f"{what} was not ready after {READY_TIMEOUT:.0f} s")
         time.sleep(0.1)
     return url
 

@@ -7,6 +7,7 @@ whatever the way out is: a bad input, a failed load, a signal during a download 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import socket
 import tempfile
@@ -20,6 +21,7 @@ from memoserve_cli.run import RunError
 if TYPE_CHECKING:
     from memoserve_cli.run.cache import CachePlan
     from memoserve_contract.resource.inferenceservice import InferenceService
+    from memoserve_contract.resource.model import ModelSpec
     from memoserve_serving.runtimes.base import ModelMetadata
     from memoserve_serving.storage import Progress
 
@@ -104,6 +106,9 @@ def _serve(
         workdir=workdir,
         notice=notice,
     )
+    if isvc.spec.canary is not None:
+        _serve_canary(isvc, options, plan, stack, workdir)
+        return
     upstream = None
     given = options.upstream
     if given is None and isvc.spec.split:  # the built-in runtime as the model tier
@@ -160,6 +165,47 @@ def _serve(
     server.run()  # until the first SIGINT/SIGTERM (a second one raises KeyboardInterrupt)
 
 
+def _serve_canary(
+    isvc: InferenceService,
+    options: RunOptions,
+    plan: CachePlan,
+    stack: contextlib.ExitStack,
+    workdir: Path,
+) -> None:
+    """Both versions as processes of their own, this run the proxy that splits between them
+    (run/canary.py)."""
+    from memoserve_cli.run.canary import Split, proxy_app, serve_proxy, start_versions
+    from memoserve_cli.run.upstream import read_upstream
+
+    canary = isvc.spec.canary
+    assert canary is not None
+    percent = canary.traffic_percent
+    notice(
+        f"spec.canary: the stable and the canary version run as processes of their own; this "
+        f"run sends {100 - percent}% of the requests to the stable, {percent}% to the canary"
+    )
+    if isvc.spec.grpc_enabled:
+        notice("gRPC is off in a canary run: the local proxy speaks HTTP/1.1 only")
+    if plan.in_process:
+        notice("no Redis for both versions to share: the cache is off (give --redis-url)")
+        plan = dataclasses.replace(plan, enabled=False, description="off (no shared Redis)")
+    stable_url, canary_url = start_versions(isvc, plan, stack, workdir, options.log_level)
+    stable = read_upstream(stable_url, isvc.model_name)
+    model = Loaded(isvc.model_name, _described(isvc.spec.model), "", stable.metadata)
+    share = f"{percent}% of requests ({_described(canary.model)}); the stable {100 - percent}%"
+
+    def started(port: int) -> None:
+        say(_banner(isvc, options, model, plan, (port, None), workdir, canary=share))
+
+    app = proxy_app(stable_url, canary_url, Split(percent))
+    serve_proxy(app, options.host, options.port, started)
+
+
+def _described(model: ModelSpec) -> str:
+    version = f" version {model.version}" if model.version else ""
+    return f"{model.format}, {model.uri}{version}"
+
+
 @dataclass(frozen=True)
 class Loaded:
     """What the banner says of the model: served here, or by the upstream."""
@@ -177,6 +223,7 @@ def _banner(
     plan: CachePlan,
     ports: tuple[int, int | None],
     workdir: Path,
+    canary: str | None = None,
 ) -> str:
     from memoserve_cli.run.banner import (
         MAX_INLINE_CHARS,
@@ -207,6 +254,7 @@ def _banner(
         url=url,
         cache_enabled=plan.enabled,
         grpc_target=f"{address}:{grpc_port}" if grpc_port is not None else None,
+        canary=canary,
     )
     infer_url = f"{url}/v2/models/{model.name}/infer"
     if not model.metadata.inputs:  # MLServer lists none unless its model settings do

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from memoserve_contract.resource.cache import CacheSource, CacheSpec
+from memoserve_contract.resource.canary import CanarySpec
 from memoserve_contract.resource.fields import NAME_PATTERN, SpecModel, rules
 from memoserve_contract.resource.front import FrontSpec
 from memoserve_contract.resource.gateway import GatewaySpec
@@ -68,6 +69,19 @@ class InferenceServiceSpec(SpecModel):
                 ".model.server",
             ),
             (
+                "!has(self.canary) || !has(self.front) || !self.front.enabled",
+                "spec.canary is not supported with spec.front.enabled: a split service's cache "
+                "front would need a front of its own per version (docs/inferenceservice.md)",
+                ".canary",
+            ),
+            (
+                "!has(self.canary) || !has(self.ingress) || !self.ingress.enabled",
+                "spec.canary cannot go with spec.ingress.enabled: a GKE Ingress cannot weight "
+                "traffic between two Services; expose the service with spec.gateway (an "
+                "HTTPRoute weights them)",
+                ".canary",
+            ),
+            (
                 "!has(self.gateway) || !has(self.ingress) || !self.ingress.enabled",
                 "set spec.gateway or spec.ingress (enabled), not both: a service is exposed "
                 "through one of them",
@@ -116,6 +130,11 @@ class InferenceServiceSpec(SpecModel):
     )
     tracing: TracingSpec | None = Field(
         default=None, description="OpenTelemetry traces (docs/tracing.md); unset: the operator's"
+    )
+    canary: CanarySpec | None = Field(
+        default=None,
+        description="a second model version taking canary.trafficPercent of the requests "
+        "(NAME-canary); promote: move canary.model into model and remove canary",
     )
 
     @property

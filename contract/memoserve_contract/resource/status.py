@@ -19,6 +19,7 @@ class ConditionType(enum.StrEnum):
     CACHE_READY = "CacheReady"
     INGRESS_READY = "IngressReady"
     AUTOSCALING_READY = "AutoscalingReady"
+    CANARY_READY = "CanaryReady"
 
 
 class ConditionStatus(enum.StrEnum):
@@ -77,6 +78,22 @@ class CacheStatus(StatusModel):
     )
 
 
+class CanaryStatus(StatusModel):
+    """The canary version (spec.canary) as the operator last saw it; the stable version's are
+    status.readyReplicas, status.modelDigest and status.cache.hitRatio."""
+
+    traffic_percent: int | None = Field(default=None, ge=0, le=100)
+    replicas: int | None = Field(default=None, ge=0, description="canary pods")
+    ready_replicas: int | None = Field(default=None, ge=0)
+    replica_summary: str | None = Field(default=None, description='"ready/desired"')
+    model_digest: str | None = Field(
+        default=None, description="digest of the model files the canary pods loaded"
+    )
+    hit_ratio: str | None = Field(
+        default=None, description="the canary pods' answers from the cache per request, e.g. 40%"
+    )
+
+
 class InferenceServiceStatus(StatusModel):
     observed_generation: int | None = Field(default=None, ge=0)
     conditions: list[Condition] = Field(
@@ -97,6 +114,7 @@ class InferenceServiceStatus(StatusModel):
     model_digest: str | None = Field(
         default=None, description="digest of the model files the serving pods loaded"
     )
+    canary: CanaryStatus | None = Field(default=None, description="spec.canary's version")
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

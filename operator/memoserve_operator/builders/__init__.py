@@ -6,10 +6,12 @@ JSON-ready dicts ready for server-side apply. ``build_all`` is the whole desired
 
 from __future__ import annotations
 
+from memoserve_contract.canary import canary_name
 from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.redis_endpoint import RedisEndpoint, external_endpoint
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_operator.builders.backend_config import build_backend_config
+from memoserve_operator.builders.canary import build_canary, build_canary_network_policy
 from memoserve_operator.builders.deployment import build_deployment
 from memoserve_operator.builders.front import build_front_deployment, build_front_hpa
 from memoserve_operator.builders.gateway import build_gateway
@@ -41,7 +43,6 @@ from memoserve_operator.builders.pod_monitoring import build_pod_monitoring
 from memoserve_operator.builders.redis import build_redis_secret, redis_refs
 from memoserve_operator.builders.service import build_model_service, build_service
 from memoserve_operator.builders.service_account import build_service_account
-from memoserve_operator.builders.traffic import backends
 from memoserve_operator.settings import OperatorSettings
 
 # Every (apiVersion, kind) build_all can return, in apply order. A reconcile that no longer
@@ -70,7 +71,7 @@ OWNED_KINDS: tuple[tuple[str, str], ...] = (
 # it): traffic.backends.
 PER_BACKEND_KINDS = frozenset({"HealthCheckPolicy", "GCPBackendPolicy"})
 # The kinds of which a split service (spec.front.enabled) has two: NAME (the front, or the one
-# tier) and NAME-model (the model tier).
+# tier) and NAME-model (the model tier); a service with a canary, NAME and NAME-canary.
 TIERED_KINDS = frozenset(
     {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"}
 )
@@ -115,6 +116,7 @@ def build_all(
         ]
         if isvc.spec.autoscaled:
             objects.append(build_hpa(isvc, settings))
+        objects += build_canary(isvc, settings, redis, grpc_tls)
     if isvc.spec.ingress_enabled:
         objects.append(build_backend_config(isvc, settings))
         if isvc.spec.wants_managed_certificate:
@@ -132,6 +134,8 @@ def build_all(
         objects.append(build_network_policy(isvc, settings, redis))
         if isvc.spec.split:
             objects.append(build_model_network_policy(isvc, settings))
+        if (canary_policy := build_canary_network_policy(isvc, settings, redis)) is not None:
+            objects.append(canary_policy)
     return objects
 
 
@@ -165,7 +169,9 @@ def child_names(isvc: InferenceService, kind: str) -> tuple[str, ...]:
     if kind == "Secret":
         return (redis_secret_name(isvc), grpc_tls_secret_name(isvc))
     if kind in TIERED_KINDS:
-        return (isvc.name, model_tier_name(isvc))
+        return (isvc.name, model_tier_name(isvc), canary_name(isvc))
     if kind in PER_BACKEND_KINDS:
-        return tuple(dict.fromkeys([isvc.name, *(b.service for b in backends(isvc))]))
+        # Every Service that may take traffic, not only today's: a canary's policies are
+        # pruned by name once spec.canary is gone.
+        return (isvc.name, canary_name(isvc))
     return (isvc.name,)

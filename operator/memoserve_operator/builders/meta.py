@@ -25,6 +25,7 @@ MANAGED_BY = "memoserve-operator"
 # turning the split on or off is a rolling update of NAME, not a delete and a re-create.
 SERVING = "serving"
 MODEL = "model"  # the model tier of a split service (NAME-model), behind the front
+CANARY = "canary"  # the canary's pods (NAME-canary, spec.canary): never the stable Service's
 INGRESS = "ingress"
 GATEWAY = "gateway"  # the Gateway API objects: HTTPRoute, the service's own Gateway, policies
 AUTOSCALER = "autoscaler"
@@ -64,6 +65,17 @@ def selector_labels(isvc: InferenceService) -> dict[str, str]:
 def model_selector_labels(isvc: InferenceService) -> dict[str, str]:
     """The model tier's pods: disjoint from selector_labels (another component)."""
     return selector_labels(isvc) | {"app.kubernetes.io/component": MODEL}
+
+
+def canary_selector_labels(isvc: InferenceService) -> dict[str, str]:
+    """The canary's pods: disjoint from selector_labels (another component), so the stable
+    Service, PDB and NetworkPolicy never select them."""
+    return selector_labels(isvc) | {"app.kubernetes.io/component": CANARY}
+
+
+def canary_selector(isvc: InferenceService) -> str:
+    """canary_selector_labels as a label-selector string."""
+    return ",".join(f"{key}={value}" for key, value in canary_selector_labels(isvc).items())
 
 
 def model_ports(isvc: InferenceService) -> list[tuple[str, int]]:

@@ -116,14 +116,21 @@ def _base_egress(isvc: InferenceService, settings: OperatorSettings) -> list[Obj
 
 
 def build_network_policy(
-    isvc: InferenceService, settings: OperatorSettings, redis: RedisEndpoint | None
+    isvc: InferenceService,
+    settings: OperatorSettings,
+    redis: RedisEndpoint | None,
+    *,
+    name: str | None = None,
+    component: str = SERVING,
+    match: dict[str, str] | None = None,
 ) -> Object:
+    """The serving pods' (a canary's: ``name``, ``component``, ``match`` its own)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": object_meta(isvc, SERVING),
+        "metadata": object_meta(isvc, component, name=name),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(isvc)},
+            "podSelector": {"matchLabels": match if match is not None else selector_labels(isvc)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": _ingress(isvc, settings),
             "egress": _egress(isvc, settings, redis),

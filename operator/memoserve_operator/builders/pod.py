@@ -161,14 +161,23 @@ def termination_grace_seconds(isvc: InferenceService, settings: OperatorSettings
     return math.ceil(drain_seconds(isvc, settings)) + SERVER_SHUTDOWN_SECONDS + 5
 
 
-def pod_template(isvc: InferenceService, settings: OperatorSettings, checksum: str) -> Object:
-    """The one-tier serving pods."""
+def pod_template(
+    isvc: InferenceService,
+    settings: OperatorSettings,
+    checksum: str,
+    *,
+    component: str = SERVING,
+    match: dict[str, str] | None = None,
+) -> Object:
+    """The one-tier serving pods (a canary's: ``component`` and ``match`` its own)."""
     return template(
         isvc,
         settings,
         checksum,
         main=container(isvc, settings),
         volumes=[MODELS_VOLUME, TMP_VOLUME, *client_volumes(isvc)],
+        component=component,
+        match=match,
     )
 
 

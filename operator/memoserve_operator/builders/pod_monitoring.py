@@ -17,9 +17,10 @@ from memoserve_operator.builders.meta import (
 
 
 def build_pod_monitoring(isvc: InferenceService) -> Object:
-    """The serving pods; for a split service the model tier's as well (its HPA's metric)."""
+    """The serving pods; for a split service the model tier's as well (its HPA's metric), with
+    a canary the canary's (its HPA's metric too)."""
     match = selector_labels(isvc)
-    if isvc.spec.split:
+    if isvc.spec.split or isvc.spec.canary is not None:
         match = {k: v for k, v in match.items() if k != "app.kubernetes.io/component"}
     return {
         "apiVersion": "monitoring.googleapis.com/v1",

@@ -32,7 +32,14 @@ APP_PROTOCOLS_ANNOTATION = "cloud.google.com/app-protocols"
 APP_PROTOCOLS = {GRPC_PORT_NAME: "kubernetes.io/h2c", GRPC_TLS_PORT_NAME: "HTTP2"}
 
 
-def build_service(isvc: InferenceService) -> Object:
+def build_service(
+    isvc: InferenceService,
+    *,
+    name: str | None = None,
+    component: str = SERVING,
+    match: dict[str, str] | None = None,
+) -> Object:
+    """NAME, the serving pods' (a canary's: ``name``, ``component``, ``match`` its own)."""
     annotations: dict[str, str] = {}
     if isvc.spec.ingress_enabled:
         # Container-native load balancing: the load balancer sends to pod IPs (NEGs) and
@@ -45,10 +52,10 @@ def build_service(isvc: InferenceService) -> Object:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": object_meta(isvc, SERVING, annotations=annotations),
+        "metadata": object_meta(isvc, component, name=name, annotations=annotations),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector_labels(isvc),
+            "selector": match if match is not None else selector_labels(isvc),
             "ports": [_port(name, number) for name, number in serving_ports(isvc)],
         },
     }

@@ -20,6 +20,7 @@ from memoserve_contract.pod_settings import model_tier_name
 from memoserve_contract.resource.inferenceservice import InferenceService
 from memoserve_contract.resource.status import (
     CacheStatus,
+    CanaryStatus,
     ConditionType,
     InferenceServiceStatus,
     with_summary,
@@ -28,6 +29,7 @@ from memoserve_operator.builders.meta import model_selector, selector
 from memoserve_operator.cache.outcome import CacheOutcome
 from memoserve_operator.kube.client import KubeError
 from memoserve_operator.preflight import FOUND, Preflight
+from memoserve_operator.status.canary import canary_status, canary_verdict
 from memoserve_operator.status.conditions import merge_conditions, timestamp
 from memoserve_operator.status.observe import (
     AUTOSCALING_READY,
@@ -79,9 +81,12 @@ def build_status(
     stats: CacheStats | None = None,
     model: Preflight = FOUND,
     model_pods: Sequence[Object] = (),
+    canary_pods: Sequence[Object] = (),
+    canary_stats: CacheStats | None = None,
 ) -> InferenceServiceStatus:
     """``live``: the children by (kind, name); ``pods``: the serving (or front) pods read while
-    not all ready, ``model_pods`` the model tier's of a split service."""
+    not all ready, ``model_pods`` the model tier's of a split service, ``canary_pods`` the
+    canary's (``canary_stats`` its cache counts)."""
     deployment = live.get(("Deployment", isvc.name))
     tier = live.get(("Deployment", model_tier_name(isvc))) if isvc.spec.split else None
     if isvc.spec.split:
@@ -110,6 +115,8 @@ def build_status(
         parts.append(route_verdict(isvc, route, gateway))
     if autoscalers := _autoscalers(isvc, live, serving_ready=serving.ok, now=now):
         parts.append(both(AUTOSCALING_READY, *autoscalers))
+    if (canary := canary_verdict(isvc, live, canary_pods)) is not None:
+        parts.append(canary)
     for kind, exc in failures.items():
         part = PART_OF_KIND.get(kind, ConditionType.SERVING_READY)
         refused = Verdict.false(part, "ApplyFailed", str(exc))
@@ -141,6 +148,7 @@ def build_status(
         selector=model_selector(isvc) if isvc.spec.split else selector(isvc),
         cache=_described(isvc, _with_hit_ratio(cache.status, stats)),
         model_digest=stats.digest if stats is not None else None,
+        canary=canary_status(isvc, live, canary_stats),
     )
 
 
@@ -188,6 +196,8 @@ def status_patch(status: InferenceServiceStatus) -> Object:
     data = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     if status.cache is not None:
         data["cache"] = dict.fromkeys(_aliases(CacheStatus)) | data["cache"]
+    if status.canary is not None:
+        data["canary"] = dict.fromkeys(_aliases(CanaryStatus)) | data["canary"]
     return dict.fromkeys(_aliases(InferenceServiceStatus)) | data
 
 

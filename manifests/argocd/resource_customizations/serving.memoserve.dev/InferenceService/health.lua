@@ -1,8 +1,11 @@
 -- Argo CD health check for serving.memoserve.dev/InferenceService, the memoserve operator's
 -- resource (its docs/install.md says how to install this file). The operator writes
 -- metav1.Conditions: one per part (ServingReady, ModelReady, CacheReady, IngressReady,
--- AutoscalingReady) and Ready, their summary: operator/memoserve_operator/status/conditions.py
--- and observe.py in the memoserve repository say which reasons each part can have.
+-- AutoscalingReady, and CanaryReady with spec.canary) and Ready, their summary:
+-- operator/memoserve_operator/status/conditions.py, observe.py and canary.py in the memoserve
+-- repository say which reasons each part can have. A canary is one more part: Progressing while
+-- its pods load, Degraded when they fail (a crash loop, an image that cannot be pulled), though
+-- the stable version serves meanwhile (its message says so).
 --
 --   Healthy      the operator has seen the current spec (status.observedGeneration, and the
 --                Ready condition's observedGeneration when set, is metadata.generation) and
