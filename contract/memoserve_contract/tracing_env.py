@@ -53,5 +53,7 @@ def otel_env(export: TraceExport, *, service: str, namespace: str) -> dict[str, 
         "OTEL_TRACES_SAMPLER": SAMPLER,
         "OTEL_TRACES_SAMPLER_ARG": format(export.sampling_ratio, "g"),
         "OTEL_SERVICE_NAME": service,
-        "OTEL_RESOURCE_ATTRIBUTES": f"k8s.namespace.name={namespace},k8s.deployment.name={service}",
+        # No Deployment name: a canary's pods (NAME-canary) run the stable pods' environment
+        # with another model; their spans say which by memoserve.model.digest.
+        "OTEL_RESOURCE_ATTRIBUTES": f"k8s.namespace.name={namespace}",
     }

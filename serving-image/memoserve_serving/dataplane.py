@@ -25,7 +25,7 @@ from memoserve_serving.protocol.types import (
     Tensor,
 )
 from memoserve_serving.runtimes.base import Model
-from memoserve_serving.tracing import CACHE_RESULT, Tracing
+from memoserve_serving.tracing import CACHE_RESULT, MODEL_DIGEST, Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,7 @@ class DataPlane:
                     key, compute, read=read, write=write, share=share
                 )
                 span.set_attribute(CACHE_RESULT, result.value)
+                span.set_attribute(MODEL_DIGEST, self.served.digest)
         tensors: tuple[Tensor, ...] | None = None
         if computed:
             answer, tensors = computed[0]

@@ -39,6 +39,7 @@ TRACE_HEADERS = frozenset((b"traceparent", b"tracestate"))
 # Span attributes (OpenTelemetry semantic conventions where one exists).
 CACHE_RESULT = "memoserve.cache.result"
 MODEL = "memoserve.model"
+MODEL_DIGEST = "memoserve.model.digest"  # which version answered: stable and canary share a name
 
 
 class TracingUnavailable(RuntimeError):

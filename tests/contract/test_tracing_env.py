@@ -50,7 +50,7 @@ def test_the_variables_are_the_standard_ones_the_serving_image_reads() -> None:
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
         "OTEL_TRACES_SAMPLER_ARG": "0.05",
         "OTEL_SERVICE_NAME": "ranker-model",
-        "OTEL_RESOURCE_ATTRIBUTES": "k8s.namespace.name=ml,k8s.deployment.name=ranker-model",
+        "OTEL_RESOURCE_ATTRIBUTES": "k8s.namespace.name=ml",
     }
 
 

@@ -106,6 +106,8 @@ def test_a_miss_and_a_hit_are_spans_under_the_callers_trace(
     with ServerThread(settings, AffineModel()) as server:
         assert infer(server, traceparent=miss_header).headers["x-memoserve-cache"] == "miss"
         assert infer(server, traceparent=hit_header).headers["x-memoserve-cache"] == "hit"
+        assert server.app.state.dataplane is not None
+        digest = server.app.state.dataplane.served.digest
         spans = receiver.wait_for(
             lambda got: (
                 {s.trace_id for s in got if s.name == SERVER_SPAN} >= {miss_trace, hit_trace}
@@ -124,6 +126,7 @@ def test_a_miss_and_a_hit_are_spans_under_the_callers_trace(
     assert request.attributes["memoserve.model"] == "affine"
     lookup = miss["cache lookup"]
     assert lookup.attributes["memoserve.cache.result"] == "miss"
+    assert lookup.attributes["memoserve.model.digest"] == digest
     assert miss["decode"].parent_span_id == request.span_id
     assert lookup.parent_span_id == request.span_id
     assert miss["model run"].parent_span_id == lookup.span_id
