@@ -108,9 +108,10 @@ class DataPlane:
         """Answer ``request``; ``read``/``write`` False skip the cache (no-cache, no-store);
         ``deadline`` (event loop time) bounds the model's run where the backend can."""
         cache = self._cache
-        if cache is None:
+        if cache is None:  # e.g. a front's model tier, which the front asks for binary outputs
             outputs = await self._execute(request, deadline=deadline)
-            return self._response(request, outputs, encode_outputs_json(outputs)), CacheResult.OFF
+            outputs_json = None if wants_binary(request) else encode_outputs_json(outputs)
+            return self._response(request, outputs, outputs_json), CacheResult.OFF
         computed: list[tuple[Answer, tuple[Tensor, ...]]] = []
         select = request.selects_outputs
         if select and self.backend.checks_requests:

@@ -114,8 +114,9 @@ class UpstreamBackend(ModelBackend):
             if seconds <= 0:
                 raise UpstreamTimeout("the request's deadline passed before the upstream call")
         try:
-            async with asyncio.timeout(seconds):
-                response = await self._pool.request(b"POST", self._infer_path, body, headers)
+            response = await self._pool.request(
+                b"POST", self._infer_path, body, headers, timeout=seconds
+            )
         except TimeoutError:
             raise UpstreamTimeout(
                 f"upstream {self.url} did not answer within {seconds:.3g} s"
