@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from memoserve_serving.backend import LocalBackend, ModelBackend
-from memoserve_serving.batching import Batcher, ModelCost
+from memoserve_serving.batching import Batcher
 from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.answer import Answer
 from memoserve_serving.protocol.errors import BadRequest
 from memoserve_serving.protocol.request import validate_outputs

@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Sequence
 
 from memoserve_serving.backend import ModelBackend
-from memoserve_serving.batching import ModelCost
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from memoserve_serving.runtimes.base import ModelMetadata
 from memoserve_serving.upstream.codec import (
