@@ -74,7 +74,7 @@ def test_an_image_copies_its_packages_and_no_other(
 def test_the_serving_image_serves_without_the_operator() -> None:
     done = _image_python(
         SERVING,
-        "import importlib.util as u, memoserve_serving.app, memoserve_serving.server; "
+        "import importlib.util as u, memoserve_serving.http.app, memoserve_serving.http.server; "
         "assert u.find_spec('memoserve_operator') is None; assert u.find_spec('kopf') is not None",
     )
     assert done.returncode == 0, done.stderr

@@ -30,8 +30,8 @@ from rows import Workload
 
 from memoserve_contract.settings import LogFormat, ModelFormat, ServingSettings
 from memoserve_dev.sample_models import write_mlp_onnx, write_sample_models
-from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
+from memoserve_serving.http.app import create_app
 from memoserve_serving.runtimes.loader import load_model
 from memoserve_serving.state import running_dataplane
 

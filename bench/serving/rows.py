@@ -11,7 +11,7 @@ from models import LARGE_MLP, SMALL_MLP, BenchModels
 IRIS_ROW = (5.1, 3.5, 1.4, 0.2)
 BATCH_SIZE = 32
 BATCH_WAIT_MS = 2
-RAW_ONE_WRITE_HTTP = "memoserve_serving.http_protocol:HttpProtocol"
+RAW_ONE_WRITE_HTTP = "memoserve_serving.http.http_protocol:HttpProtocol"
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def serve(**overrides: Any) -> None:
     _require("serve", "memoserve_serving")
     from pydantic import ValidationError
 
-    from memoserve_serving.server import run_server
+    from memoserve_serving.http.server import run_server
 
     try:
         settings = ServingSettings.from_env(os.environ, **overrides)

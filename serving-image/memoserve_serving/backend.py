@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from opentelemetry.trace import SpanKind
 
-from memoserve_serving.batching import Batcher, ModelCost, run_unbatched
+from memoserve_serving.batching import Batcher, run_unbatched
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.datatypes import datatype_of
 from memoserve_serving.protocol.errors import InferenceError
 from memoserve_serving.protocol.request import validate_request

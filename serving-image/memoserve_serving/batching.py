@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.runtimes.base import Model
 
 Arrays = dict[str, np.ndarray[Any, Any]]
@@ -32,29 +33,6 @@ class _Item:
     rows: int
     signature: tuple[Any, ...]
     future: asyncio.Future[Arrays] = field(repr=False)
-
-
-class ModelCost:
-    """What one request costs the model: seconds per row, a moving average over its runs, and
-    whether that is at least ``expensive_at`` seconds (True until the model has run).
-
-    Written by the model thread after each run, read on the event loop (plain attributes: no
-    lock); ``expensive`` is kept up to date so that reading it costs nothing on a cache hit.
-    """
-
-    WEIGHT = 0.1  # of the newest run
-
-    def __init__(self, expensive_at: float = 0.0) -> None:
-        self.expensive_at = expensive_at
-        self.seconds_per_row: float | None = None  # None: the model has not run yet
-        self.expensive = True
-
-    def observe(self, seconds: float, rows: int) -> None:
-        per_row = seconds / max(rows, 1)
-        mean = self.seconds_per_row
-        mean = per_row if mean is None else mean + self.WEIGHT * (per_row - mean)
-        self.seconds_per_row = mean
-        self.expensive = mean >= self.expensive_at
 
 
 def _signature(

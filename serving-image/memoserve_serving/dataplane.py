@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from memoserve_serving.backend import LocalBackend, ModelBackend
-from memoserve_serving.batching import Batcher, ModelCost
+from memoserve_serving.batching import Batcher
 from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.answer import Answer
 from memoserve_serving.protocol.errors import BadRequest
 from memoserve_serving.protocol.request import validate_outputs
@@ -111,9 +112,10 @@ class DataPlane:
         """Answer ``request``; ``read``/``write`` False skip the cache (no-cache, no-store);
         ``deadline`` (event loop time) bounds the model's run where the backend can."""
         cache = self._cache
-        if cache is None:
+        if cache is None:  # e.g. a front's model tier, which the front asks for binary outputs
             outputs = await self._execute(request, deadline=deadline)
-            return self._response(request, outputs, encode_outputs_json(outputs)), CacheResult.OFF
+            outputs_json = None if wants_binary(request) else encode_outputs_json(outputs)
+            return self._response(request, outputs, outputs_json), CacheResult.OFF
         computed: list[tuple[Answer, tuple[Tensor, ...]]] = []
         select = request.selects_outputs
         if select and self.backend.checks_requests:

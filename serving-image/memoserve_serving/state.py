@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from memoserve_contract.settings import ServingSettings
-from memoserve_serving.batching import Batcher, ModelCost
+from memoserve_serving.batching import Batcher
 from memoserve_serving.cache.base import AnswerCache, ReportsProblem
 from memoserve_serving.dataplane import DataPlane, ServedModel
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.errors import ModelNotFound, ModelNotReady
 from memoserve_serving.runtimes.base import Model
 

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from memoserve_serving.batching import Batcher, ModelCost
+from memoserve_serving.batching import Batcher
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from tests.support.models import AffineModel
 
 MakeBatcher = Callable[..., Batcher]

@@ -1,4 +1,4 @@
-"""One write per response (memoserve_serving.http_protocol): real sockets, real uvicorn.
+"""One write per response (memoserve_serving.http.http_protocol): real sockets, real uvicorn.
 
 Run on asyncio's and on uvloop's transports (production runs uvloop). How many writes the
 server made is read from the kernel (/proc/self/task/<tid>/io), not from a stand-in transport;
@@ -23,7 +23,7 @@ import orjson
 import pytest
 import uvloop
 
-from memoserve_serving.http_protocol import FLUSH_AT_BYTES, CoalescingTransport
+from memoserve_serving.http.http_protocol import FLUSH_AT_BYTES, CoalescingTransport
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from memoserve_serving.http.worker_metrics import WorkerMetrics
 from memoserve_serving.metrics import ServingMetrics
-from memoserve_serving.worker_metrics import WorkerMetrics
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

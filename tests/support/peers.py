@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,8 +27,11 @@ KSERVE_VENV = ROOT / ".local" / "kserve"
 class PeerServer:
     """A server process on ``port``; ``start`` waits for its model to be ready."""
 
-    def __init__(self, argv: list[str], port: int, model: str, cwd: Path) -> None:
+    def __init__(
+        self, argv: list[str], port: int, model: str, cwd: Path, counts: Path | None = None
+    ) -> None:
         self.argv, self.port, self.model, self.cwd = argv, port, model, cwd
+        self.counts = counts  # where the server counts its model's runs, if it does
         self.process: subprocess.Popen[bytes] | None = None
         self.log = cwd / "server.log"
 
@@ -103,9 +107,22 @@ def kserve_affine(workdir: Path, port: int = 0) -> PeerServer:
     port = port or free_port()
     counts = workdir / "kserve-runs"
     argv = [str(python), str(KSERVE_SCRIPT), str(port), str(free_port()), str(counts)]
-    return PeerServer(argv, port, "affine", workdir)
+    return PeerServer(argv, port, "affine", workdir, counts)
+
+
+MISBEHAVING_SCRIPT = Path(__file__).parent / "peer_scripts" / "v2_misbehaving.py"
+
+
+def misbehaving(workdir: Path, mode: str, seconds: float = 0.0) -> PeerServer:
+    """A v2 server whose infer answers 503 + Retry-After (``unavailable``) or sleeps ``seconds``
+    first (``slow``): peer_scripts/v2_misbehaving.py, under this interpreter (stdlib only)."""
+    port = free_port()
+    counts = workdir / "misbehaving-runs"
+    argv = [sys.executable, str(MISBEHAVING_SCRIPT), str(port), "affine", str(counts), mode]
+    return PeerServer([*argv, str(seconds)], port, "affine", workdir, counts)
 
 
 def runs(server: PeerServer) -> int:
-    counts = server.cwd / "kserve-runs"
-    return int(counts.read_text() or 0) if counts.exists() else 0
+    """How often the server's model ran (kserve_affine and misbehaving count their runs)."""
+    assert server.counts is not None
+    return int(server.counts.read_text() or 0) if server.counts.exists() else 0

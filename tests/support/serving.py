@@ -12,11 +12,11 @@ import uvloop
 
 from memoserve_contract.settings import ModelFormat, ServingSettings
 from memoserve_dev.ports import free_port
-from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
-from memoserve_serving.infer_route import InferRoute
+from memoserve_serving.http.app import create_app
+from memoserve_serving.http.infer_route import InferRoute
+from memoserve_serving.http.server import DrainingServer, uvicorn_config
 from memoserve_serving.runtimes.base import Model
-from memoserve_serving.server import DrainingServer, uvicorn_config
 
 
 def serving_settings(**overrides: Any) -> ServingSettings:

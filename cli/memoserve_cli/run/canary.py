@@ -38,6 +38,8 @@ VERSION_HEADER = "x-memoserve-version"
 FORWARDED = (b"content-type", b"accept", b"inference-header-content-length")
 # Response headers the proxy sets itself.
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
+# A laptop's model run may be slow (a first call loads it); past this the proxy answers 502.
+PROXY_TIMEOUT_SECONDS = 120.0
 
 
 class Split:
@@ -107,9 +109,13 @@ def proxy_app(stable: str, canary: str, split: Split) -> Starlette:
         )
         try:
             answer = await pools[version].request(
-                request.method.encode(), path.encode(), await request.body(), wanted
+                request.method.encode(),
+                path.encode(),
+                await request.body(),
+                wanted,
+                timeout=PROXY_TIMEOUT_SECONDS,
             )
-        except OSError as exc:  # ConnectionError included: the version's process went away
+        except OSError as exc:  # ConnectionError, TimeoutError: the version did not answer
             return Response(f"the {version} version did not answer: {exc}\n", status_code=502)
         headers = {
             name.decode("latin-1"): value.decode("latin-1")

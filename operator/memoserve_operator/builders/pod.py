@@ -27,7 +27,7 @@ from memoserve_operator.settings import OperatorSettings
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
 CHECKSUM_ANNOTATION = qualified("config-checksum")
-# memoserve_serving.server.GRACEFUL_SHUTDOWN_SECONDS: after the drain, in-flight requests get
+# memoserve_serving.http.server.GRACEFUL_SHUTDOWN_SECONDS: after the drain, in-flight requests get
 # this long to finish. (Not imported: that module pulls in uvicorn, which the operator lacks.)
 SERVER_SHUTDOWN_SECONDS = 30
 STARTUP_PERIOD_SECONDS = 5

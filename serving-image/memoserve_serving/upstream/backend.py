@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from opentelemetry.trace import SpanKind
 
 from memoserve_serving.backend import ModelBackend
-from memoserve_serving.batching import ModelCost
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from memoserve_serving.runtimes.base import ModelMetadata
 from memoserve_serving.tracing import Tracing, outgoing_context
@@ -72,7 +72,12 @@ class UpstreamBackend(ModelBackend):
         self._slots = asyncio.Semaphore(max_connections)
         self._max_queued = max_queued
         self._queued = 0
-        # How long the upstream takes: whether a miss is worth the cross-replica lock.
+        self._calling = 0  # calls sent and not yet answered
+        # What a call costs the upstream: whether a miss is worth the cross-replica lock. A
+        # call's time is mostly the upstream's queue when it is busy, so it is divided by the
+        # calls in flight as it started (Little's law: a busy server's time per request), as
+        # the batcher divides a batch's time by its rows; else a fast model behind a busy tier
+        # would look slow and every miss would pay the lock's Redis round trip.
         self._cost = cost
         self._tracing = tracing  # on: the call carries the trace context (traceparent)
 
@@ -85,27 +90,34 @@ class UpstreamBackend(ModelBackend):
         body, json_length = encode_request(request, wanted, binary=self.binary)
         self._metrics.upstream_inflight += 1
         try:
-            answer, seconds = await self._call_when_free(body, json_length, wanted, deadline)
+            answer, seconds, sharing = await self._call_when_free(
+                body, json_length, wanted, deadline
+            )
         finally:
             self._metrics.upstream_inflight -= 1
         if self._cost is not None:
-            self._cost.observe(seconds, 1)
+            self._cost.observe(seconds, sharing)
         return answer
 
     async def _call_when_free(
         self, body: bytes, json_length: int | None, wanted: Sequence[str], deadline: float | None
-    ) -> tuple[tuple[Tensor, ...], float]:
-        """Wait for a connection slot, then call: the answer and how long the call took."""
+    ) -> tuple[tuple[Tensor, ...], float, int]:
+        """Wait for a connection slot, then call: the answer, how long the call took, and how
+        many calls were in flight as it started (itself included)."""
         self._queued += 1
         try:
             await self._slots.acquire()
         finally:
             self._queued -= 1
+        self._calling += 1
+        sharing = self._calling
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            return await self._call(body, json_length, wanted, deadline), loop.time() - started
+            answer = await self._call(body, json_length, wanted, deadline)
+            return answer, loop.time() - started, sharing
         finally:
+            self._calling -= 1
             self._slots.release()
 
     async def _call(
@@ -123,8 +135,9 @@ class UpstreamBackend(ModelBackend):
             if seconds <= 0:
                 raise UpstreamTimeout("the request's deadline passed before the upstream call")
         try:
-            async with asyncio.timeout(seconds):
-                response = await self._pool.request(b"POST", self._infer_path, body, headers)
+            response = await self._pool.request(
+                b"POST", self._infer_path, body, headers, timeout=seconds
+            )
         except TimeoutError:
             raise UpstreamTimeout(
                 f"upstream {self.url} did not answer within {seconds:.3g} s"

@@ -17,7 +17,7 @@ import orjson
 
 from memoserve_serving.protocol.errors import BadRequest
 from memoserve_serving.protocol.request import decode_tensor
-from memoserve_serving.protocol.tensors import json_data, tensor_bytes
+from memoserve_serving.protocol.tensors import json_data
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -50,7 +50,8 @@ def encode_request(
         parameters = dict(tensor.parameters)
         data = None if binary else json_data(tensor.datatype, tensor.data)
         if data is None:  # binary wanted, or BYTES that are not UTF-8
-            raw = tensor_bytes(tensor.datatype, tensor.data)
+            # As decoded (no array built and turned back into bytes), when it came that way.
+            raw = tensor.raw_bytes()
             parameters["binary_data_size"] = len(raw)
             chunks.append(raw)
         else:

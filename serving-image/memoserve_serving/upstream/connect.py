@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 
 from memoserve_contract.settings import ServingSettings
-from memoserve_serving.batching import ModelCost
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 from memoserve_serving.tracing import Tracing
 from memoserve_serving.upstream.backend import UpstreamBackend
@@ -102,8 +102,7 @@ async def _serves_binary_tensors(pool: Http1Pool, url: str) -> bool:
     """Whether the upstream's server metadata lists the binary tensor data extension; JSON
     (False) when it cannot tell: every v2 server reads JSON."""
     try:
-        async with asyncio.timeout(METADATA_TIMEOUT):
-            response = await pool.request(b"GET", b"/v2")
+        response = await pool.request(b"GET", b"/v2", timeout=METADATA_TIMEOUT)
         extensions = orjson.loads(response.body).get("extensions") or ()
     except (OSError, TimeoutError, ValueError, AttributeError) as exc:
         log.info("upstream server metadata %s/v2: %s; sending JSON", url, exc or type(exc).__name__)
@@ -115,8 +114,7 @@ async def _metadata(pool: Http1Pool, url: str, path: str) -> Any:
     pause = FIRST_PAUSE
     while True:
         try:
-            async with asyncio.timeout(METADATA_TIMEOUT):
-                response = await pool.request(b"GET", path.encode())
+            response = await pool.request(b"GET", path.encode(), timeout=METADATA_TIMEOUT)
             if response.status == 200:
                 document = orjson.loads(response.body)
                 model_metadata(document)  # readable, or ask again

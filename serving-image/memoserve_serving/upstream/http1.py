@@ -8,9 +8,12 @@ is parsed by httptools (the parser uvicorn already uses here, chunked bodies inc
 connection goes back to the pool when the server keeps it alive. The same reasoning made the
 cache's Redis client (cache/resp.py).
 
-One request at a time per connection (no pipelining); at most ``limit`` connections are kept
-idle. A request on a reused connection that the server had closed (its keep-alive timeout) is
-sent once more on a new one, before any answer was read: nothing was run twice.
+One request at a time per connection (no pipelining: a v2 server answers a connection's
+requests in order, so one slow model run would hold up the misses queued behind it); at most
+``limit`` connections are kept idle. A request on a reused connection that the server had closed
+(its keep-alive timeout) is sent once more on a new one, before any answer was read: nothing was
+run twice. The time limit is a timer on the loop that fails the waiting request, not
+``asyncio.timeout`` around it, which costs several µs more per call (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -85,6 +88,11 @@ class _Connection(asyncio.Protocol):
         self._transport.write(request)
         return self._waiter
 
+    def expire(self) -> None:
+        """The time limit passed: the request fails, and the connection, mid-answer, closes."""
+        self._fail(TimeoutError())
+        self.close()
+
     def close(self) -> None:
         self.closed = True
         if self._transport is not None:
@@ -117,16 +125,22 @@ class Http1Pool:
         path: bytes,
         body: bytes = b"",
         headers: tuple[tuple[bytes, bytes], ...] = (),
+        *,
+        timeout: float,  # noqa: ASYNC109  # a loop timer: cheaper than asyncio.timeout per call
     ) -> Response:
-        """The response; ConnectionError/OSError when there is none. The caller bounds the
-        wait (``asyncio.timeout``): a connection left mid-response is closed, not reused."""
+        """The response within ``timeout`` seconds; TimeoutError past them, ConnectionError or
+        another OSError when there is none. A connection left mid-response (a timeout, a cancel)
+        is closed, not reused."""
         head = [method, b" ", path, b" HTTP/1.1\r\nHost: ", self._host_header, b"\r\n"]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
         head += (b"Content-Length: ", str(len(body)).encode(), b"\r\n\r\n", body)
         request = b"".join(head)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while True:
-            connection = await self._connection()
+            connection = await self._connection(deadline)
+            timer = loop.call_at(deadline, connection.expire)
             try:
                 response = await connection.send(request)
             except ConnectionError:
@@ -136,20 +150,23 @@ class Http1Pool:
             except BaseException:  # a timeout or a cancel mid-response: not reusable
                 connection.close()
                 raise
+            finally:
+                timer.cancel()
             if not connection.closed and len(self._idle) < self._limit:
                 connection.reused = True
                 self._idle.append(connection)
             return response
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self, deadline: float) -> _Connection:
         while self._idle:
             connection = self._idle.pop()  # the most recent: the least likely to be closed
             if not connection.closed:
                 return connection
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(
-            lambda: _Connection(loop), self._host, self._port, ssl=self._ssl
-        )
+        async with asyncio.timeout_at(deadline):  # rare (a new connection): the usual way
+            _, protocol = await loop.create_connection(
+                lambda: _Connection(loop), self._host, self._port, ssl=self._ssl
+            )
         return protocol
 
     async def close(self) -> None:

@@ -81,7 +81,10 @@ async def test_keep_alive_reuses_one_connection(
 ) -> None:
     peer = await peer_factory(lambda head, n: length(b"answer %d" % n))
     pool = Http1Pool(peer.origin, limit=4)
-    bodies = [(await pool.request(b"POST", b"/x", b"{}")).body for _ in range(3)]
+    bodies = []
+    for _ in range(3):
+        bodies.append((await pool.request(b"POST", b"/x", b"{}", timeout=0.1)).body)
+        await asyncio.sleep(0.15)  # past the time limit: a request's timer ends with its answer
     assert bodies == [b"answer 1", b"answer 2", b"answer 3"]
     assert peer.connections == 1
     await pool.close()
@@ -96,7 +99,7 @@ async def test_chunked_answers_and_headers(
     )
     peer = await peer_factory(lambda head, n: chunked)
     pool = Http1Pool(peer.origin, limit=4)
-    response = await pool.request(b"POST", b"/x", b"{}")
+    response = await pool.request(b"POST", b"/x", b"{}", timeout=10)
     assert (response.status, response.body) == (400, b"abcdefg")
     assert response.headers[b"inference-header-content-length"] == b"7"
     await pool.close()
@@ -108,7 +111,7 @@ async def test_connection_close_is_not_reused(
     peer = await peer_factory(lambda head, n: length(b"ok", b"Connection: close"), close_after=1)
     pool = Http1Pool(peer.origin, limit=4)
     for _ in range(2):
-        assert (await pool.request(b"GET", b"/x")).body == b"ok"
+        assert (await pool.request(b"GET", b"/x", timeout=10)).body == b"ok"
     assert peer.connections == 2
     await pool.close()
 
@@ -120,9 +123,9 @@ async def test_an_idle_connection_the_server_closed_is_replaced(
     # request on the pooled connection fails before any answer, and goes out once more.
     peer = await peer_factory(lambda head, n: length(b"answer %d" % n), close_after=1)
     pool = Http1Pool(peer.origin, limit=4)
-    assert (await pool.request(b"POST", b"/x", b"{}")).body == b"answer 1"
+    assert (await pool.request(b"POST", b"/x", b"{}", timeout=10)).body == b"answer 1"
     await asyncio.sleep(0.05)
-    assert (await pool.request(b"POST", b"/x", b"{}")).body == b"answer 2"
+    assert (await pool.request(b"POST", b"/x", b"{}", timeout=10)).body == b"answer 2"
     assert peer.requests == 2  # nothing was asked twice
     await pool.close()
 
@@ -132,12 +135,14 @@ async def test_a_timeout_mid_answer_closes_that_connection(
 ) -> None:
     peer = await peer_factory(lambda head, n: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
     pool = Http1Pool(peer.origin, limit=4)
-    with pytest.raises(TimeoutError):
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):  # the pool's own time limit (the outer one: a guard)
+        async with asyncio.timeout(3):
+            await pool.request(b"POST", b"/x", b"{}", timeout=0.2)
+    assert asyncio.get_running_loop().time() - started < 2
+    with pytest.raises(TimeoutError):  # a new connection, not the half-read one; cancelled
         async with asyncio.timeout(0.2):
-            await pool.request(b"POST", b"/x", b"{}")
-    with pytest.raises(TimeoutError):  # a new connection, not the half-read one
-        async with asyncio.timeout(0.2):
-            await pool.request(b"POST", b"/x", b"{}")
+            await pool.request(b"POST", b"/x", b"{}", timeout=10)
     assert peer.connections == 2
     await pool.close()
 
@@ -147,7 +152,7 @@ async def test_nothing_listening_is_a_connection_error() -> None:
 
     pool = Http1Pool(f"http://127.0.0.1:{free_port()}", limit=4)
     with pytest.raises(OSError, match=r"Connect call failed|refused"):
-        await pool.request(b"GET", b"/")
+        await pool.request(b"GET", b"/", timeout=10)
 
 
 def test_against_memoserve() -> None:
@@ -158,7 +163,9 @@ def test_against_memoserve() -> None:
             pool = Http1Pool(server.url, limit=2)
             body = b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}'
             headers = ((b"Content-Type", b"application/json"),)
-            response = await pool.request(b"POST", b"/v2/models/affine/infer", body, headers)
+            response = await pool.request(
+                b"POST", b"/v2/models/affine/infer", body, headers, timeout=10
+            )
             await pool.close()
             return response.status, response.body
 

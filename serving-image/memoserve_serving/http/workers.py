@@ -39,14 +39,14 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _reserve(host: str, port: int) -> tuple[socket.socket, int]:
-    from memoserve_serving.server import reuse_port_socket
+    from memoserve_serving.http.server import reuse_port_socket
 
     sock = reuse_port_socket(host, port, listen=False)
     return sock, int(sock.getsockname()[1])
 
 
 def _worker(settings: ServingSettings, parent: int) -> None:
-    from memoserve_serving.server import run_server
+    from memoserve_serving.http.server import run_server
 
     _stop_with(parent)
     run_server(settings)

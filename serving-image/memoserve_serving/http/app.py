@@ -20,7 +20,8 @@ from starlette.routing import Route
 from memoserve_contract.settings import ServingSettings
 from memoserve_serving import EXTENSIONS, SERVER_NAME, __version__
 from memoserve_serving.dataplane import ServedModel
-from memoserve_serving.infer_route import InferRoute
+from memoserve_serving.http.infer_route import InferRoute
+from memoserve_serving.http.worker_metrics import WorkerMetrics
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import InferenceError
 from memoserve_serving.state import (
@@ -30,7 +31,6 @@ from memoserve_serving.state import (
     running_dataplane,
 )
 from memoserve_serving.tracing import Tracing
-from memoserve_serving.worker_metrics import WorkerMetrics
 
 
 def _error(status: int, message: str) -> JSONResponse:

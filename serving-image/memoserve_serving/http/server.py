@@ -25,10 +25,10 @@ from starlette.types import ASGIApp
 
 from memoserve_contract.logs import configure_logging
 from memoserve_contract.settings import ServingSettings
-from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.grpc.server import GrpcServerError, read_tls_pair
-from memoserve_serving.http_protocol import HttpProtocol
+from memoserve_serving.http.app import create_app
+from memoserve_serving.http.http_protocol import HttpProtocol
 from memoserve_serving.state import (
     GRACEFUL_SHUTDOWN_SECONDS,
     CacheFactory,
@@ -149,7 +149,7 @@ def run_server(settings: ServingSettings) -> None:
     load exits 1, one line."""
     configure_logging(settings.log_level, settings.log_format)
     if settings.workers > 1:
-        from memoserve_serving.workers import run_workers
+        from memoserve_serving.http.workers import run_workers
 
         raise SystemExit(run_workers(settings))
     # Loading before the port opens: a pod's startupProbe covers long downloads, and a model
