@@ -147,7 +147,8 @@ class DataPlane:
         outputs_json = answer.outputs_json
         if tensors is None and (outputs_json is None or wants_binary(request)):
             tensors = answer.tensors()
-        return self._response(request, tensors or (), outputs_json), result
+        response = self._response(request, tensors or (), outputs_json, answer.packed)
+        return response, result
 
     async def _execute(
         self, request: InferenceRequest, every_output: bool = False, deadline: float | None = None
@@ -157,9 +158,13 @@ class DataPlane:
         return outputs
 
     def _response(
-        self, request: InferenceRequest, outputs: tuple[Tensor, ...], outputs_json: bytes | None
+        self,
+        request: InferenceRequest,
+        outputs: tuple[Tensor, ...],
+        outputs_json: bytes | None,
+        packed: bytes | None = None,
     ) -> InferenceResponse:
         served = self.served
         return InferenceResponse(
-            served.name, served.version, request.id, outputs, NO_PARAMETERS, outputs_json
+            served.name, served.version, request.id, outputs, NO_PARAMETERS, outputs_json, packed
         )

@@ -19,8 +19,10 @@ from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 from memoserve_contract.settings import ServingSettings
 from memoserve_serving.grpc.handlers import SERVICE_NAME, add_inference_service
 from memoserve_serving.grpc.health import HealthServicer
+from memoserve_serving.grpc.infer import ModelInferHandler
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.servicer import InferenceServicer
+from memoserve_serving.grpc.upb import check_protobuf_backend
 from memoserve_serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ def listen_address(host: str, port: int) -> str:
 
 async def start_grpc(state: ServingState) -> GrpcServer:
     settings = state.settings
+    backend = check_protobuf_backend()
     server = grpc.aio.server(
         options=[
             # A request past the HTTP body limit is refused (RESOURCE_EXHAUSTED) before it is
@@ -69,7 +72,7 @@ async def start_grpc(state: ServingState) -> GrpcServer:
         ]
     )
     servicer = InferenceServicer(state)
-    add_inference_service(servicer, server)
+    add_inference_service(servicer, ModelInferHandler(state), server)
     health = HealthServicer(state)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # Reflection lets grpcurl work without the .proto. Our messages live in their own
@@ -84,7 +87,7 @@ async def start_grpc(state: ServingState) -> GrpcServer:
         credentials = grpc.ssl_server_credentials([read_tls_pair(settings)])
         tls_port = _listen(server, settings.host, settings.grpc_tls_port, credentials)
     await server.start()
-    log.info("gRPC listening on %s", listen_address(settings.host, port))
+    log.info("gRPC listening on %s (protobuf %s)", listen_address(settings.host, port), backend)
     if tls_port is not None:
         log.info("gRPC (TLS) listening on %s", listen_address(settings.host, tls_port))
     return GrpcServer(server, port, health, tls_port)
