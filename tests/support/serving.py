@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import uvloop
 
-from memoserve_contract.settings import ModelFormat, ServingSettings
+from memoserve_contract.settings import GrpcTransport, ModelFormat, ServingSettings
 from memoserve_dev.ports import free_port
 from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
@@ -18,9 +18,14 @@ from memoserve_serving.infer_route import InferRoute
 from memoserve_serving.runtimes.base import Model
 from memoserve_serving.server import DrainingServer, uvicorn_config
 
+# The gRPC server the settings ask for unless a test says: tests/serving/grpc/conftest.py's
+# ``grpc_transport`` fixture sets it per parametrised test, to run them on each transport.
+GRPC_TRANSPORT: dict[str, GrpcTransport] = {}
+
 
 def serving_settings(**overrides: Any) -> ServingSettings:
     values: dict[str, Any] = {
+        **GRPC_TRANSPORT,
         "model_name": "affine",
         "model_uri": "/unused",
         "model_format": ModelFormat.ONNX,

@@ -27,6 +27,8 @@ from tests.serving.test_server import MEMOSERVE, wait_ready
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
 
+pytestmark = pytest.mark.usefixtures("grpc_transport")
+
 
 def triton_input(row: float) -> triton_aio.InferInput:
     tensor = triton_aio.InferInput("x", [1, 4], "FP32")

@@ -18,12 +18,15 @@ import tritonclient.grpc.aio as triton_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from memoserve_contract.settings import GrpcTransport
 from memoserve_operator.grpc_tls.certificate import make_certificate
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
+
+pytestmark = pytest.mark.usefixtures("grpc_transport")
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 Y = [[3.0, 5.0, 7.0, 9.0]]
@@ -269,6 +272,15 @@ def test_messages_past_the_body_limit_are_refused(redis_url: str) -> None:
         with pytest.raises(grpc.RpcError) as caught:
             stub.ModelInfer(typed_request(id="x" * 2048), timeout=10)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_the_chosen_transport_serves_the_port(
+    server: ServerThread, grpc_transport: GrpcTransport
+) -> None:
+    running = server.app.state.grpc
+    assert running is not None
+    library = {GrpcTransport.NATIVE: "pygrpc_native", GrpcTransport.AIO: "grpc"}[grpc_transport]
+    assert type(running.servers[0]).__module__.split(".")[0] == library
 
 
 def test_grpc_can_be_turned_off(redis_url: str) -> None:
