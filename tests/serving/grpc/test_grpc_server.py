@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,26 @@ def test_reflection_describes_the_services(server: ServerThread) -> None:
         infer = service.methods_by_name["ModelInfer"]
         assert infer.input_type.full_name == "inference.ModelInferRequest"
         assert "Check" in pool.FindServiceByName("grpc.health.v1.Health").methods_by_name
+
+
+def test_grpcurl_through_reflection(server: ServerThread) -> None:
+    """grpcurl (built from its Go module) finds the services by reflection and infers."""
+    from tests.cli.test_run import grpcurl
+
+    tool = grpcurl()
+    listed = subprocess.run(
+        [tool, "-plaintext", server.grpc_target, "list"], capture_output=True, text=True, timeout=30
+    )
+    assert "inference.GRPCInferenceService" in listed.stdout.split(), listed.stderr
+    body = '{"model_name": "affine", "inputs": [{"name": "x", "datatype": "FP32", '
+    body += '"shape": [1, 4], "contents": {"fp32_contents": [1, 2, 3, 4]}}]}'
+    argv = [tool, "-plaintext", "-v", "-d", body, server.grpc_target]
+    argv.append("inference.GRPCInferenceService/ModelInfer")
+    answers = [subprocess.run(argv, capture_output=True, text=True, timeout=30) for _ in "ab"]
+    assert answers[0].returncode == 0, answers[0].stderr
+    assert "x-memoserve-cache: miss" in answers[0].stdout
+    assert "x-memoserve-cache: hit" in answers[1].stdout
+    assert '"name": "y"' in answers[1].stdout
 
 
 def test_grpc_requests_are_counted_with_http_ones(
