@@ -15,7 +15,9 @@ from memoserve_serving.cache.base import AnswerCache, CacheResult
 from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.answer import Answer
+from memoserve_serving.protocol.blob import unpack_outputs
 from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.protocol.memo import Memo
 from memoserve_serving.protocol.request import validate_outputs
 from memoserve_serving.protocol.response import encode_outputs_json, wants_binary
 from memoserve_serving.protocol.types import (
@@ -25,6 +27,11 @@ from memoserve_serving.protocol.types import (
     Tensor,
 )
 from memoserve_serving.runtimes.base import Model
+
+# The tensors of recent cached answers, by their blob (protocol/memo.py: unpacking is a pure
+# function of the bytes, and the tensors are read-only views of them). Blobs up to this size.
+MEMO_MAX_BLOB_BYTES = 65536
+_UNPACKED: Memo[bytes, tuple[Tensor, ...]] = Memo(256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +153,11 @@ class DataPlane:
             return self._response(request, chosen, None), result
         outputs_json = answer.outputs_json
         if tensors is None and (outputs_json is None or wants_binary(request)):
-            tensors = answer.tensors()
+            packed = answer.packed
+            if len(packed) <= MEMO_MAX_BLOB_BYTES:
+                tensors = _UNPACKED.get(packed, unpack_outputs)
+            else:
+                tensors = answer.tensors()
         response = self._response(request, tensors or (), outputs_json, answer.packed)
         return response, result
 

@@ -14,8 +14,8 @@ packed or unpacked shapes, and transport-only parameters (``binary_data_output``
 wire messages do mean one question, but keying on them would split each entry per client
 library and transport. So the canonical key stays; what makes it cheap is taking the tensor
 bytes from ``raw_input_contents`` as they are (no copy, no array: ``Tensor.from_raw``), and
-remembering the decoded request of recent wire bytes (memo.py): decoding is a pure function of
-the bytes, and a hit is a question asked before, most often in the very same bytes.
+remembering the decoded request of recent wire bytes (protocol/memo.py): decoding is a pure
+function of the bytes, and a hit is a question asked before, most often in the very same bytes.
 
 Each answer says how the cache answered in the ``x-memoserve-cache`` trailing metadata
 (trailers end every call, an error too); ``cache-control: no-cache | no-store`` request metadata
@@ -34,11 +34,11 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped] 
 
 from memoserve_serving.cache.base import CacheResult
 from memoserve_serving.grpc.codec import decode_request
-from memoserve_serving.grpc.memo import Memo
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2 import ModelInferRequest
 from memoserve_serving.grpc.wire import encode_response_bytes
 from memoserve_serving.protocol.cache_control import cache_directives
 from memoserve_serving.protocol.errors import BadRequest, InferenceError
+from memoserve_serving.protocol.memo import Memo
 from memoserve_serving.protocol.types import InferenceRequest
 from memoserve_serving.state import ServingState
 
@@ -57,7 +57,7 @@ STATUS_CODES = {
 }
 _parse = ModelInferRequest.FromString
 _NAME = ModelInferRequest.DESCRIPTOR.full_name
-# Requests up to this size are remembered decoded (memo.py), this many of them.
+# Requests up to this size are remembered decoded (protocol/memo.py), this many of them.
 MEMO_MAX_REQUEST_BYTES = 4096
 MEMO_REQUESTS = 1024
 Decoded = tuple[str, str | None, InferenceRequest, bool]  # model, version, request, raw

@@ -16,11 +16,11 @@ from typing import Any
 
 from memoserve_serving.grpc.codec import fill_parameters
 from memoserve_serving.grpc.contents import FIELDS, fill_contents
-from memoserve_serving.grpc.memo import Memo
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2 import (
     InferTensorContents,
     ModelInferResponse,
 )
+from memoserve_serving.protocol.memo import Memo
 from memoserve_serving.protocol.types import InferenceResponse, Tensor
 
 # Wire types: 0 varint, 2 length-delimited. A tag is (field number << 3) | wire type.
@@ -31,8 +31,8 @@ _NAME, _DATATYPE, _SHAPE, _CONTENTS = b"\x0a", b"\x12", b"\x1a", b"\x2a"
 # The packed fields whose elements are the tensor's little-endian bytes as they are.
 _PACKED_AS_IS = {"FP32": b"\x32", "FP64": b"\x3a"}  # fp32_contents = 6, fp64_contents = 7
 _Output = ModelInferResponse.InferOutputTensor
-# The encoded outputs of recent cached answers (memo.py), by their blob and the kind of contents
-# asked for: a hit on one of them is a splice of bytes. Blobs up to this size, this many.
+# The encoded outputs of recent cached answers (protocol/memo.py), by their blob and the kind of
+# contents asked for: a hit on one of them is a splice of bytes. Blobs up to this size, this many.
 MEMO_MAX_BLOB_BYTES = 65536
 MEMO_ANSWERS = 256
 _OUTPUTS: Memo[tuple[bytes, bool], bytes] = Memo(MEMO_ANSWERS)

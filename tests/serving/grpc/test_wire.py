@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from memoserve_serving.grpc.codec import encode_response
-from memoserve_serving.grpc.memo import Memo
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.wire import encode_response_bytes, varint
 from memoserve_serving.protocol.blob import pack_outputs
+from memoserve_serving.protocol.memo import Memo
 from memoserve_serving.protocol.types import InferenceResponse, Tensor
 from tests.serving.protocol.test_request import VALUES, expected_array
 

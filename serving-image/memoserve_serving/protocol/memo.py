@@ -1,9 +1,11 @@
-"""A small bounded memo for the gRPC hot path: the same bytes in, the same work's result out.
+"""A small bounded memo for the hit path: the same bytes in, the same work's result out.
 
-A cache hit is a question asked before, and its wire bytes are most often the very bytes of the
+A cache hit is a question asked before, and its bytes are most often the very bytes of the
 earlier call (same client library, same tensor; the ``id``, when a client sets one, changes
-them, and then the work is simply done). The memo keeps the results of pure functions of those
-bytes: the decoded request (infer.py) and the encoded outputs of a cached answer (wire.py). It
+them, and then the work is simply done), answered by the very bytes of the cached value. The
+memo keeps the results of pure functions of such bytes: the decoded gRPC request
+(grpc/infer.py), the tensors of a cached answer (dataplane.py) and their gRPC encoding
+(grpc/wire.py). It
 holds at most ``max_entries`` results, forgetting the oldest first, and its users give it only
 small keys (a few KiB): a memo miss costs one dict lookup, and memory stays bounded.
 """
