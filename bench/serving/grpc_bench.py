@@ -32,7 +32,7 @@ from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]  # no stubs
 from load import core_ticks, tree_ticks, wait_quiet
-from procs import Proc, Procs, Redis, wait_ready
+from procs import Proc, Procs, Redis, wait_port, wait_ready
 from servers import (
     VENV,
     clean_env,
@@ -187,7 +187,7 @@ def run_row(
             if problem:
                 raise RuntimeError(problem)
         else:
-            time.sleep(1.0)
+            wait_port(proc, port)
         print(f"  {row.key}: {asyncio.run(check(port, row.expect_hit))}", file=sys.stderr)
         wait_quiet(args.quiet_wait)
         return asyncio.run(load(port, args.measure, args.concurrency, proc.pid))

@@ -26,14 +26,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from grpc_bench import iris_request
 from load import tree_ticks
-from procs import Proc, Procs, Redis
+from procs import Proc, Procs, Redis, wait_port
 from servers import VENV, clean_env, start_memoserve
 
 from memoserve_dev.ports import free_port
@@ -96,21 +95,6 @@ class Candidate:
     start: Callable[[], tuple[Proc, int]]
     per_call_us: list[float]
     rps: list[float]
-
-
-def wait_port(proc: Proc, port: int, timeout: float = 60) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited: {proc.log_tail()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{proc.name}: port {port} not open after {timeout} s")
 
 
 def h2load(port: int, body: Path, calls: int) -> tuple[int, float]:
@@ -205,9 +189,9 @@ def main() -> int:
                 write_sample_models(workdir)
                 (workdir / "redis-data").mkdir()
                 redis = Redis(procs, cpu=int(CLIENT_CPU))
-                for transport in ("aio", "native"):
+                for transport, l1 in (("aio", 0), ("native", 0), ("native", 64 << 20)):
 
-                    def hit(transport: str = transport) -> tuple[Proc, int]:
+                    def hit(transport: str = transport, l1: int = l1) -> tuple[Proc, int]:
                         http_port, port = free_port(), free_port()
                         proc = start_memoserve(
                             procs, int(SERVER_CPU), http_port,
@@ -215,12 +199,15 @@ def main() -> int:
                             model=workdir / "iris.joblib", model_format="sklearn",
                             redis_url=redis.url,
                             env={"MEMOSERVE_GRPC_PORT": str(port),
-                                 "MEMOSERVE_GRPC_TRANSPORT": transport},
+                                 "MEMOSERVE_GRPC_TRANSPORT": transport,
+                                 "MEMOSERVE_L1_MAX_BYTES": str(l1)},
                         )  # fmt: skip
                         return proc, port
 
-                    title = f"memoserve gRPC hit on {transport} (Redis, L1 off)"
-                    candidates.append(Candidate(f"hit-{transport}", title, hit, [], []))
+                    where = "L1, no Redis round trip" if l1 else "Redis, L1 off"
+                    title = f"memoserve gRPC hit on {transport} ({where})"
+                    key = f"hit-{transport}" + ("-l1" if l1 else "")
+                    candidates.append(Candidate(key, title, hit, [], []))
             if args.only:
                 wanted = set(args.only.split(","))
                 candidates = [c for c in candidates if c.key in wanted]

@@ -82,18 +82,15 @@ class DrainingServer(uvicorn.Server):
         )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        grpc = self.state.grpc
-        stopping = None
-        if grpc is not None:
-            # gRPC stops accepting when HTTP does, and its in-flight RPCs finish while HTTP's
-            # do; the lifespan, after this, finds it stopped.
-            grace = None if self.force_exit else GRACEFUL_SHUTDOWN_SECONDS
-            stopping = asyncio.ensure_future(grpc.stop(grace))
+        # The other listeners (gRPC) stop accepting when HTTP does, and their in-flight calls
+        # finish while HTTP's do; the lifespan, after this, finds them stopped.
+        stops = list(self.state.stops)
+        grace = None if self.force_exit else GRACEFUL_SHUTDOWN_SECONDS
+        stopping = [asyncio.ensure_future(stop(grace)) for stop in stops]
         await super().shutdown(sockets)
-        if grpc is not None and stopping is not None:
-            if self.force_exit:  # a second signal came while waiting: cancel what is left
-                await grpc.stop(None)
-            await stopping
+        if self.force_exit:  # a second signal came while waiting: cancel what is left
+            await asyncio.gather(*(stop(None) for stop in stops))
+        await asyncio.gather(*stopping)
 
     async def on_tick(self, counter: int) -> bool:
         if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from memoserve_contract.settings import ServingSettings
@@ -19,13 +19,16 @@ from memoserve_serving.protocol.errors import ModelNotFound, ModelNotReady
 from memoserve_serving.runtimes.base import Model
 
 if TYPE_CHECKING:
-    from memoserve_serving.grpc.server import GrpcServer
     from memoserve_serving.storage import Progress
 
 log = logging.getLogger(__name__)
 
 # In-flight requests (HTTP and gRPC) get this long to finish once the drain period is over.
 GRACEFUL_SHUTDOWN_SECONDS = 30
+
+Stop = Callable[[float | None], Awaitable[None]]
+"""Stops a listener beside HTTP's: refuse new work, give the running work ``grace`` seconds
+(None: cancel it). Idempotent; a later call with a shorter grace ends it sooner."""
 
 CacheFactory = Callable[[ServingSettings, ServingMetrics], AnswerCache | None]
 """Opens the answer cache for a server (None: serve uncached); ``open_cache`` by default."""
@@ -39,7 +42,9 @@ class ServingState:
     metrics: ServingMetrics
     dataplane: DataPlane | None = None
     draining: bool = False  # SIGTERM received: report not ready, keep answering
-    grpc: GrpcServer | None = None  # the gRPC server, while it runs (grpc_enabled)
+    grpc_port: int | None = None  # the gRPC port bound, while gRPC serves (grpc_enabled)
+    # Listeners beside HTTP's (the gRPC server), stopped when HTTP stops accepting.
+    stops: list[Stop] = field(default_factory=list)
     cache: AnswerCache | None = None  # the data plane's cache, for its health
 
     @property

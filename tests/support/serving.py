@@ -77,9 +77,9 @@ class ServerThread:
 
     @property
     def grpc_target(self) -> str:
-        running = self.app.state.grpc
-        assert running is not None, "gRPC is not running (grpc_enabled=False?)"
-        return f"127.0.0.1:{running.port}"
+        port = self.app.state.grpc_port
+        assert port is not None, "gRPC is not running (grpc_enabled=False?)"
+        return f"127.0.0.1:{port}"
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

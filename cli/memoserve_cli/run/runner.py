@@ -147,8 +147,7 @@ def _serve(
         )
 
     def started(port: int) -> None:
-        grpc = server.state.grpc  # started by then (the app's lifespan), when it is on
-        grpc_port = grpc.port if grpc is not None else None
+        grpc_port = server.state.grpc_port  # bound by then (the app's lifespan), when it is on
         say(_banner(isvc, options, model, plan, (port, grpc_port), workdir))
 
     server = build_server(

@@ -157,11 +157,14 @@ def read_tls_pair(settings: ServingSettings) -> tuple[bytes, bytes]:
 
 @contextlib.asynccontextmanager
 async def serving_grpc(state: ServingState, grace: float | None) -> AsyncIterator[GrpcServer]:
-    """The gRPC server for ``state`` (``state.grpc`` while it runs), stopped on exit."""
+    """The gRPC server for ``state``, stopped on exit. While it runs, ``state.grpc_port`` is its
+    port and its ``stop`` is among ``state.stops`` (the HTTP server's shutdown calls them)."""
     running = await start_grpc(state)
-    state.grpc = running
+    state.grpc_port = running.port
+    state.stops.append(running.stop)
     try:
         yield running
     finally:
         await running.stop(grace)
-        state.grpc = None
+        state.stops.remove(running.stop)
+        state.grpc_port = None

@@ -4,6 +4,7 @@ redis-server, real clients (tritonclient.grpc sync and aio, and the generated st
 from __future__ import annotations
 
 import datetime
+import logging
 import re
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from memoserve_contract.settings import GrpcTransport
+from memoserve_dev.ports import free_port
 from memoserve_operator.grpc_tls.certificate import make_certificate
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
@@ -276,19 +278,21 @@ def test_messages_past_the_body_limit_are_refused(redis_url: str) -> None:
 
 
 def test_the_chosen_transport_serves_the_port(
-    server: ServerThread, grpc_transport: GrpcTransport
+    redis_url: str, grpc_transport: GrpcTransport, caplog: pytest.LogCaptureFixture
 ) -> None:
-    running = server.app.state.grpc
-    assert running is not None
-    library = {GrpcTransport.NATIVE: "pygrpc_native", GrpcTransport.AIO: "grpc"}[grpc_transport]
-    assert type(running.servers[0]).__module__.split(".")[0] == library
+    caplog.set_level(logging.INFO, "memoserve_serving.grpc.server")
+    with ServerThread(serving_settings(redis_url=redis_url), AffineModel()) as running:
+        port = running.app.state.grpc_port
+    said = [r.getMessage() for r in caplog.records if "gRPC listening" in r.getMessage()]
+    assert said == [f"gRPC listening on 127.0.0.1:{port} ({grpc_transport}, protobuf upb)"]
 
 
 def test_grpc_can_be_turned_off(redis_url: str) -> None:
     with ServerThread(
         serving_settings(redis_url=redis_url, grpc_enabled=False), AffineModel()
     ) as running:
-        assert running.app.state.grpc is None
+        assert running.app.state.grpc_port is None
+        assert running.app.state.stops == []
         assert httpx.get(running.url + "/v2/health/ready").status_code == 200
 
 
@@ -358,17 +362,15 @@ def test_the_tls_port_serves_the_operators_certificate_from_the_same_cache(
     material = make_certificate("ml", "iris", datetime.datetime.now(datetime.UTC))
     (tmp_path / "tls.crt").write_text(material.cert_pem)
     (tmp_path / "tls.key").write_text(material.key_pem)
+    tls_port = free_port()
     settings = serving_settings(
         redis_url=redis_url,
-        grpc_tls_port=0,
+        grpc_tls_port=tls_port,
         grpc_tls_cert_file=tmp_path / "tls.crt",
         grpc_tls_key_file=tmp_path / "tls.key",
     )
     with ServerThread(settings, model) as server:
-        running = server.app.state.grpc
-        assert running is not None
-        assert running.tls_port is not None
-        target = f"127.0.0.1:{running.tls_port}"
+        target = f"127.0.0.1:{tls_port}"
         client = triton.InferenceServerClient(
             target,
             ssl=True,
