@@ -20,7 +20,7 @@ from memoserve_cli.run import RunError
 if TYPE_CHECKING:
     from memoserve_cli.run.cache import CachePlan
     from memoserve_contract.resource.inferenceservice import InferenceService
-    from memoserve_serving.runtimes.base import ModelMetadata
+    from memoserve_serving.protocol.metadata import ModelMetadata
     from memoserve_serving.storage import Progress
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
