@@ -29,9 +29,10 @@ from memoserve_contract.settings import LogFormat, ModelFormat, ServingSettings
 from memoserve_dev.sample_models import write_sample_models
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
+from memoserve_serving.lifespan import running_dataplane
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.state import ServingState, running_dataplane
+from memoserve_serving.state import ServingState
 
 CONCURRENCY = 32
 WARM_UP = 100

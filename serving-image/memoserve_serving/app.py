@@ -21,14 +21,10 @@ from memoserve_contract.settings import ServingSettings
 from memoserve_serving import EXTENSIONS, SERVER_NAME, __version__
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.infer_route import InferRoute
+from memoserve_serving.lifespan import running_dataplane
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import InferenceError
-from memoserve_serving.state import (
-    GRACEFUL_SHUTDOWN_SECONDS,
-    CacheFactory,
-    ServingState,
-    running_dataplane,
-)
+from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS, CacheFactory, ServingState
 from memoserve_serving.worker_metrics import WorkerMetrics
 
 

@@ -29,12 +29,8 @@ from memoserve_serving.app import create_app
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.grpc.server import GrpcServerError, read_tls_pair
 from memoserve_serving.http_protocol import HttpProtocol
-from memoserve_serving.state import (
-    GRACEFUL_SHUTDOWN_SECONDS,
-    CacheFactory,
-    ServingState,
-    load_served_model,
-)
+from memoserve_serving.lifespan import load_served_model
+from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS, CacheFactory, ServingState
 from memoserve_serving.storage import ModelLoadError
 
 log = logging.getLogger(__name__)

@@ -91,8 +91,8 @@ def _serve(
 ) -> None:
     from memoserve_cli.run.cache import in_process_cache, plan_cache
     from memoserve_cli.run.spec import local_settings
+    from memoserve_serving.lifespan import load_served_model
     from memoserve_serving.server import build_server
-    from memoserve_serving.state import load_served_model
     from memoserve_serving.storage import ModelLoadError
 
     plan = plan_cache(
