@@ -138,13 +138,10 @@ def write_termination_message(path: Path | None, reason: str) -> None:
 
 
 def run_server(settings: ServingSettings) -> None:
-    """Load the model (a cache front: none), then serve until SIGTERM. A model that cannot
-    load exits 1, one line."""
+    """Load the model (a cache front: none), then serve until SIGTERM, in this process (several
+    workers: ``workers.run_workers``, which runs this in each). A model that cannot load exits 1,
+    one line."""
     configure_logging(settings.log_level, settings.log_format)
-    if settings.workers > 1:
-        from memoserve_serving.workers import run_workers
-
-        raise SystemExit(run_workers(settings))
     # Loading before the port opens: a pod's startupProbe covers long downloads, and a model
     # that cannot load is a clear, immediate failure instead of a server that is never ready.
     try:
