@@ -44,7 +44,9 @@ PATH = "/inference.GRPCInferenceService/ModelInfer"
 TICK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, CLIENT_CPU = "0", "1"
 STREAMS = 32
-ECHOES = ("aio", "sync", "native-aio", "native-front", "grpclib")
+ECHOES = (
+    "aio", "aio-suspend", "sync", "native-aio", "native-aio-suspend", "native-front", "grpclib",
+)  # fmt: skip
 HCM = (
     "type.googleapis.com/envoy.extensions.filters.network."
     "http_connection_manager.v3.HttpConnectionManager"
@@ -176,6 +178,8 @@ def main() -> int:
                 "aio": "grpc.aio on uvloop (memoserve today)",
                 "sync": "grpcio sync server, 4 threads",
                 "native-aio": "pygrpc-native aio.server (grpc.aio API)",
+                "aio-suspend": "grpc.aio, handler suspends once",
+                "native-aio-suspend": "pygrpc-native aio.server, handler suspends once",
                 "native-front": "pygrpc-native NativeGrpcFront + uvloop task per call",
                 "grpclib": "grpclib (pure-Python h2) on uvloop",
                 "envoy": "Envoy alone, direct_response (no Python)",

@@ -7,11 +7,12 @@ nothing (bytes in, the same bytes out), so what each process spends per call is 
 HTTP/2, gRPC framing and the trip into Python. Imports only the candidate's own library, so a
 candidate can run from a scratch virtualenv of its own (``--python`` of grpc_transports.py).
 
-TRANSPORT: ``aio`` (grpc.aio on uvloop, memoserve's today), ``sync`` (grpcio's server, 4
-threads), ``native-aio`` (pygrpc-native's grpc.aio-compatible server on uvloop), ``native-front``
-(pygrpc-native's low-level front, each call handed to the uvloop loop as memoserve's handler
-would be), ``grpclib`` (pure-Python HTTP/2), ``pyvoy-asgi`` (the ASGI app pyvoy runs: see
-grpc_transports.py).
+TRANSPORT: ``aio`` (grpc.aio on uvloop, memoserve's before; ``aio-suspend`` and
+``native-aio-suspend``: the handler suspends once before answering, as one awaiting Redis does),
+``sync`` (grpcio's server, 4 threads), ``native-aio`` (pygrpc-native's grpc.aio-compatible server
+on uvloop), ``native-front`` (pygrpc-native's low-level front, each call handed to the uvloop
+loop as memoserve's handler would be), ``grpclib`` (pure-Python HTTP/2); pyvoy serves
+``asgi_app`` (pyvoy_echo_app.py).
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ METHOD = f"/{SERVICE}/ModelInfer"
 THREADS = 4
 
 
-def serve_aio(port: int, reply: bytes, native: bool) -> None:
+def serve_aio(port: int, reply: bytes, native: bool, suspend: bool = False) -> None:
+    import asyncio
+
     import grpc  # type: ignore[import-untyped]
     import uvloop
 
     async def infer(request: bytes, context: Any) -> bytes:
+        if suspend:  # one trip through the event loop, as a handler awaiting Redis makes
+            await asyncio.sleep(0)
         return reply
 
     async def main() -> None:
@@ -169,8 +174,8 @@ def asgi_app(reply: bytes) -> Any:
 
 def main() -> int:
     transport, port, reply = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]).read_bytes()
-    if transport in ("aio", "native-aio"):
-        serve_aio(port, reply, native=transport == "native-aio")
+    if transport in ("aio", "native-aio", "aio-suspend", "native-aio-suspend"):
+        serve_aio(port, reply, transport.startswith("native"), transport.endswith("-suspend"))
     elif transport == "sync":
         serve_sync(port, reply)
     elif transport == "native-front":
