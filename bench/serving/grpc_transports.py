@@ -45,7 +45,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, CLIENT_CPU = "0", "1"
 STREAMS = 32
 ECHOES = (
-    "aio", "aio-suspend", "sync", "native-aio", "native-aio-suspend", "native-front", "grpclib",
+    "aio", "aio-suspend", "sync", "native-aio", "native-aio-suspend", "native-aio-io1",
+    "native-front", "grpclib",
 )  # fmt: skip
 HCM = (
     "type.googleapis.com/envoy.extensions.filters.network."
@@ -179,6 +180,7 @@ def main() -> int:
                 "sync": "grpcio sync server, 4 threads",
                 "native-aio": "pygrpc-native aio.server (grpc.aio API)",
                 "aio-suspend": "grpc.aio, handler suspends once",
+                "native-aio-io1": "pygrpc-native aio.server, 1 I/O thread (default 2)",
                 "native-aio-suspend": "pygrpc-native aio.server, handler suspends once",
                 "native-front": "pygrpc-native NativeGrpcFront + uvloop task per call",
                 "grpclib": "grpclib (pure-Python h2) on uvloop",

@@ -11,7 +11,8 @@ TRANSPORT: ``aio`` (grpc.aio on uvloop, memoserve's before; ``aio-suspend`` and
 ``native-aio-suspend``: the handler suspends once before answering, as one awaiting Redis does),
 ``sync`` (grpcio's server, 4 threads), ``native-aio`` (pygrpc-native's grpc.aio-compatible server
 on uvloop), ``native-front`` (pygrpc-native's low-level front, each call handed to the uvloop
-loop as memoserve's handler would be), ``grpclib`` (pure-Python HTTP/2); pyvoy serves
+loop as memoserve's handler would be), ``native-aio-io1`` (its aio server with one I/O thread
+instead of two), ``grpclib`` (pure-Python HTTP/2); pyvoy serves
 ``asgi_app`` (pyvoy_echo_app.py).
 """
 
@@ -26,7 +27,9 @@ METHOD = f"/{SERVICE}/ModelInfer"
 THREADS = 4
 
 
-def serve_aio(port: int, reply: bytes, native: bool, suspend: bool = False) -> None:
+def serve_aio(
+    port: int, reply: bytes, native: bool, suspend: bool = False, io_threads: int = 2
+) -> None:
     import asyncio
 
     import grpc  # type: ignore[import-untyped]
@@ -41,7 +44,7 @@ def serve_aio(port: int, reply: bytes, native: bool, suspend: bool = False) -> N
         if native:
             import pygrpc_native.aio  # type: ignore[import-not-found]
 
-            server = pygrpc_native.aio.server()
+            server = pygrpc_native.aio.Server(io_threads=io_threads)
         else:
             server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         handlers = {"ModelInfer": grpc.unary_unary_rpc_method_handler(infer)}
@@ -176,6 +179,8 @@ def main() -> int:
     transport, port, reply = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]).read_bytes()
     if transport in ("aio", "native-aio", "aio-suspend", "native-aio-suspend"):
         serve_aio(port, reply, transport.startswith("native"), transport.endswith("-suspend"))
+    elif transport == "native-aio-io1":
+        serve_aio(port, reply, native=True, io_threads=1)
     elif transport == "sync":
         serve_sync(port, reply)
     elif transport == "native-front":
