@@ -51,9 +51,9 @@ from memoserve_contract.settings import LogFormat, ModelFormat, ServingSettings
 from memoserve_dev.ports import free_port
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.app import create_app
+from memoserve_serving.lifespan import running_dataplane
 from memoserve_serving.protocol.request import decode_request
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.state import running_dataplane
 from memoserve_serving.upstream.codec import encode_request
 from memoserve_serving.upstream.http1 import Http1Pool
 

@@ -4,10 +4,11 @@
 
 (``run.sh`` makes MLServer's virtualenv first; without it the MLServer row says why it was not
 run.) Rows, in turn, each server pinned to CPU 0: the grpc.aio ceiling (a fixed pre-serialized
-reply), memoserve ``serve --grpc-port`` answering from Redis (L1 off, redis-server on CPU 1),
-and MLServer 1.7 + mlserver-sklearn on its gRPC port. memoserve and MLServer serve the same iris
-scikit-learn joblib and all three get the same pre-serialized ModelInferRequest (``input-0``
-FP64 [1, 4], typed contents), as in the HTTP bench's hit-sklearn and mlserver rows.
+reply), memoserve ``serve --grpc-port`` answering from Redis (L1 off, redis-server on CPU 1) on
+its native transport and on the grpc.aio fallback, and MLServer 1.7 + mlserver-sklearn on its
+gRPC port. memoserve and MLServer serve the same iris scikit-learn joblib and all get the same
+pre-serialized ModelInferRequest (``input-0`` FP64 [1, 4], typed contents), as in the HTTP
+bench's hit-sklearn and mlserver rows.
 
 The load is a grpc.aio client on CPU 1: one channel, ``--concurrency`` calls in flight (HTTP/2
 streams), each call timed (p50 / p99). A Python client may not saturate the server, so beside
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import grpc  # type: ignore[import-untyped]  # no stubs
 from load import core_ticks, tree_ticks, wait_quiet
-from procs import Proc, Procs, Redis, wait_ready
+from procs import Proc, Procs, Redis, wait_port, wait_ready
 from servers import (
     VENV,
     clean_env,
@@ -131,7 +132,9 @@ def start_echo(procs: Procs, workdir: Path, redis: Redis) -> tuple[Proc, int, in
     return procs.start("grpc-echo", SERVER_CPU, argv, env=clean_env()), port, 0, ""
 
 
-def start_hit(procs: Procs, workdir: Path, redis: Redis) -> tuple[Proc, int, int, str]:
+def start_hit(
+    procs: Procs, workdir: Path, redis: Redis, transport: str = "native"
+) -> tuple[Proc, int, int, str]:
     redis.cli("FLUSHALL")
     http_port, port = free_port(), free_port()
     proc = start_memoserve(
@@ -143,9 +146,13 @@ def start_hit(procs: Procs, workdir: Path, redis: Redis) -> tuple[Proc, int, int
         model=workdir / "iris.joblib",
         model_format="sklearn",
         redis_url=redis.url,
-        env={"MEMOSERVE_GRPC_PORT": str(port)},
+        env={"MEMOSERVE_GRPC_PORT": str(port), "MEMOSERVE_GRPC_TRANSPORT": transport},
     )
     return proc, port, http_port, "/v2/health/ready"
+
+
+def start_hit_aio(procs: Procs, workdir: Path, redis: Redis) -> tuple[Proc, int, int, str]:
+    return start_hit(procs, workdir, redis, "aio")
 
 
 def start_ml(procs: Procs, workdir: Path, redis: Redis) -> tuple[Proc, int, int, str]:
@@ -164,7 +171,8 @@ def start_ml(procs: Procs, workdir: Path, redis: Redis) -> tuple[Proc, int, int,
 
 ROWS = (
     Row("echo", "grpc.aio ceiling (fixed pre-serialized reply)", start_echo),
-    Row("hit", "memoserve gRPC cache hit (Redis, L1 off)", start_hit, expect_hit=True),
+    Row("hit", "memoserve gRPC cache hit, native transport (Redis, L1 off)", start_hit, True),
+    Row("hit-aio", "memoserve gRPC cache hit, grpc.aio fallback", start_hit_aio, True),
     Row("mlserver", "MLServer 1.7 + mlserver-sklearn gRPC", start_ml),
 )
 
@@ -179,7 +187,7 @@ def run_row(
             if problem:
                 raise RuntimeError(problem)
         else:
-            time.sleep(1.0)
+            wait_port(proc, port)
         print(f"  {row.key}: {asyncio.run(check(port, row.expect_hit))}", file=sys.stderr)
         wait_quiet(args.quiet_wait)
         return asyncio.run(load(port, args.measure, args.concurrency, proc.pid))
@@ -210,6 +218,7 @@ def report(rounds: list[dict[str, Result]], args: argparse.Namespace) -> str:
         )
     ratios = [
         ("memoserve gRPC hit / MLServer gRPC", "hit", "mlserver"),
+        ("memoserve gRPC hit on grpc.aio / MLServer gRPC", "hit-aio", "mlserver"),
         ("memoserve gRPC hit / grpc.aio ceiling", "hit", "echo"),
     ]
     lines += [

@@ -32,8 +32,8 @@ from memoserve_contract.settings import LogFormat, ModelFormat, ServingSettings
 from memoserve_dev.sample_models import write_mlp_onnx, write_sample_models
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.app import create_app
+from memoserve_serving.lifespan import running_dataplane
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.state import running_dataplane
 
 CONCURRENCY = 32
 WARM_UP = 100  # requests before measuring

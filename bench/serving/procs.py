@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -178,3 +179,16 @@ class Redis:
             if value.isdigit():
                 out[key] = int(value)
         return out
+
+
+def wait_port(proc: Proc, port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited: {proc.log_tail()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{proc.name}: port {port} not open after {timeout} s")

@@ -41,8 +41,8 @@ from memoserve_dev.redis_server import RedisServer
 from memoserve_dev.sample_models import write_sample_models
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.app import create_app
+from memoserve_serving.lifespan import running_dataplane
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.state import running_dataplane
 from memoserve_serving.tracing import Tracing
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -38,8 +38,8 @@ from servers import VENV, clean_env, start_raw
 
 from memoserve_dev.ports import free_port
 from memoserve_serving.metrics import ServingMetrics
+from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.protocol.request import decode_request
-from memoserve_serving.runtimes.base import ModelMetadata
 from memoserve_serving.upstream.backend import UpstreamBackend
 from memoserve_serving.upstream.codec import encode_request
 from memoserve_serving.upstream.http1 import Http1Pool

@@ -53,8 +53,6 @@ def serve(**overrides: Any) -> None:
     _require("serve", "memoserve_serving")
     from pydantic import ValidationError
 
-    from memoserve_serving.http.server import run_server
-
     try:
         settings = ServingSettings.from_env(os.environ, **overrides)
     except ValidationError as exc:
@@ -63,6 +61,13 @@ def serve(**overrides: Any) -> None:
             for err in exc.errors()
         )
         raise typer.BadParameter(problems) from None
+    # One server in this process, or several worker processes each running one.
+    if settings.workers > 1:
+        from memoserve_serving.http.workers import run_workers
+
+        raise SystemExit(run_workers(settings))
+    from memoserve_serving.http.server import run_server
+
     run_server(settings)
 
 

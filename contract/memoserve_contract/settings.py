@@ -29,6 +29,11 @@ class LogFormat(enum.StrEnum):
     TEXT = "text"
 
 
+class GrpcTransport(enum.StrEnum):
+    NATIVE = "native"  # pygrpc-native
+    AIO = "aio"  # grpcio's grpc.aio
+
+
 class ServingSettings(BaseModel):
     """Configuration of one serving process (one model)."""
 
@@ -59,6 +64,11 @@ class ServingSettings(BaseModel):
     # gRPC (the v2 GRPCInferenceService and grpc.health.v1, on the same host, model and cache).
     grpc_enabled: bool = Field(default=True, description="serve the v2 gRPC API on grpc_port")
     grpc_port: int = Field(default=8081, ge=0, le=65535, description="gRPC listen port; 0 = any")
+    grpc_transport: GrpcTransport = Field(
+        default=GrpcTransport.NATIVE,
+        description="the gRPC server: native (pygrpc-native: HTTP/2 and gRPC in Rust, outside "
+        "the GIL) or aio (grpcio's grpc.aio, the fallback); the TLS port is always grpc.aio",
+    )
     grpc_tls_port: int | None = Field(
         default=None,
         ge=0,

@@ -22,9 +22,10 @@ from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.datatypes import datatype_of
 from memoserve_serving.protocol.errors import InferenceError
+from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.protocol.request import validate_request
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
-from memoserve_serving.runtimes.base import Model, ModelMetadata
+from memoserve_serving.runtimes.base import Model
 
 
 class ModelExecutionError(InferenceError):

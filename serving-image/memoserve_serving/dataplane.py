@@ -16,7 +16,9 @@ from memoserve_serving.cache.keys import RequestKeys
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.answer import Answer
+from memoserve_serving.protocol.blob import unpack_outputs
 from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.protocol.memo import Memo
 from memoserve_serving.protocol.request import validate_outputs
 from memoserve_serving.protocol.response import encode_outputs_json, wants_binary
 from memoserve_serving.protocol.types import (
@@ -27,6 +29,11 @@ from memoserve_serving.protocol.types import (
 )
 from memoserve_serving.runtimes.base import Model
 from memoserve_serving.tracing import CACHE_RESULT, MODEL_DIGEST, Tracing
+
+# The tensors of recent cached answers, by their blob (protocol/memo.py: unpacking is a pure
+# function of the bytes, and the tensors are read-only views of them). Blobs up to this size.
+MEMO_MAX_BLOB_BYTES = 65536
+_UNPACKED: Memo[bytes, tuple[Tensor, ...]] = Memo(256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +167,13 @@ class DataPlane:
             return self._response(request, chosen, None), result
         outputs_json = answer.outputs_json
         if tensors is None and (outputs_json is None or wants_binary(request)):
-            tensors = answer.tensors()
-        return self._response(request, tensors or (), outputs_json), result
+            packed = answer.packed
+            if len(packed) <= MEMO_MAX_BLOB_BYTES:
+                tensors = _UNPACKED.get(packed, unpack_outputs)
+            else:
+                tensors = answer.tensors()
+        response = self._response(request, tensors or (), outputs_json, answer.packed)
+        return response, result
 
     async def _execute(
         self, request: InferenceRequest, every_output: bool = False, deadline: float | None = None
@@ -175,9 +187,13 @@ class DataPlane:
             return await self.backend.run(request, wanted, deadline=deadline)
 
     def _response(
-        self, request: InferenceRequest, outputs: tuple[Tensor, ...], outputs_json: bytes | None
+        self,
+        request: InferenceRequest,
+        outputs: tuple[Tensor, ...],
+        outputs_json: bytes | None,
+        packed: bytes | None = None,
     ) -> InferenceResponse:
         served = self.served
         return InferenceResponse(
-            served.name, served.version, request.id, outputs, NO_PARAMETERS, outputs_json
+            served.name, served.version, request.id, outputs, NO_PARAMETERS, outputs_json, packed
         )

@@ -25,8 +25,8 @@ from memoserve_operator.settings import OperatorSettings
 from memoserve_serving.cache.keys import request_digest
 from memoserve_serving.grpc.codec import decode_request as decode_grpc
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
 from memoserve_serving.protocol.request import decode_request as decode_http
-from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 from tests.cli.test_run import QUICKSTART
 from tests.operator.helpers import make_isvc
 

@@ -33,7 +33,7 @@ SPLIT = SPEC | {"front": {"enabled": True}}
 
 def _publish(config: RedisConfig, namespace: str, hits: int, lookups: int) -> None:
     async def publish() -> None:
-        # The pod's own client (one Redis or a cluster's nodes), as state.py builds it.
+        # The pod's own client (one Redis or a cluster's nodes), as lifespan.py builds it.
         nodes = RedisNodes(
             config, ServingMetrics("e2e"), lambda address: CircuitBreaker(3, 1.0, name=address)
         )

@@ -62,6 +62,8 @@ def test_serve_subprocess_answers_and_exits_cleanly_on_sigterm(
         "MEMOSERVE_DRAIN_SECONDS": "0.3",
         "MEMOSERVE_LOG_FORMAT": "json",
         "MEMOSERVE_MODEL_DIR": str(sample_models / "cache"),
+        # Every listener on a free port: the default 8081 may be anyone's on this machine.
+        "MEMOSERVE_GRPC_PORT": str(free_port()),
     }
     process = subprocess.Popen(
         [
@@ -128,7 +130,7 @@ def test_serve_refuses_bad_configuration_in_one_line(args: list[str], message: s
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "MEMOSERVE_LOG_FORMAT": "text"},
+        env={**os.environ, "MEMOSERVE_LOG_FORMAT": "text", "MEMOSERVE_GRPC_PORT": "0"},
     )
     assert done.returncode != 0
     assert message in done.stderr.lower()
@@ -147,6 +149,7 @@ def test_a_model_that_cannot_load_says_why_in_the_termination_log(tmp_path: Path
             "MEMOSERVE_MODEL_URI": str(tmp_path / "missing.onnx"),
             "MEMOSERVE_TERMINATION_LOG": str(log),
             "MEMOSERVE_LOG_FORMAT": "text",
+            "MEMOSERVE_GRPC_PORT": "0",
         },
     )
     assert done.returncode == 1

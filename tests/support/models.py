@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec, only_input
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
+from memoserve_serving.runtimes.base import Model, only_input
 
 
 class AffineModel(Model):

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import uvloop
 
-from memoserve_contract.settings import ModelFormat, ServingSettings
+from memoserve_contract.settings import GrpcTransport, ModelFormat, ServingSettings
 from memoserve_dev.ports import free_port
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.app import create_app
@@ -18,9 +18,14 @@ from memoserve_serving.http.infer_route import InferRoute
 from memoserve_serving.http.server import DrainingServer, uvicorn_config
 from memoserve_serving.runtimes.base import Model
 
+# The gRPC server the settings ask for unless a test says: tests/serving/grpc/conftest.py's
+# ``grpc_transport`` fixture sets it per parametrised test, to run them on each transport.
+GRPC_TRANSPORT: dict[str, GrpcTransport] = {}
+
 
 def serving_settings(**overrides: Any) -> ServingSettings:
     values: dict[str, Any] = {
+        **GRPC_TRANSPORT,
         "model_name": "affine",
         "model_uri": "/unused",
         "model_format": ModelFormat.ONNX,
@@ -75,9 +80,9 @@ class ServerThread:
 
     @property
     def grpc_target(self) -> str:
-        running = self.app.state.grpc
-        assert running is not None, "gRPC is not running (grpc_enabled=False?)"
-        return f"127.0.0.1:{running.port}"
+        port = self.app.state.grpc_port
+        assert port is not None, "gRPC is not running (grpc_enabled=False?)"
+        return f"127.0.0.1:{port}"
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

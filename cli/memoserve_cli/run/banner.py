@@ -16,7 +16,7 @@ from itertools import cycle, islice
 from typing import Any
 
 from memoserve_serving.grpc.contents import FIELDS
-from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
 
 # Values for the example tensors, cycled: feature-like numbers (iris's first flower, as it
 # happens, so the quickstart prints the README's request).

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from memoserve_cli.run.cache import CachePlan
     from memoserve_contract.resource.inferenceservice import InferenceService
     from memoserve_contract.resource.model import ModelSpec
-    from memoserve_serving.runtimes.base import ModelMetadata
+    from memoserve_serving.protocol.metadata import ModelMetadata
     from memoserve_serving.storage import Progress
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -94,7 +94,7 @@ def _serve(
     from memoserve_cli.run.cache import in_process_cache, plan_cache
     from memoserve_cli.run.spec import local_settings
     from memoserve_serving.http.server import build_server
-    from memoserve_serving.state import load_served_model
+    from memoserve_serving.lifespan import load_served_model
     from memoserve_serving.storage import ModelLoadError
 
     plan = plan_cache(
@@ -152,8 +152,7 @@ def _serve(
         )
 
     def started(port: int) -> None:
-        grpc = server.state.grpc  # started by then (the app's lifespan), when it is on
-        grpc_port = grpc.port if grpc is not None else None
+        grpc_port = server.state.grpc_port  # bound by then (the app's lifespan), when it is on
         say(_banner(isvc, options, model, plan, (port, grpc_port), workdir))
 
     server = build_server(

@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from memoserve_cli.run import RunError
-from memoserve_serving.runtimes.base import ModelMetadata
+from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.upstream.connect import model_metadata, upstream_digest
 
 

@@ -135,13 +135,13 @@ def encode_response(response: InferenceResponse, raw: bool) -> ModelInferRespons
         model_version=response.model_version or "",
         id=response.id or "",
     )
-    _fill_parameters(message.parameters, response.parameters)
+    fill_parameters(message.parameters, response.parameters)
     outputs = response.outputs
     if not raw:
         raw = any(tensor.datatype not in FIELDS for tensor in outputs)
     for tensor in outputs:
         output = message.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
-        _fill_parameters(output.parameters, tensor.parameters)
+        fill_parameters(output.parameters, tensor.parameters)
         if raw:
             message.raw_output_contents.append(raw_bytes(tensor))
         else:
@@ -149,7 +149,7 @@ def encode_response(response: InferenceResponse, raw: bool) -> ModelInferRespons
     return message
 
 
-def _fill_parameters(target: Any, parameters: Mapping[str, Any]) -> None:
+def fill_parameters(target: Any, parameters: Mapping[str, Any]) -> None:
     """Response or output parameters (the model's: scalars; anything else as its string)."""
     for key, value in parameters.items():
         parameter = target[key]

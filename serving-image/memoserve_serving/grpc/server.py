@@ -1,13 +1,21 @@
-"""The grpc.aio server: on the HTTP server's event loop, over the same serving state.
+"""The gRPC server: on the HTTP server's event loop, over the same serving state.
 
 It is started by the app's lifespan once the data plane exists, and stopped before the data
 plane closes. When the drain period after SIGTERM is over, ``server.DrainingServer`` stops it
 accepting at the moment HTTP stops accepting; in-flight RPCs get the same grace as in-flight
 HTTP requests.
+
+Two servers with grpc.aio's API can serve the plaintext port (``grpc_transport``):
+pygrpc-native's (``native``, the default: HTTP/2, gRPC framing, deadlines and cancellation in
+Rust, outside the GIL, handlers on this loop; the streaming reflection service goes to a grpc.aio
+server behind it on a Unix socket) and grpcio's grpc.aio (``aio``, the fallback). pygrpc-native
+has no TLS, so the TLS port (``grpc_tls_port``) is always a grpc.aio server of its own, with the
+same services.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,11 +24,13 @@ import grpc  # type: ignore[import-untyped]  # no stubs
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
-from memoserve_contract.settings import ServingSettings
+from memoserve_contract.settings import GrpcTransport, ServingSettings
 from memoserve_serving.grpc.handlers import SERVICE_NAME, add_inference_service
 from memoserve_serving.grpc.health import HealthServicer
+from memoserve_serving.grpc.infer import ModelInferHandler
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.servicer import InferenceServicer
+from memoserve_serving.grpc.upb import check_protobuf_backend
 from memoserve_serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -31,16 +41,16 @@ class GrpcServerError(Exception):
 
 
 class GrpcServer:
-    """A started server; ``port`` is the bound one (the configured one, or any for 0)."""
+    """Started servers; ``port`` is the bound one (the configured one, or any for 0)."""
 
     def __init__(
         self,
-        server: grpc.aio.Server,
+        servers: list[grpc.aio.Server],
         port: int,
         health: HealthServicer,
         tls_port: int | None = None,
     ) -> None:
-        self.server = server
+        self.servers = servers  # the plaintext port's, then the TLS port's if any
         self.port = port
         self.health = health
         self.tls_port = tls_port  # the TLS port bound, if one was asked for
@@ -49,45 +59,73 @@ class GrpcServer:
         """Refuse new RPCs (UNAVAILABLE) and give the running ones ``grace`` seconds (None:
         cancel them). Idempotent: a later call with a shorter grace ends it sooner."""
         self.health.stopping.set()
-        await self.server.stop(grace)
+        await asyncio.gather(*(server.stop(grace) for server in self.servers))
 
 
 def listen_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def start_grpc(state: ServingState) -> GrpcServer:
-    settings = state.settings
-    server = grpc.aio.server(
-        options=[
-            # A request past the HTTP body limit is refused (RESOURCE_EXHAUSTED) before it is
-            # read whole, as HTTP answers 413.
-            ("grpc.max_receive_message_length", settings.max_body_bytes),
-            # gRPC sets SO_REUSEPORT by default: a second server on a taken port would share its
-            # traffic instead of failing to start. Only several workers of ours share on purpose.
-            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
-        ]
-    )
-    servicer = InferenceServicer(state)
-    add_inference_service(servicer, server)
-    health = HealthServicer(state)
+def _new_server(settings: ServingSettings, transport: GrpcTransport) -> grpc.aio.Server:
+    options = [
+        # A request past the HTTP body limit is refused (RESOURCE_EXHAUSTED) before it is
+        # read whole, as HTTP answers 413.
+        ("grpc.max_receive_message_length", settings.max_body_bytes),
+        # gRPC sets SO_REUSEPORT by default: a second server on a taken port would share its
+        # traffic instead of failing to start. Only several workers of ours share on purpose.
+        ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
+    ]
+    if transport is GrpcTransport.NATIVE:
+        import pygrpc_native.aio  # imported only when chosen
+
+        return pygrpc_native.aio.server(options=options)
+    return grpc.aio.server(options=options)
+
+
+def _add_services(server: grpc.aio.Server, state: ServingState, health: HealthServicer) -> None:
+    add_inference_service(InferenceServicer(state), ModelInferHandler(state), server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # Reflection lets grpcurl work without the .proto. Our messages live in their own
     # descriptor pool (see generate_grpc_stubs.py), so the health service's file joins it.
     pool = pb.DESCRIPTOR.pool
-    pool.AddSerializedFile(health_pb2.DESCRIPTOR.serialized_pb)
+    pool.AddSerializedFile(health_pb2.DESCRIPTOR.serialized_pb)  # adding it again is a no-op
     names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server, pool)
+
+
+async def start_grpc(state: ServingState) -> GrpcServer:
+    settings = state.settings
+    backend = check_protobuf_backend()
+    transport = settings.grpc_transport
+    health = HealthServicer(state)
+    server = _new_server(settings, transport)
+    _add_services(server, state, health)
     port = _listen(server, settings.host, settings.grpc_port, None)
+    servers = [server]
     tls_port = None
     if settings.grpc_tls_port is not None:
+        tls_server = _new_server(settings, GrpcTransport.AIO)  # the native server has no TLS
+        _add_services(tls_server, state, health)
         credentials = grpc.ssl_server_credentials([read_tls_pair(settings)])
-        tls_port = _listen(server, settings.host, settings.grpc_tls_port, credentials)
-    await server.start()
-    log.info("gRPC listening on %s", listen_address(settings.host, port))
+        tls_port = _listen(tls_server, settings.host, settings.grpc_tls_port, credentials)
+        servers.append(tls_server)
+    started: list[grpc.aio.Server] = []
+    try:
+        for each in servers:
+            await each.start()
+            started.append(each)
+    except BaseException:
+        await asyncio.gather(*(each.stop(None) for each in started))
+        raise
+    log.info(
+        "gRPC listening on %s (%s, protobuf %s)",
+        listen_address(settings.host, port),
+        transport,
+        backend,
+    )
     if tls_port is not None:
-        log.info("gRPC (TLS) listening on %s", listen_address(settings.host, tls_port))
-    return GrpcServer(server, port, health, tls_port)
+        log.info("gRPC (TLS) listening on %s (aio)", listen_address(settings.host, tls_port))
+    return GrpcServer(servers, port, health, tls_port)
 
 
 def _listen(server: grpc.aio.Server, host: str, port: int, credentials: object | None) -> int:
@@ -119,11 +157,14 @@ def read_tls_pair(settings: ServingSettings) -> tuple[bytes, bytes]:
 
 @contextlib.asynccontextmanager
 async def serving_grpc(state: ServingState, grace: float | None) -> AsyncIterator[GrpcServer]:
-    """The gRPC server for ``state`` (``state.grpc`` while it runs), stopped on exit."""
+    """The gRPC server for ``state``, stopped on exit. While it runs, ``state.grpc_port`` is its
+    port and its ``stop`` is among ``state.stops`` (the HTTP server's shutdown calls them)."""
     running = await start_grpc(state)
-    state.grpc = running
+    state.grpc_port = running.port
+    state.stops.append(running.stop)
     try:
         yield running
     finally:
         await running.stop(grace)
-        state.grpc = None
+        state.stops.remove(running.stop)
+        state.grpc_port = None

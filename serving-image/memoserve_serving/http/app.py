@@ -22,14 +22,10 @@ from memoserve_serving import EXTENSIONS, SERVER_NAME, __version__
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.infer_route import InferRoute
 from memoserve_serving.http.worker_metrics import WorkerMetrics
+from memoserve_serving.lifespan import running_dataplane
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import InferenceError
-from memoserve_serving.state import (
-    GRACEFUL_SHUTDOWN_SECONDS,
-    CacheFactory,
-    ServingState,
-    running_dataplane,
-)
+from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS, CacheFactory, ServingState
 from memoserve_serving.tracing import Tracing
 
 

@@ -29,12 +29,8 @@ from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.grpc.server import GrpcServerError, read_tls_pair
 from memoserve_serving.http.app import create_app
 from memoserve_serving.http.http_protocol import HttpProtocol
-from memoserve_serving.state import (
-    GRACEFUL_SHUTDOWN_SECONDS,
-    CacheFactory,
-    ServingState,
-    load_served_model,
-)
+from memoserve_serving.lifespan import load_served_model
+from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS, CacheFactory, ServingState
 from memoserve_serving.storage import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -82,18 +78,15 @@ class DrainingServer(uvicorn.Server):
         )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        grpc = self.state.grpc
-        stopping = None
-        if grpc is not None:
-            # gRPC stops accepting when HTTP does, and its in-flight RPCs finish while HTTP's
-            # do; the lifespan, after this, finds it stopped.
-            grace = None if self.force_exit else GRACEFUL_SHUTDOWN_SECONDS
-            stopping = asyncio.ensure_future(grpc.stop(grace))
+        # The other listeners (gRPC) stop accepting when HTTP does, and their in-flight calls
+        # finish while HTTP's do; the lifespan, after this, finds them stopped.
+        stops = list(self.state.stops)
+        grace = None if self.force_exit else GRACEFUL_SHUTDOWN_SECONDS
+        stopping = [asyncio.ensure_future(stop(grace)) for stop in stops]
         await super().shutdown(sockets)
-        if grpc is not None and stopping is not None:
-            if self.force_exit:  # a second signal came while waiting: cancel what is left
-                await grpc.stop(None)
-            await stopping
+        if self.force_exit:  # a second signal came while waiting: cancel what is left
+            await asyncio.gather(*(stop(None) for stop in stops))
+        await asyncio.gather(*stopping)
 
     async def on_tick(self, counter: int) -> bool:
         if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:
@@ -145,13 +138,10 @@ def write_termination_message(path: Path | None, reason: str) -> None:
 
 
 def run_server(settings: ServingSettings) -> None:
-    """Load the model (a cache front: none), then serve until SIGTERM. A model that cannot
-    load exits 1, one line."""
+    """Load the model (a cache front: none), then serve until SIGTERM, in this process (several
+    workers: ``workers.run_workers``, which runs this in each). A model that cannot load exits 1,
+    one line."""
     configure_logging(settings.log_level, settings.log_format)
-    if settings.workers > 1:
-        from memoserve_serving.http.workers import run_workers
-
-        raise SystemExit(run_workers(settings))
     # Loading before the port opens: a pod's startupProbe covers long downloads, and a model
     # that cannot load is a clear, immediate failure instead of a server that is never ready.
     try:

@@ -31,7 +31,9 @@ from pathlib import Path
 from types import FrameType
 from typing import cast
 
+from memoserve_contract.logs import configure_logging
 from memoserve_contract.settings import ServingSettings
+from memoserve_serving.http.server import reuse_port_socket, run_server
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +41,11 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _reserve(host: str, port: int) -> tuple[socket.socket, int]:
-    from memoserve_serving.http.server import reuse_port_socket
-
     sock = reuse_port_socket(host, port, listen=False)
     return sock, int(sock.getsockname()[1])
 
 
 def _worker(settings: ServingSettings, parent: int) -> None:
-    from memoserve_serving.http.server import run_server
-
     _stop_with(parent)
     run_server(settings)
 
@@ -67,6 +65,7 @@ def _stop_with(parent: int) -> None:
 
 def run_workers(settings: ServingSettings) -> int:
     """Run ``settings.workers`` servers until they stop; the exit code for the process."""
+    configure_logging(settings.log_level, settings.log_format)
     reserved: list[socket.socket] = []
     try:
         ports: dict[str, int | None] = {}

@@ -10,9 +10,9 @@ import orjson
 
 from memoserve_serving.protocol.datatypes import DATATYPES
 from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
 from memoserve_serving.protocol.tensors import buffer_to_array, buffer_to_raw, json_to_raw
 from memoserve_serving.protocol.types import InferenceRequest, RequestedOutput, Tensor
-from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 
 # Dimensions are int64 on the wire (and numpy cannot index beyond that).
 _MAX_DIM = 2**63 - 1

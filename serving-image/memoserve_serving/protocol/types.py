@@ -131,7 +131,15 @@ class InferenceRequest:
 class InferenceResponse:
     """Built on every request, so a plain slotted class like :class:`Tensor`."""
 
-    __slots__ = ("id", "model_name", "model_version", "outputs", "outputs_json", "parameters")
+    __slots__ = (
+        "id",
+        "model_name",
+        "model_version",
+        "outputs",
+        "outputs_json",
+        "packed",
+        "parameters",
+    )
 
     def __init__(
         self,
@@ -143,6 +151,9 @@ class InferenceResponse:
         # The outputs already encoded as a JSON array (a cache hit); then ``outputs`` may be
         # empty unless the request asked for binary outputs.
         outputs_json: bytes | None = None,
+        # The cached blob (protocol.blob) that ``outputs`` were unpacked from, on a hit that
+        # answers with the whole answer: a transport may keep its encoding of it (grpc/wire.py).
+        packed: bytes | None = None,
     ) -> None:
         self.model_name: Final = model_name
         self.model_version: Final = model_version
@@ -150,6 +161,7 @@ class InferenceResponse:
         self.outputs: Final = outputs
         self.parameters: Final = parameters
         self.outputs_json: Final = outputs_json
+        self.packed: Final = packed
 
     def __repr__(self) -> str:
         return (

@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from memoserve_serving.protocol.errors import BadRequest
-
-
-@dataclass(frozen=True, slots=True)
-class TensorSpec:
-    """A model input or output as v2 metadata describes it; -1 marks a variable dimension."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelMetadata:
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    platform: str  # v2 "platform", e.g. "onnxruntime_onnx", "sklearn", "xgboost"
+from memoserve_serving.protocol.metadata import ModelMetadata
 
 
 def only_input(inputs: Mapping[str, np.ndarray[Any, Any]], name: str) -> np.ndarray[Any, Any]:

@@ -16,7 +16,8 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
+from memoserve_serving.runtimes.base import Model
 from memoserve_serving.storage import ModelLoadError
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ import numpy as np
 
 from memoserve_serving.protocol.datatypes import datatype_of, dtype_of
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec, only_input
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
+from memoserve_serving.runtimes.base import Model, only_input
 from memoserve_serving.storage import ModelLoadError
 
 INPUT = "input-0"

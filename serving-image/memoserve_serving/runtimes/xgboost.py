@@ -22,7 +22,8 @@ import numpy as np
 import xgboost
 
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.runtimes.base import Model, ModelMetadata, TensorSpec, only_input
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
+from memoserve_serving.runtimes.base import Model, only_input
 from memoserve_serving.storage import ModelLoadError
 
 INPUT = "input-0"

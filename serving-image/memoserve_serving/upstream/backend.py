@@ -18,8 +18,8 @@ from opentelemetry.trace import SpanKind
 from memoserve_serving.backend import ModelBackend
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.model_cost import ModelCost
+from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
-from memoserve_serving.runtimes.base import ModelMetadata
 from memoserve_serving.tracing import Tracing, outgoing_context
 from memoserve_serving.upstream.codec import (
     InvalidAnswer,

@@ -21,7 +21,7 @@ from memoserve_contract.settings import ServingSettings
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.model_cost import ModelCost
-from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
 from memoserve_serving.tracing import Tracing
 from memoserve_serving.upstream.backend import UpstreamBackend
 from memoserve_serving.upstream.codec import BINARY_EXTENSION

@@ -14,8 +14,8 @@ import pytest
 
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.model_cost import ModelCost
+from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.protocol.request import decode_request
-from memoserve_serving.runtimes.base import ModelMetadata
 from memoserve_serving.upstream.backend import UpstreamBackend
 from memoserve_serving.upstream.http1 import Http1Pool
 from tests.support.peers import PeerServer, misbehaving

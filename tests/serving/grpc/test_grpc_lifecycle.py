@@ -25,7 +25,9 @@ from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInfere
 from tests.serving.grpc.test_grpc_server import typed_request
 from tests.serving.test_server import MEMOSERVE, wait_ready
 from tests.support.models import AffineModel
-from tests.support.serving import ServerThread, serving_settings
+from tests.support.serving import GRPC_TRANSPORT, ServerThread, serving_settings
+
+pytestmark = pytest.mark.usefixtures("grpc_transport")
 
 
 def triton_input(row: float) -> triton_aio.InferInput:
@@ -112,7 +114,7 @@ def serve_until_it_exits(tmp_path: Path, *options: str) -> subprocess.CompletedP
     argv = [MEMOSERVE, "serve", "--model-name", "m", "--model-format", "onnx"]
     argv += ["--model-uri", str(_sample_onnx(tmp_path)), "--host", "127.0.0.1"]
     argv += ["--port", str(free_port()), *options]
-    env = {**os.environ, "MEMOSERVE_LOG_FORMAT": "text"}
+    env = {**os.environ, "MEMOSERVE_LOG_FORMAT": "text", **transport_env()}
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
 
 
@@ -138,6 +140,12 @@ def test_a_tls_port_without_its_key_stops_the_process_with_a_clear_error(tmp_pat
     assert "Traceback" not in done.stderr
 
 
+def transport_env() -> dict[str, str]:
+    """The parametrised gRPC transport, for a ``memoserve serve`` process."""
+    transport = GRPC_TRANSPORT.get("grpc_transport")
+    return {} if transport is None else {"MEMOSERVE_GRPC_TRANSPORT": transport.value}
+
+
 def _sample_onnx(tmp_path: Path) -> Path:
     from memoserve_dev.sample_models import write_sample_models
 
@@ -154,7 +162,12 @@ def test_serve_process_answers_grpc_and_drains_on_sigterm(
     argv += ["--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port)]
     process = subprocess.Popen(
         argv,
-        env={**os.environ, "MEMOSERVE_DRAIN_SECONDS": "0.3", "MEMOSERVE_LOG_FORMAT": "text"},
+        env={
+            **os.environ,
+            "MEMOSERVE_DRAIN_SECONDS": "0.3",
+            "MEMOSERVE_LOG_FORMAT": "text",
+            **transport_env(),
+        },
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

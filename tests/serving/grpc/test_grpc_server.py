@@ -4,7 +4,9 @@ redis-server, real clients (tritonclient.grpc sync and aio, and the generated st
 from __future__ import annotations
 
 import datetime
+import logging
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,16 @@ import tritonclient.grpc.aio as triton_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from memoserve_contract.settings import GrpcTransport
+from memoserve_dev.ports import free_port
 from memoserve_operator.grpc_tls.certificate import make_certificate
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
+
+pytestmark = pytest.mark.usefixtures("grpc_transport")
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 Y = [[3.0, 5.0, 7.0, 9.0]]
@@ -271,11 +277,22 @@ def test_messages_past_the_body_limit_are_refused(redis_url: str) -> None:
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_the_chosen_transport_serves_the_port(
+    redis_url: str, grpc_transport: GrpcTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "memoserve_serving.grpc.server")
+    with ServerThread(serving_settings(redis_url=redis_url), AffineModel()) as running:
+        port = running.app.state.grpc_port
+    said = [r.getMessage() for r in caplog.records if "gRPC listening" in r.getMessage()]
+    assert said == [f"gRPC listening on 127.0.0.1:{port} ({grpc_transport}, protobuf upb)"]
+
+
 def test_grpc_can_be_turned_off(redis_url: str) -> None:
     with ServerThread(
         serving_settings(redis_url=redis_url, grpc_enabled=False), AffineModel()
     ) as running:
-        assert running.app.state.grpc is None
+        assert running.app.state.grpc_port is None
+        assert running.app.state.stops == []
         assert httpx.get(running.url + "/v2/health/ready").status_code == 200
 
 
@@ -295,6 +312,26 @@ def test_reflection_describes_the_services(server: ServerThread) -> None:
         infer = service.methods_by_name["ModelInfer"]
         assert infer.input_type.full_name == "inference.ModelInferRequest"
         assert "Check" in pool.FindServiceByName("grpc.health.v1.Health").methods_by_name
+
+
+def test_grpcurl_through_reflection(server: ServerThread) -> None:
+    """grpcurl (built from its Go module) finds the services by reflection and infers."""
+    from tests.cli.test_run import grpcurl
+
+    tool = grpcurl()
+    listed = subprocess.run(
+        [tool, "-plaintext", server.grpc_target, "list"], capture_output=True, text=True, timeout=30
+    )
+    assert "inference.GRPCInferenceService" in listed.stdout.split(), listed.stderr
+    body = '{"model_name": "affine", "inputs": [{"name": "x", "datatype": "FP32", '
+    body += '"shape": [1, 4], "contents": {"fp32_contents": [1, 2, 3, 4]}}]}'
+    argv = [tool, "-plaintext", "-v", "-d", body, server.grpc_target]
+    argv.append("inference.GRPCInferenceService/ModelInfer")
+    answers = [subprocess.run(argv, capture_output=True, text=True, timeout=30) for _ in "ab"]
+    assert answers[0].returncode == 0, answers[0].stderr
+    assert "x-memoserve-cache: miss" in answers[0].stdout
+    assert "x-memoserve-cache: hit" in answers[1].stdout
+    assert '"name": "y"' in answers[1].stdout
 
 
 def test_grpc_requests_are_counted_with_http_ones(
@@ -325,17 +362,15 @@ def test_the_tls_port_serves_the_operators_certificate_from_the_same_cache(
     material = make_certificate("ml", "iris", datetime.datetime.now(datetime.UTC))
     (tmp_path / "tls.crt").write_text(material.cert_pem)
     (tmp_path / "tls.key").write_text(material.key_pem)
+    tls_port = free_port()
     settings = serving_settings(
         redis_url=redis_url,
-        grpc_tls_port=0,
+        grpc_tls_port=tls_port,
         grpc_tls_cert_file=tmp_path / "tls.crt",
         grpc_tls_key_file=tmp_path / "tls.key",
     )
     with ServerThread(settings, model) as server:
-        running = server.app.state.grpc
-        assert running is not None
-        assert running.tls_port is not None
-        target = f"127.0.0.1:{running.tls_port}"
+        target = f"127.0.0.1:{tls_port}"
         client = triton.InferenceServerClient(
             target,
             ssl=True,

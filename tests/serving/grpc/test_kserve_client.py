@@ -20,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
 
+pytestmark = pytest.mark.usefixtures("grpc_transport")
+
 ROOT = Path(__file__).resolve().parents[3]
 KSERVE_VENV = ROOT / ".local/kserve"  # made by `make tools`, which touches .installed last
 SCRIPT = Path(__file__).with_name("kserve_client.py")

@@ -22,6 +22,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
 
+pytestmark = pytest.mark.usefixtures("grpc_transport")
+
 ROW = [1.0, 2.0, 3.0, 4.0]
 Y = [3.0, 5.0, 7.0, 9.0]
 

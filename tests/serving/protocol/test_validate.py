@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
 from memoserve_serving.protocol.request import validate_request
 from memoserve_serving.protocol.types import InferenceRequest, RequestedOutput, Tensor
-from memoserve_serving.runtimes.base import ModelMetadata, TensorSpec
 
 METADATA = ModelMetadata(
     inputs=(TensorSpec("features", "FP32", (-1, 4)), TensorSpec("mask", "BOOL", (3,))),

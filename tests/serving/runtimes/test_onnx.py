@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from memoserve_contract.settings import ModelFormat
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.runtimes.base import TensorSpec
+from memoserve_serving.protocol.metadata import TensorSpec
 from memoserve_serving.runtimes.loader import load_model
 from memoserve_serving.runtimes.onnx import OnnxModel
 from memoserve_serving.storage import ModelLoadError

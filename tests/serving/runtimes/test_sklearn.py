@@ -15,7 +15,8 @@ from sklearn.preprocessing import StandardScaler
 
 from memoserve_contract.settings import ModelFormat
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.runtimes.base import Model, TensorSpec
+from memoserve_serving.protocol.metadata import TensorSpec
+from memoserve_serving.runtimes.base import Model
 from memoserve_serving.runtimes.loader import load_model
 from memoserve_serving.runtimes.sklearn import SklearnModel
 from memoserve_serving.storage import ModelLoadError

@@ -12,7 +12,7 @@ import xgboost
 
 from memoserve_contract.settings import ModelFormat
 from memoserve_serving.protocol.errors import BadRequest
-from memoserve_serving.runtimes.base import TensorSpec
+from memoserve_serving.protocol.metadata import TensorSpec
 from memoserve_serving.runtimes.loader import load_model
 from memoserve_serving.runtimes.xgboost import XGBoostModel, choose_device
 from memoserve_serving.storage import ModelLoadError
