@@ -39,6 +39,7 @@ TRACE_HEADERS = frozenset((b"traceparent", b"tracestate"))
 # Span attributes (OpenTelemetry semantic conventions where one exists).
 CACHE_RESULT = "memoserve.cache.result"
 MODEL = "memoserve.model"
+HTTP_STATUS = "http.response.status_code"
 MODEL_DIGEST = "memoserve.model.digest"  # which version answered: stable and canary share a name
 
 
@@ -97,7 +98,11 @@ class Tracing:
         return cls(provider, provider.get_tracer(INSTRUMENTATION), sampling)
 
     def server_span(
-        self, name: str, carrier: Mapping[str, str], attributes: Callable[[], dict[str, Any]]
+        self,
+        name: str,
+        carrier: Mapping[str, str],
+        attributes: Callable[[], dict[str, Any]],
+        status: Callable[[int], tuple[str, int]] = lambda code: (HTTP_STATUS, code),
     ) -> RequestSpan | None:
         """The span of one request served, child of the caller's ``traceparent`` (in
         ``carrier``, lower-case keys) if it sent one, and current (in this task's context)
@@ -111,7 +116,7 @@ class Tracing:
         span = self.tracer.start_span(
             name, context=parent, kind=SpanKind.SERVER, attributes=attributes()
         )
-        return RequestSpan(span, self.tracer)
+        return RequestSpan(span, self.tracer, status)
 
     def recording(self) -> bool:
         """Whether the current request's trace is kept (sampled): spans under one that is not
@@ -155,11 +160,14 @@ def outgoing_context() -> dict[str, str]:
 class RequestSpan:
     """A server span made current for the spans under it, until :meth:`end`."""
 
-    __slots__ = ("_token", "_tracer", "recording", "span")
+    __slots__ = ("_status", "_token", "_tracer", "recording", "span")
 
-    def __init__(self, span: Span, tracer: Tracer) -> None:
+    def __init__(
+        self, span: Span, tracer: Tracer, status: Callable[[int], tuple[str, int]]
+    ) -> None:
         self.span = span
         self._tracer = tracer
+        self._status = status  # the answer's HTTP status -> the attribute that says it
         # Not sampled: still current, so that the decision travels upstream (traceparent
         # flags 00), but nothing is made under it.
         self.recording = span.is_recording()
@@ -174,7 +182,7 @@ class RequestSpan:
         context.detach(self._token)
         if not self.recording:
             return
-        span.set_attribute("http.response.status_code", status_code)
+        span.set_attribute(*self._status(status_code))
         span.set_attribute(CACHE_RESULT, cache_result)
         if status_code >= 500:
             span.set_status(Status(StatusCode.ERROR))

@@ -41,6 +41,7 @@ from memoserve_serving.protocol.errors import BadRequest, InferenceError
 from memoserve_serving.protocol.memo import Memo
 from memoserve_serving.protocol.types import InferenceRequest
 from memoserve_serving.state import ServingState
+from memoserve_serving.tracing import MODEL, TRACE_HEADERS, RequestSpan, Tracing
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,14 @@ STATUS_CODES = {
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
+# A call's span, as OpenTelemetry's RPC conventions name it.
+SPAN_NAME = "inference.GRPCInferenceService/ModelInfer"
+_SPAN_ATTRIBUTES = {
+    "rpc.system": "grpc",
+    "rpc.service": "inference.GRPCInferenceService",
+    "rpc.method": "ModelInfer",
+}
+_TRACE_KEYS = frozenset(key.decode() for key in TRACE_HEADERS)
 _parse = ModelInferRequest.FromString
 _NAME = ModelInferRequest.DESCRIPTOR.full_name
 # Requests up to this size are remembered decoded (protocol/memo.py), this many of them.
@@ -76,6 +85,21 @@ def decode(data: bytes) -> Decoded:
 
 def status_code(error: InferenceError) -> grpc.StatusCode:
     return STATUS_CODES.get(error.status, grpc.StatusCode.INTERNAL)
+
+
+def _grpc_status(http_status: int) -> tuple[str, int]:
+    """The span attribute for a call that ended as ``http_status`` would have."""
+    code = grpc.StatusCode.OK if http_status == 200 else STATUS_CODES.get(http_status)
+    return "rpc.grpc.status_code", (code or grpc.StatusCode.INTERNAL).value[0]
+
+
+def _span(tracing: Tracing, context: Any) -> RequestSpan | None:
+    carrier = {
+        key: value
+        for key, value in context.invocation_metadata() or ()
+        if key in _TRACE_KEYS and isinstance(value, str)
+    }
+    return tracing.server_span(SPAN_NAME, carrier, lambda: dict(_SPAN_ATTRIBUTES), _grpc_status)
 
 
 async def abort(context: Any, error: InferenceError) -> NoReturn:
@@ -100,11 +124,14 @@ class ModelInferHandler:
         result = CacheResult.BYPASS  # a request that never reached the cache
         status = 200  # the HTTP equivalent, for the metric HTTP requests share
         model = ""
+        span = None if state.tracing is None else _span(state.tracing, context)
         try:
-            if len(data) <= MEMO_MAX_REQUEST_BYTES:
-                model, version, decoded, raw = self._decoded.get(data, decode)
+            if span is None or not span.recording:
+                model, version, decoded, raw = self._decode(data)
             else:
-                model, version, decoded, raw = decode(data)
+                with span.child("decode"):
+                    model, version, decoded, raw = self._decode(data)
+                span.span.set_attribute(MODEL, model)
             dataplane = state.dataplane_for(model, version)
             read = write = True
             for key, value in context.invocation_metadata() or ():
@@ -132,7 +159,14 @@ class ModelInferHandler:
         finally:
             metrics.inflight -= 1
             metrics.requests.observe(result, status, time.perf_counter() - started)
+            if span is not None:
+                span.end(status, result.value)
         # Trailing only: initial metadata sent ahead of the answer is one more batch of
         # operations per call, ~12 % of a hit's CPU (bench/serving/grpc_bench.py).
         context.set_trailing_metadata(_CACHE[result])
         return response
+
+    def _decode(self, data: bytes) -> Decoded:
+        if len(data) <= MEMO_MAX_REQUEST_BYTES:
+            return self._decoded.get(data, decode)
+        return decode(data)
