@@ -138,6 +138,13 @@ class ServingMetrics:
             ["model"],
             registry=r,
         ).labels(model).set_function(lambda: self.upstream_inflight)
+        self.breakers_open = Gauge(
+            "memoserve_cache_breaker_open",
+            "1 while the circuit breaker of a Redis node is open or half-open (its keys are "
+            "served uncached), else 0; a pod with several workers sums theirs.",
+            ["model", "node"],
+            registry=r,
+        )
         self.cache_errors = Counter(
             "memoserve_cache_errors",
             "Cache operations that failed or were skipped (timeout, connection, breaker_open).",
@@ -183,6 +190,9 @@ class ServingMetrics:
 
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(self.model, kind).inc()
+
+    def breaker_state(self, node: str, is_open: bool) -> None:
+        self.breakers_open.labels(self.model, node).set(1 if is_open else 0)
 
     def singleflight_join(self, scope: str) -> None:
         self.singleflight_joins.labels(self.model, scope).inc()

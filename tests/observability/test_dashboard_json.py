@@ -32,6 +32,7 @@ SHOWN = {
     "memoserve_requests_total",  # hit ratio per service, requests by cache result
     "memoserve_request_duration_seconds_bucket",  # latency percentiles by cache result
     "memoserve_cache_errors_total",  # Redis errors, and the breaker (breaker_open)
+    "memoserve_cache_breaker_open",  # the breaker's state per Redis node
     "memoserve_singleflight_joins_total",
     "memoserve_batch_size_bucket",
     "memoserve_shed_total",  # the front

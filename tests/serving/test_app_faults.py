@@ -34,6 +34,16 @@ async def hammer(http: httpx.AsyncClient, stop: asyncio.Event, seen: list[str]) 
         i += 1
 
 
+def breaker_open(metrics: httpx.Response) -> float:
+    """memoserve_cache_breaker_open of the server's one Redis node."""
+    [value] = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.text.splitlines()
+        if line.startswith("memoserve_cache_breaker_open{")
+    ]
+    return value
+
+
 async def test_redis_killed_and_restarted_under_load(own_redis: RedisServer) -> None:
     settings = serving_settings(redis_url=own_redis.url, redis_breaker_reset_seconds=0.2)
     with ServerThread(settings, AffineModel()) as running:
@@ -42,8 +52,10 @@ async def test_redis_killed_and_restarted_under_load(own_redis: RedisServer) -> 
             seen: list[str] = []
             workers = [asyncio.create_task(hammer(http, stop, seen)) for _ in range(8)]
             await asyncio.sleep(0.5)
+            assert breaker_open(await http.get("/metrics")) == 0.0
             own_redis.kill()
             await asyncio.sleep(1.0)
+            assert breaker_open(await http.get("/metrics")) == 1.0  # the dashboard's panel
             own_redis.start()
             # Hits come back on their own once Redis is reachable again.
             deadline = time.monotonic() + 10
@@ -53,6 +65,7 @@ async def test_redis_killed_and_restarted_under_load(own_redis: RedisServer) -> 
                     break
             stop.set()
             await asyncio.gather(*workers)
+            assert breaker_open(await http.get("/metrics")) == 0.0
     assert "error" in seen  # Redis was really down for a while...
     assert seen[-20:] == ["hit"] * 20  # ...and the cache recovered by itself
 

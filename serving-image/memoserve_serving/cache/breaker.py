@@ -31,6 +31,7 @@ class CircuitBreaker:
         *,
         name: str = "redis",
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[bool], None] | None = None,
     ) -> None:
         if failures < 1 or reset_seconds <= 0:
             raise ValueError("need failures >= 1 and reset_seconds > 0")
@@ -38,6 +39,7 @@ class CircuitBreaker:
         self._reset = reset_seconds
         self._name = name
         self._clock = clock
+        self._on_change = on_change  # told True when it opens, False when it closes again
         self._failures = 0
         # None while closed; otherwise no call is allowed before this time. Granting the
         # half-open probe pushes it one period further: the other callers keep failing fast,
@@ -77,6 +79,8 @@ class CircuitBreaker:
             self._blocked_until = None
             self._probing = False
             log.warning("%s circuit breaker closed: %s is back", self._name, self._name)
+            if self._on_change is not None:
+                self._on_change(False)
 
     def failure(self) -> None:
         self._failures += 1
@@ -92,3 +96,5 @@ class CircuitBreaker:
                 self._failures,
                 self._reset,
             )
+            if self._on_change is not None:
+                self._on_change(True)

@@ -338,10 +338,16 @@ def open_answer_cache(
         l1 = L1Cache(settings.l1_max_bytes, settings.l1_ttl_seconds)
 
     def breaker(address: str) -> CircuitBreaker:
+        metrics.breaker_state(address, False)  # each node's series, from its first connection
+
+        def changed(is_open: bool) -> None:
+            metrics.breaker_state(address, is_open)
+
         return CircuitBreaker(
             settings.redis_breaker_failures,
             settings.redis_breaker_reset_seconds,
             name=f"Redis {address}",
+            on_change=changed,
         )
 
     nodes = RedisNodes(

@@ -85,3 +85,20 @@ def test_bad_parameters_are_refused() -> None:
         CircuitBreaker(0, 1.0)
     with pytest.raises(ValueError, match="reset_seconds"):
         CircuitBreaker(1, 0)
+
+
+def test_it_says_when_it_opens_and_closes_once_each(clock: Clock) -> None:
+    changes: list[bool] = []
+    breaker = CircuitBreaker(2, 1.0, clock=clock, on_change=changes.append)
+    breaker.failure()
+    assert changes == []
+    breaker.failure()
+    assert changes == [True]
+    clock.now += 1.01
+    assert breaker.allow()  # half-open: still open as far as the cache is concerned
+    breaker.failure()  # the probe failed: open again, not news
+    clock.now += 1.01
+    assert breaker.allow()
+    breaker.success()
+    breaker.success()
+    assert changes == [True, False]
