@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 from rows import Workload
@@ -43,7 +43,10 @@ from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.app import create_app
 from memoserve_serving.lifespan import running_dataplane
 from memoserve_serving.runtimes.loader import load_model
-from memoserve_serving.tracing import Tracing
+from memoserve_serving.tracing import open_tracing
+
+if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import Tracing
 
 ROOT = Path(__file__).resolve().parents[2]
 CONCURRENCY = 32
@@ -61,7 +64,7 @@ def tracing(endpoint: str, ratio: float | None) -> Tracing | None:
     for name in names:
         os.environ.pop(name, None)
     if ratio is None:
-        return Tracing.from_environ(os.environ)
+        return open_tracing(os.environ)
     os.environ.update(
         {
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -70,7 +73,7 @@ def tracing(endpoint: str, ratio: float | None) -> Tracing | None:
             "OTEL_BSP_MAX_QUEUE_SIZE": "1000000",
         }
     )
-    made = Tracing.from_environ(os.environ)  # the SDK reads the sampler now
+    made = open_tracing(os.environ)  # the SDK reads the sampler now
     for name in names:
         os.environ.pop(name, None)
     return made

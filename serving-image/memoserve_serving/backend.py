@@ -15,7 +15,6 @@ from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
-from opentelemetry.trace import SpanKind
 
 from memoserve_serving.batching import Batcher, run_unbatched
 from memoserve_serving.metrics import ServingMetrics
@@ -26,6 +25,7 @@ from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.protocol.request import validate_request
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from memoserve_serving.runtimes.base import Model
+from memoserve_serving.tracing import INTERNAL
 
 
 class ModelExecutionError(InferenceError):
@@ -42,7 +42,7 @@ class ModelBackend(abc.ABC):
     # (a hit is then known to be the answer to a valid request); an upstream checks its own.
     checks_requests: bool = True
     # The span a miss's computation is traced as (tracing.py): its name and kind.
-    span: tuple[str, SpanKind] = ("model run", SpanKind.INTERNAL)
+    span: tuple[str, str] = ("model run", INTERNAL)
 
     @abc.abstractmethod
     async def run(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memoserve_serving.backend import LocalBackend, ModelBackend
 from memoserve_serving.batching import Batcher
@@ -28,7 +28,10 @@ from memoserve_serving.protocol.types import (
     Tensor,
 )
 from memoserve_serving.runtimes.base import Model
-from memoserve_serving.tracing import CACHE_RESULT, MODEL_DIGEST, Tracing
+from memoserve_serving.tracing import CACHE_RESULT, MODEL_DIGEST
+
+if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import Tracing
 
 # The tensors of recent cached answers, by their blob (protocol/memo.py: unpacking is a pure
 # function of the bytes, and the tensors are read-only views of them). Blobs up to this size.

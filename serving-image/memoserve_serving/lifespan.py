@@ -20,8 +20,8 @@ from memoserve_serving.runtimes.base import Model
 from memoserve_serving.state import CacheFactory, ServingState
 
 if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import Tracing
     from memoserve_serving.storage import Progress
-    from memoserve_serving.tracing import Tracing
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import ModelNotFound, ModelNotReady
 
 if TYPE_CHECKING:
-    from memoserve_serving.tracing import Tracing
+    from memoserve_serving.otel_tracing import Tracing
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from memoserve_contract.settings import ServingSettings
 from memoserve_serving.cache.base import AnswerCache, CacheResult
@@ -44,7 +45,10 @@ from memoserve_serving.cache.resp import RedisClient
 from memoserve_serving.cache.resp_connection import RedisError
 from memoserve_serving.cache.singleflight import SingleFlight
 from memoserve_serving.metrics import ServingMetrics
-from memoserve_serving.tracing import Tracing, now_ns
+from memoserve_serving.tracing import now_ns
+
+if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import Tracing
 
 log = logging.getLogger(__name__)
 

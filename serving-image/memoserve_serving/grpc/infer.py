@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc  # type: ignore[import-untyped]  # no stubs
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # no stubs
@@ -41,7 +41,10 @@ from memoserve_serving.protocol.errors import BadRequest, InferenceError
 from memoserve_serving.protocol.memo import Memo
 from memoserve_serving.protocol.types import InferenceRequest
 from memoserve_serving.state import ServingState
-from memoserve_serving.tracing import MODEL, TRACE_HEADERS, RequestSpan, Tracing
+from memoserve_serving.tracing import MODEL, TRACE_HEADERS
+
+if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import RequestSpan, Tracing
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from memoserve_serving.lifespan import running_dataplane
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.errors import InferenceError
 from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS, CacheFactory, ServingState
-from memoserve_serving.tracing import Tracing
+from memoserve_serving.tracing import open_tracing
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -130,7 +130,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             # Opened first, closed last: the data plane's spans export until it is gone.
-            state.tracing = Tracing.from_environ(os.environ)
+            state.tracing = open_tracing(os.environ)
             if state.tracing is not None:
                 stack.push_async_callback(asyncio.to_thread, state.tracing.shutdown)
             await stack.enter_async_context(running_dataplane(state, served, cache_factory))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,7 +24,10 @@ from memoserve_serving.protocol.errors import (
 from memoserve_serving.protocol.request import decode_request
 from memoserve_serving.protocol.response import encode_response
 from memoserve_serving.state import ServingState
-from memoserve_serving.tracing import MODEL, TRACE_HEADERS, RequestSpan
+from memoserve_serving.tracing import MODEL, TRACE_HEADERS
+
+if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import RequestSpan
 
 log = logging.getLogger(__name__)
 

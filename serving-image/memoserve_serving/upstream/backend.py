@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-
-from opentelemetry.trace import SpanKind
+from typing import TYPE_CHECKING
 
 from memoserve_serving.backend import ModelBackend
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
-from memoserve_serving.tracing import Tracing, outgoing_context
+from memoserve_serving.tracing import CLIENT
+
+if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import Tracing
 from memoserve_serving.upstream.codec import (
     InvalidAnswer,
     decode_answer,
@@ -45,7 +47,7 @@ class UpstreamBackend(ModelBackend):
     # The upstream checks its own requests; its metadata may be incomplete (MLServer lists no
     # inputs unless told), so the front does not second-guess it.
     checks_requests = False
-    span = ("upstream call", SpanKind.CLIENT)
+    span = ("upstream call", CLIENT)
 
     def __init__(
         self,
@@ -127,7 +129,7 @@ class UpstreamBackend(ModelBackend):
         if json_length is not None:
             headers = (*_JSON, (b"Inference-Header-Content-Length", str(json_length).encode()))
         if self._tracing is not None:
-            context = outgoing_context()
+            context = self._tracing.outgoing_context()
             headers = (*headers, *((k.encode(), v.encode()) for k, v in context.items()))
         seconds = self._timeout
         if deadline is not None:

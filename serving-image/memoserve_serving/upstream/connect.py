@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,10 +22,12 @@ from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
-from memoserve_serving.tracing import Tracing
 from memoserve_serving.upstream.backend import UpstreamBackend
 from memoserve_serving.upstream.codec import BINARY_EXTENSION
 from memoserve_serving.upstream.http1 import Http1Pool
+
+if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import Tracing
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ service names of their own that way.
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from memoserve_serving.tracing import Tracing, TracingUnavailable
+from memoserve_serving.tracing import TracingUnavailable, open_tracing
 from tests.serving.front.test_front import body, front_settings, wait_ready
 from tests.support.models import AffineModel
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -72,7 +74,7 @@ def of_trace(spans: list[ReceivedSpan], trace_id: str) -> dict[str, ReceivedSpan
 def test_tracing_is_on_only_when_an_otlp_endpoint_is_configured(
     environ: dict[str, str], on: bool
 ) -> None:
-    tracing = Tracing.from_environ(environ)
+    tracing = open_tracing(environ)
     assert (tracing is not None) is on
     if tracing is not None:
         tracing.shutdown()
@@ -84,7 +86,7 @@ def test_an_export_protocol_other_than_grpc_is_a_clear_error() -> None:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
     }
     with pytest.raises(TracingUnavailable, match="OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"):
-        Tracing.from_environ(environ)
+        open_tracing(environ)
 
 
 def test_a_server_without_the_variables_traces_nothing(redis_url: str) -> None:
@@ -209,3 +211,16 @@ def test_a_miss_through_the_front_is_one_trace_into_the_upstream(
     # The model tier runs uncached (the front caches): its model run is the request's child.
     assert set(model_spans) == {SERVER_SPAN, "decode", "model run"}
     assert model_spans["model run"].parent_span_id == model_spans[SERVER_SPAN].span_id
+
+
+def test_a_server_without_the_variables_imports_nothing_of_opentelemetry() -> None:
+    """Off costs nothing: not even OpenTelemetry's modules (a fresh interpreter, since this one
+    has imported them for the other tests)."""
+    code = (
+        "import sys\n"
+        "import memoserve_serving.http.app, memoserve_serving.grpc.infer\n"
+        "import memoserve_serving.upstream.connect, memoserve_serving.lifespan\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
