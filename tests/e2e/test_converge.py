@@ -103,7 +103,16 @@ def test_gpu_example_converges_into_every_child(
     assert status["url"] == "https://resnet.example.com/"
 
     table = control_plane.kubectl("get", "inferenceservices", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "READY", "URL", "REPLICAS", "CACHE", "HIT%", "AGE"]
+    assert table[0].split() == [
+        "NAME",
+        "READY",
+        "URL",
+        "REPLICAS",
+        "CACHE",
+        "HIT%",
+        "CANARY%",
+        "AGE",
+    ]
     row = table[1].split()
     assert row[:4] == [name, "True", "https://resnet.example.com/", "1/1"]
     wide = control_plane.kubectl("get", "misvc", name, "-n", namespace, "-o", "wide").stdout
