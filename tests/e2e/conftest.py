@@ -75,6 +75,9 @@ def operator(
             "MEMOSERVE_OPERATOR_RESYNC_SECONDS": "20",  # resyncs inside the quiet minute
             "MEMOSERVE_OPERATOR_CACHE_STATS_SECONDS": "2",
             "MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT": memorystore_emulator.grpc_target,
+            # The emulator finishes an operation in 0.5 s: poll it at that pace, not Google's.
+            "MEMOSERVE_OPERATOR_MEMORYSTORE_POLL_SECONDS": "0.5",
+            "MEMOSERVE_OPERATOR_MEMORYSTORE_MAX_BACKOFF_SECONDS": "2",
             "MEMOSERVE_OPERATOR_GCP_PROJECT": "e2e-project",
             "MEMOSERVE_OPERATOR_GCP_REGION": "us-central1",
         },
