@@ -279,6 +279,7 @@ def test_a_model_server_service_runs_as_the_front_of_the_given_upstream(
         flower = [6.3, 3.3, 6.0, 2.5]
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": flower}]}
         answers = [httpx.post(url, json=body, timeout=10) for _ in range(2)]
+        assert [a.status_code for a in answers] == [200, 200], answers[0].text
         assert [a.headers["x-memoserve-cache"] for a in answers] == ["miss", "hit"]
         assert answers[0].json()["outputs"][0]["data"] == [2]  # MLServer's iris: virginica
         assert running.stop(signal.SIGTERM) == 0

@@ -48,13 +48,18 @@ class DrainingServer(uvicorn.Server):
     ) -> None:
         super().__init__(config)
         self.state = state
-        self.on_started = on_started  # called with the bound port once the server listens
+        # Called with the bound port once the server listens and the model is ready (a cache
+        # front connects to its upstream after the listen): the CLI's banner means "POST now".
+        self.on_started = on_started
         self.drain_deadline: float | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and self.on_started is not None:
-            self.on_started(self.bound_port)
+            while not (self.state.ready or self.should_exit):
+                await asyncio.sleep(0.02)
+            if not self.should_exit:
+                self.on_started(self.bound_port)
 
     @property
     def bound_port(self) -> int:
