@@ -177,6 +177,7 @@ async def _assemble(
     if publishing is not None:
         stack.push_async_callback(_cancelled, publishing)
     state.dataplane = dataplane
+    state.assembled.set()
 
 
 def _model_cost(settings: ServingSettings) -> ModelCost:

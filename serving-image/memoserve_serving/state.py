@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class ServingState:
     stops: list[Stop] = field(default_factory=list)
     cache: AnswerCache | None = None  # the data plane's cache, for its health
     tracing: Tracing | None = None  # OpenTelemetry traces, when the OTEL_* variables ask
+    assembled: asyncio.Event = field(default_factory=asyncio.Event)  # set with dataplane
 
     @property
     def ready(self) -> bool:

@@ -52,14 +52,16 @@ class DrainingServer(uvicorn.Server):
         # front connects to its upstream after the listen): the CLI's banner means "POST now".
         self.on_started = on_started
         self.drain_deadline: float | None = None
+        self._announcing: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started and self.on_started is not None:
-            while not (self.state.ready or self.should_exit):
-                await asyncio.sleep(0.02)
-            if not self.should_exit:
-                self.on_started(self.bound_port)
+            self._announcing = asyncio.create_task(self._announce(self.on_started))
+
+    async def _announce(self, on_started: Callable[[int], None]) -> None:
+        await self.state.assembled.wait()
+        on_started(self.bound_port)
 
     @property
     def bound_port(self) -> int:
