@@ -72,7 +72,7 @@ def operator(
             "MEMOSERVE_OPERATOR_LEASE_DURATION_SECONDS": "6",
             "MEMOSERVE_OPERATOR_LEASE_RETRY_SECONDS": "0.5",
             "MEMOSERVE_OPERATOR_RECHECK_SECONDS": "5",
-            "MEMOSERVE_OPERATOR_RESYNC_SECONDS": "20",  # resyncs inside the quiet minute
+            "MEMOSERVE_OPERATOR_RESYNC_SECONDS": "20",  # two inside test_steady_state's quiet time
             "MEMOSERVE_OPERATOR_CACHE_STATS_SECONDS": "2",
             "MEMOSERVE_OPERATOR_MEMORYSTORE_ENDPOINT": memorystore_emulator.grpc_target,
             # The emulator finishes an operation in 0.5 s: poll it at that pace, not Google's.

@@ -1,4 +1,4 @@
-"""Once converged, the operator only reads: no write request for a minute (audit log)."""
+"""Once converged, the operator only reads: no write for two resync periods (audit log)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.e2e.helpers import OPERATOR_USER, apply_isvc, wait_for, wait_ready
 from tests.support.controlplane import ControlPlane
 from tests.support.operator_process import OperatorProcess
 
-QUIET_SECONDS = 60
+QUIET_SECONDS = 45  # the e2e operator resyncs every 20 s (conftest.py): two full passes
 
 
 def _writes(plane: ControlPlane) -> list[str]:
@@ -70,4 +70,4 @@ def test_no_writes_in_steady_state(
         for e in control_plane.audit_events(OPERATOR_USER)
         if e.stamp > quiet_from and e.verb in ("get", "list") and e.namespace == namespace
     ]
-    assert reads, "the operator read nothing for a minute: is it still running?"
+    assert reads, "the operator read nothing while quiet: is it still running?"

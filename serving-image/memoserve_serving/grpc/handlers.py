@@ -20,6 +20,7 @@ from memoserve_serving.grpc.infer import ModelInferHandler
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 
 SERVICE_NAME = "inference.GRPCInferenceService"
+MODEL_INFER_PATH = f"/{SERVICE_NAME}/ModelInfer"
 
 Method = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 

@@ -5,12 +5,12 @@ plane closes. When the drain period after SIGTERM is over, ``server.DrainingServ
 accepting at the moment HTTP stops accepting; in-flight RPCs get the same grace as in-flight
 HTTP requests.
 
-Two servers with grpc.aio's API can serve the plaintext port (``grpc_transport``):
-pygrpc-native's (``native``, the default: HTTP/2, gRPC framing, deadlines and cancellation in
-Rust, outside the GIL, handlers on this loop; the streaming reflection service goes to a grpc.aio
-server behind it on a Unix socket) and grpcio's grpc.aio (``aio``, the fallback). pygrpc-native
-has no TLS, so the TLS port (``grpc_tls_port``) is always a grpc.aio server of its own, with the
-same services.
+Two transports can serve the plaintext port (``grpc_transport``): ``native`` (the default,
+native_front.py: pygrpc-native's front does HTTP/2, gRPC framing, deadlines and cancellation in
+Rust, outside the GIL, and ModelInfer runs from its events on this loop; every other method goes
+to a grpc.aio server behind it on a Unix socket) and ``aio`` (grpcio's grpc.aio for everything,
+the fallback). The native front has no TLS, so the TLS port (``grpc_tls_port``) is always a
+grpc.aio server of its own, with the same services.
 """
 
 from __future__ import annotations
@@ -19,13 +19,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import grpc  # type: ignore[import-untyped]  # no stubs
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from memoserve_contract.settings import GrpcTransport, ServingSettings
-from memoserve_serving.grpc.handlers import SERVICE_NAME, add_inference_service
+from memoserve_serving.grpc.handlers import (
+    MODEL_INFER_PATH,
+    SERVICE_NAME,
+    add_inference_service,
+)
 from memoserve_serving.grpc.health import HealthServicer
 from memoserve_serving.grpc.infer import ModelInferHandler
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
@@ -40,12 +45,20 @@ class GrpcServerError(Exception):
     """The gRPC server could not start (its port is taken, say)."""
 
 
+class Listener(Protocol):
+    """A started gRPC server: grpc.aio's, or the native front (native_front.py)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float | None) -> None: ...
+
+
 class GrpcServer:
     """Started servers; ``port`` is the bound one (the configured one, or any for 0)."""
 
     def __init__(
         self,
-        servers: list[grpc.aio.Server],
+        servers: list[Listener],
         port: int,
         health: HealthServicer,
         tls_port: int | None = None,
@@ -66,7 +79,7 @@ def listen_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _new_server(settings: ServingSettings, transport: GrpcTransport) -> grpc.aio.Server:
+def _aio_server(settings: ServingSettings) -> grpc.aio.Server:
     options = [
         # A request past the HTTP body limit is refused (RESOURCE_EXHAUSTED) before it is
         # read whole, as HTTP answers 413.
@@ -75,15 +88,13 @@ def _new_server(settings: ServingSettings, transport: GrpcTransport) -> grpc.aio
         # traffic instead of failing to start. Only several workers of ours share on purpose.
         ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
     ]
-    if transport is GrpcTransport.NATIVE:
-        import pygrpc_native.aio  # imported only when chosen
-
-        return pygrpc_native.aio.server(options=options)
     return grpc.aio.server(options=options)
 
 
-def _add_services(server: grpc.aio.Server, state: ServingState, health: HealthServicer) -> None:
-    add_inference_service(InferenceServicer(state), ModelInferHandler(state), server)
+def _add_services(
+    server: grpc.aio.Server, state: ServingState, health: HealthServicer, infer: ModelInferHandler
+) -> None:
+    add_inference_service(InferenceServicer(state), infer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     # Reflection lets grpcurl work without the .proto. Our messages live in their own
     # descriptor pool (see generate_grpc_stubs.py), so the health service's file joins it.
@@ -93,23 +104,48 @@ def _add_services(server: grpc.aio.Server, state: ServingState, health: HealthSe
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server, pool)
 
 
+def _plaintext_server(
+    state: ServingState, health: HealthServicer, infer: ModelInferHandler
+) -> tuple[Listener, int]:
+    """The plaintext port's server on the chosen transport, and the port it bound."""
+    settings = state.settings
+    server = _aio_server(settings)
+    _add_services(server, state, health, infer)
+    if settings.grpc_transport is GrpcTransport.AIO:
+        return server, _listen(server, settings.host, settings.grpc_port, None)
+    from memoserve_serving.grpc.native_front import NativeInferServer  # only when chosen
+
+    address = listen_address(settings.host, settings.grpc_port)
+    try:
+        native = NativeInferServer(
+            address,
+            MODEL_INFER_PATH,
+            infer.handle,
+            server,  # behind it, for every other method
+            max_receive_bytes=settings.max_body_bytes,
+            reuse_port=settings.reuse_port,
+        )
+    except RuntimeError as exc:
+        raise GrpcServerError(f"gRPC cannot listen on {address}: {exc}") from None
+    return native, native.port
+
+
 async def start_grpc(state: ServingState) -> GrpcServer:
     settings = state.settings
     backend = check_protobuf_backend()
     transport = settings.grpc_transport
     health = HealthServicer(state)
-    server = _new_server(settings, transport)
-    _add_services(server, state, health)
-    port = _listen(server, settings.host, settings.grpc_port, None)
+    infer = ModelInferHandler(state)  # one, so that its memo of recent requests is shared
+    server, port = _plaintext_server(state, health, infer)
     servers = [server]
     tls_port = None
     if settings.grpc_tls_port is not None:
-        tls_server = _new_server(settings, GrpcTransport.AIO)  # the native server has no TLS
-        _add_services(tls_server, state, health)
+        tls_server = _aio_server(settings)  # the native front has no TLS
+        _add_services(tls_server, state, health, infer)
         credentials = grpc.ssl_server_credentials([read_tls_pair(settings)])
         tls_port = _listen(tls_server, settings.host, settings.grpc_tls_port, credentials)
         servers.append(tls_server)
-    started: list[grpc.aio.Server] = []
+    started: list[Listener] = []
     try:
         for each in servers:
             await each.start()
