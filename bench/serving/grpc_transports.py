@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serving/grpc_transports.py [--calls 20000] [--passes 5]
         [--python /tmp/cands/bin/python] [--only aio,native-front] [--memoserve]
+        [--baseline /tmp/before]
 
 Each candidate (grpc_transports_echo.py, plus Envoy alone answering with a fixed response, and
 pyvoy when its CLI is found next to ``--python``) runs pinned to CPU 0; h2load (Debian's
@@ -13,7 +14,9 @@ alternate candidates (A B C A B C ...) so a busy minute hits them all; each row 
 
 ``--memoserve`` adds memoserve's own gRPC cache hit on each transport (``memoserve serve`` with
 ``MEMOSERVE_GRPC_TRANSPORT``, Redis on CPU 1, L1 off), so the hit can be read against its
-transport's fixed reply.
+transport's fixed reply. ``--baseline DIR`` (another checkout, e.g. ``git worktree add /tmp/before
+HEAD~1``) adds that checkout's hit on the native transport, run from its sources by PYTHONPATH
+with this virtualenv's packages: a before/after in the same passes.
 """
 
 from __future__ import annotations
@@ -133,6 +136,7 @@ def main() -> int:
     parser.add_argument("--python", type=Path, default=VENV / "bin/python", help="candidates'")
     parser.add_argument("--only", help="comma-separated candidate keys")
     parser.add_argument("--memoserve", action="store_true", help="memoserve hits too")
+    parser.add_argument("--baseline", type=Path, help="another checkout's hit, side by side")
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         print("h2load not found: apt-get install nghttp2-client", file=sys.stderr)
@@ -195,24 +199,37 @@ def main() -> int:
                 write_sample_models(workdir)
                 (workdir / "redis-data").mkdir()
                 redis = Redis(procs, cpu=int(CLIENT_CPU))
-                for transport, l1 in (("aio", 0), ("native", 0), ("native", 64 << 20)):
+                rows = [("aio", 0, None), ("native", 0, None), ("native", 64 << 20, None)]
+                if args.baseline is not None:
+                    rows.append(("native", 0, args.baseline.resolve()))
+                for transport, l1, source in rows:
 
-                    def hit(transport: str = transport, l1: int = l1) -> tuple[Proc, int]:
+                    def hit(
+                        transport: str = transport, l1: int = l1, source: Path | None = source
+                    ) -> tuple[Proc, int]:
                         http_port, port = free_port(), free_port()
+                        env = {"MEMOSERVE_GRPC_PORT": str(port),
+                               "MEMOSERVE_GRPC_TRANSPORT": transport,
+                               "MEMOSERVE_L1_MAX_BYTES": str(l1)}  # fmt: skip
+                        if source is not None:
+                            env["PYTHONPATH"] = os.pathsep.join(
+                                str(source / d)
+                                for d in ("serving-image", "contract", "cli", "operator", "dev")
+                            )
                         proc = start_memoserve(
                             procs, int(SERVER_CPU), http_port,
                             label=f"memoserve-{transport}", model_name="iris",
                             model=workdir / "iris.joblib", model_format="sklearn",
-                            redis_url=redis.url,
-                            env={"MEMOSERVE_GRPC_PORT": str(port),
-                                 "MEMOSERVE_GRPC_TRANSPORT": transport,
-                                 "MEMOSERVE_L1_MAX_BYTES": str(l1)},
+                            redis_url=redis.url, env=env,
                         )  # fmt: skip
                         return proc, port
 
                     where = "L1, no Redis round trip" if l1 else "Redis, L1 off"
                     title = f"memoserve gRPC hit on {transport} ({where})"
                     key = f"hit-{transport}" + ("-l1" if l1 else "")
+                    if source is not None:
+                        title += f", baseline {source}"
+                        key += "-baseline"
                     candidates.append(Candidate(key, title, hit, [], []))
             if args.only:
                 wanted = set(args.only.split(","))

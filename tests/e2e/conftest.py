@@ -27,6 +27,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+            # Under pytest-xdist (`make pytest`), one worker runs the whole tier: one control
+            # plane, one operator, while the other workers run the rest.
+            item.add_marker(pytest.mark.xdist_group("control-plane"))
 
 
 @pytest.fixture(scope="session")

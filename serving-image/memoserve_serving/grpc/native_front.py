@@ -35,6 +35,8 @@ from pygrpc_native import EVENT_CANCEL, NativeGrpcFront
 log = logging.getLogger(__name__)
 
 IO_THREAD_NAME = "grpc-native-io"  # what pygrpc-native names its tokio threads
+FALLBACK_SOCKET = "fallback.sock"
+MAX_SOCKET_PATH = 107
 Metadata = tuple[tuple[str, str | bytes], ...]
 Handler = Callable[[bytes, "CallContext"], Awaitable[bytes]]
 _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
@@ -109,8 +111,8 @@ class NativeInferServer:
         except OSError as exc:
             raise RuntimeError(f"cannot bind {address}: {exc}") from exc
         self.port: int = self._front.bound_port
-        self._socket_dir = Path(tempfile.mkdtemp(prefix="memoserve-grpc-"))
-        fallback.add_insecure_port(f"unix:{self._socket_dir / 'fallback.sock'}")
+        self._socket_dir = _socket_dir()
+        fallback.add_insecure_port(f"unix:{self._socket_dir / FALLBACK_SOCKET}")
         self._calls: dict[int, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -124,7 +126,7 @@ class NativeInferServer:
         except BaseException:
             self._front.close()
             raise
-        self._front.set_fallback(str(self._socket_dir / "fallback.sock"))
+        self._front.set_fallback(str(self._socket_dir / FALLBACK_SOCKET))
         self._front.start()
         batched = batch_schedule(IO_THREAD_NAME)
         log.debug("%d gRPC I/O threads moved to SCHED_BATCH", batched)
@@ -195,6 +197,16 @@ class NativeInferServer:
             front.respond(call_id, response, None, context.trailing)
         finally:
             self._calls.pop(call_id, None)
+
+
+def _socket_dir() -> Path:
+    """A new directory for the fallback's socket: under TMPDIR, or /tmp when TMPDIR is too deep
+    for a socket path (sun_path holds 107 characters)."""
+    made = Path(tempfile.mkdtemp(prefix="memoserve-grpc-"))
+    if len(str(made / FALLBACK_SOCKET)) <= MAX_SOCKET_PATH:
+        return made
+    made.rmdir()
+    return Path(tempfile.mkdtemp(prefix="memoserve-grpc-", dir="/tmp"))
 
 
 def batch_schedule(thread_name: str) -> int:

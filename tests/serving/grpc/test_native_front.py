@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -67,14 +68,19 @@ class Handler:
         return data[::-1]
 
 
+def _native_server(handler: Handler) -> NativeInferServer:
+    """ModelInfer by ``handler``, grpc.health.v1 on the fallback server behind it."""
+    fallback = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), fallback)
+    return NativeInferServer(
+        "127.0.0.1:0", MODEL_INFER_PATH, handler, fallback, max_receive_bytes=1024, reuse_port=False
+    )
+
+
 @pytest.fixture
 async def front() -> AsyncIterator[tuple[NativeInferServer, Handler, grpc.aio.Channel]]:
     handler = Handler()
-    fallback = grpc.aio.server()
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), fallback)
-    server = NativeInferServer(
-        "127.0.0.1:0", MODEL_INFER_PATH, handler, fallback, max_receive_bytes=1024, reuse_port=False
-    )
+    server = _native_server(handler)
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         yield server, handler, channel
@@ -159,3 +165,19 @@ async def test_a_second_stop_with_a_shorter_grace_ends_the_first_sooner(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     assert caught.value.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+
+
+async def test_a_tmpdir_too_deep_for_a_socket_path_still_serves_the_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))  # what TMPDIR sets
+    server = _native_server(Handler())
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            check = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            assert (await check).status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await server.stop(None)
