@@ -11,9 +11,10 @@ reflection) is forwarded by the front to a grpc.aio server of ours on a Unix soc
 (``set_fallback``): rare calls, served by grpcio's own code, with the same services as the
 ``aio`` transport.
 
-The I/O threads are moved to SCHED_BATCH (any process may lower its own threads' policy): on a
-core shared with the event loop, a thread woken by ``respond`` no longer preempts Python at
-once, which took ~1/3 of a hit's CPU and raised its latency (docs/performance.md).
+The front's I/O threads run SCHED_BATCH (they are started by a thread switched to it for the
+moment, and inherit it; no capability is needed to lower a policy): on a core shared with the
+event loop, a thread woken by ``respond`` no longer preempts Python at once, which took ~1/3 of
+a hit's CPU and raised its latency (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -34,7 +35,6 @@ from pygrpc_native import EVENT_CANCEL, NativeGrpcFront
 
 log = logging.getLogger(__name__)
 
-IO_THREAD_NAME = "grpc-native-io"  # what pygrpc-native names its tokio threads
 FALLBACK_SOCKET = "fallback.sock"
 MAX_SOCKET_PATH = 107
 Metadata = tuple[tuple[str, str | bytes], ...]
@@ -100,14 +100,15 @@ class NativeInferServer:
         self._fallback = fallback
         self._max_receive_bytes = max_receive_bytes
         try:
-            self._front = NativeGrpcFront(
-                address,
-                [(path, False)],
-                call_details=True,
-                delay_stream_headers=True,  # an error is a trailers-only answer, as grpcio's
-                keepalive_permit_without_calls=False,  # grpcio's default
-                reuse_port=reuse_port,
-            )
+            with threads_started_as_batch():  # the front's I/O threads start here
+                self._front = NativeGrpcFront(
+                    address,
+                    [(path, False)],
+                    call_details=True,
+                    delay_stream_headers=True,  # an error is a trailers-only answer, as grpcio's
+                    keepalive_permit_without_calls=False,  # grpcio's default
+                    reuse_port=reuse_port,
+                )
         except OSError as exc:
             raise RuntimeError(f"cannot bind {address}: {exc}") from exc
         self.port: int = self._front.bound_port
@@ -127,9 +128,8 @@ class NativeInferServer:
             self._front.close()
             raise
         self._front.set_fallback(str(self._socket_dir / FALLBACK_SOCKET))
-        self._front.start()
-        batched = batch_schedule(IO_THREAD_NAME)
-        log.debug("%d gRPC I/O threads moved to SCHED_BATCH", batched)
+        with threads_started_as_batch():
+            self._front.start()
         threading.Thread(target=self._pump, name="memoserve-grpc-events", daemon=True).start()
 
     async def stop(self, grace: float | None) -> None:
@@ -209,13 +209,18 @@ def _socket_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="memoserve-grpc-", dir="/tmp"))
 
 
-def batch_schedule(thread_name: str) -> int:
-    """Move this process's threads named ``thread_name`` to SCHED_BATCH; how many moved."""
-    moved = 0
-    tasks = Path("/proc/self/task")
-    for task in tasks.iterdir() if tasks.is_dir() else ():
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            if (task / "comm").read_text().strip() == thread_name:
-                os.sched_setscheduler(int(task.name), os.SCHED_BATCH, os.sched_param(0))
-                moved += 1
-    return moved
+@contextlib.contextmanager
+def threads_started_as_batch() -> Iterator[None]:
+    """Threads this thread starts meanwhile run SCHED_BATCH (a new thread inherits its creator's
+    policy); this thread's own policy is put back after."""
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except OSError as exc:  # a policy we may not leave (a real-time one, say): leave it be
+        log.warning("gRPC I/O threads keep this thread's scheduling policy: %s", exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, policy, param)

@@ -16,11 +16,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from memoserve_contract.settings import GrpcTransport
 from memoserve_serving.grpc.handlers import MODEL_INFER_PATH
-from memoserve_serving.grpc.native_front import IO_THREAD_NAME, CallContext, NativeInferServer
+from memoserve_serving.grpc.native_front import CallContext, NativeInferServer
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.grpc.test_grpc_server import infer, typed_request
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
+
+IO_THREAD_NAME = "grpc-native-io"  # what pygrpc-native names its tokio threads
 
 
 def _io_thread_policies() -> list[int]:
@@ -37,11 +39,13 @@ def _io_thread_policies() -> list[int]:
 def test_its_io_threads_yield_to_the_event_loop(redis_url: str) -> None:
     settings = serving_settings(redis_url=redis_url, grpc_transport=GrpcTransport.NATIVE)
     with ServerThread(settings, AffineModel()) as running:
-        policies = _io_thread_policies()
         with grpc.insecure_channel(running.grpc_target) as channel:
             assert infer(GRPCInferenceServiceStub(channel), typed_request())[1] == "miss"
+        policies = _io_thread_policies()  # named by now: they have served a call
+        loop_policy = os.sched_getscheduler(running.thread.native_id or 0)
     assert policies, f"no thread named {IO_THREAD_NAME}: has pygrpc-native renamed them?"
     assert set(policies) == {os.SCHED_BATCH}
+    assert loop_policy == os.SCHED_OTHER  # the event loop's thread got its own policy back
 
 
 class Handler:
@@ -89,6 +93,13 @@ async def front() -> AsyncIterator[tuple[NativeInferServer, Handler, grpc.aio.Ch
 
 def _model_infer(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable:
     return channel.unary_unary(MODEL_INFER_PATH)  # bytes in, bytes out
+
+
+async def _running_call(channel: grpc.aio.Channel, handler: Handler) -> grpc.aio.UnaryUnaryCall:
+    """A ModelInfer call its handler is running (and waits in until cancelled)."""
+    call = _model_infer(channel)(b"wait")
+    await asyncio.wait_for(handler.started.wait(), 10)
+    return call
 
 
 async def test_model_infer_answers_with_the_handlers_bytes_and_trailers(
@@ -139,8 +150,7 @@ async def test_a_client_that_goes_away_cancels_the_handler(
     front: tuple[NativeInferServer, Handler, grpc.aio.Channel],
 ) -> None:
     _, handler, channel = front
-    call = _model_infer(channel)(b"wait")
-    await asyncio.wait_for(handler.started.wait(), 10)
+    call = await _running_call(channel, handler)
     call.cancel()
     for _ in range(100):
         if handler.cancelled:
@@ -153,8 +163,7 @@ async def test_a_second_stop_with_a_shorter_grace_ends_the_first_sooner(
     front: tuple[NativeInferServer, Handler, grpc.aio.Channel],
 ) -> None:
     server, handler, channel = front
-    call = _model_infer(channel)(b"wait")
-    await asyncio.wait_for(handler.started.wait(), 10)
+    call = await _running_call(channel, handler)
     started = time.monotonic()
     first = asyncio.ensure_future(server.stop(60))
     await asyncio.sleep(0.1)
