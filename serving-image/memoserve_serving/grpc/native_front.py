@@ -59,9 +59,9 @@ class CallContext:
 
     __slots__ = ("_deadline", "_metadata", "trailing")
 
-    def __init__(self, metadata: Metadata, time_remaining: float | None, now: float) -> None:
+    def __init__(self, metadata: Metadata, deadline: float | None) -> None:
         self._metadata = metadata
-        self._deadline = None if time_remaining is None else now + time_remaining
+        self._deadline = deadline  # on the loop's clock
         self.trailing: Sequence[tuple[str, str]] = ()
 
     def invocation_metadata(self) -> Metadata:
@@ -178,8 +178,9 @@ class NativeInferServer:
                 message = f"the request is {len(payload)} bytes, above {self._max_receive_bytes}"
                 front.fail(call_id, _RESOURCE_EXHAUSTED, message)
             else:
-                metadata, _, time_remaining = details
-                context = CallContext(metadata, time_remaining, loop.time())
+                metadata, _, remaining = details
+                deadline = None if remaining is None else loop.time() + remaining
+                context = CallContext(metadata, deadline)
                 self._calls[call_id] = loop.create_task(self._call(call_id, payload, context))
 
     async def _call(self, call_id: int, payload: bytes, context: CallContext) -> None:
