@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 FALLBACK_SOCKET = "fallback.sock"
 MAX_SOCKET_PATH = 107
+FLUSH_SECONDS = 2.0  # at stop, for answers handed to the front to be sent
 Metadata = tuple[tuple[str, str | bytes], ...]
 Handler = Callable[[bytes, "CallContext"], Awaitable[bytes]]
 _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
@@ -108,6 +109,7 @@ class NativeInferServer:
                     delay_stream_headers=True,  # an error is a trailers-only answer, as grpcio's
                     keepalive_permit_without_calls=False,  # grpcio's default
                     reuse_port=reuse_port,
+                    metrics=True,  # its counts of calls not yet sent, which stop() waits for
                 )
         except OSError as exc:
             raise RuntimeError(f"cannot bind {address}: {exc}") from exc
@@ -150,9 +152,20 @@ class NativeInferServer:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         await fallback
+        await self._sent()
         await asyncio.get_running_loop().run_in_executor(None, self._front.close)
         shutil.rmtree(self._socket_dir, ignore_errors=True)
         self._stopped.set()
+
+    async def _sent(self) -> None:
+        """Wait (up to FLUSH_SECONDS) until the front has sent every answer handed to it:
+        ``close()`` drops the calls it still holds, and ``respond()`` only queues an answer."""
+        for _ in range(int(FLUSH_SECONDS / 0.01)):
+            report = self._front.metrics() or {}
+            methods = report.get("methods", {}).values()
+            if all(m["started"] == sum(s["count"] for s in m["status"].values()) for m in methods):
+                return
+            await asyncio.sleep(0.01)
 
     def _pump(self) -> None:
         """Hand the front's events to the loop, a batch at a time (its own thread: it blocks)."""

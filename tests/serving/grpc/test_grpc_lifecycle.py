@@ -74,12 +74,16 @@ async def test_redis_killed_under_grpc_load_fails_no_rpc(own_redis: RedisServer)
 
 async def test_drain_reports_not_serving_then_finishes_in_flight_rpcs(redis_url: str) -> None:
     settings = serving_settings(redis_url=redis_url, drain_seconds=0.5)
-    with ServerThread(settings, AffineModel(delay=1.0)) as running:
+    model = AffineModel(delay=1.0)
+    with ServerThread(settings, model) as running:
         async with grpc.aio.insecure_channel(running.grpc_target) as channel:
             stub = GRPCInferenceServiceStub(channel)
             health = health_pb2_grpc.HealthStub(channel)
             in_flight = asyncio.ensure_future(stub.ModelInfer(typed_request(), timeout=10))
-            await asyncio.sleep(0.2)
+            for _ in range(200):  # in flight: the model runs it (a fixed pause was too short
+                if model.calls:  # for a loaded machine: the call reached the server late)
+                    break
+                await asyncio.sleep(0.05)
             running.server.handle_exit(signal.SIGTERM, None)
             check = await health.Check(health_pb2.HealthCheckRequest())
             assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING

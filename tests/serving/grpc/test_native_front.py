@@ -7,7 +7,7 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
@@ -48,6 +48,9 @@ def test_its_io_threads_yield_to_the_event_loop(redis_url: str) -> None:
     assert loop_policy == os.SCHED_OTHER  # the event loop's thread got its own policy back
 
 
+BIG_ANSWER = b"y" * (64 << 20)  # still being written when stop() closes the front
+
+
 class Handler:
     """ModelInfer as the tests need it: echo, abort with trailers, or wait to be cancelled."""
 
@@ -55,6 +58,7 @@ class Handler:
         self.started = asyncio.Event()
         self.cancelled = False
         self.seen: list[tuple[tuple[tuple[str, str | bytes], ...], float | None]] = []
+        self.then: Callable[[], object] | None = None  # called on the loop after answering
 
     async def __call__(self, data: bytes, context: CallContext) -> bytes:
         self.seen.append((context.invocation_metadata(), context.time_remaining()))
@@ -69,6 +73,10 @@ class Handler:
                 self.cancelled = True
                 raise
         context.set_trailing_metadata((("x-memoserve-cache", "hit"),))
+        if self.then is not None:
+            asyncio.get_running_loop().call_soon(self.then)
+        if data == b"big":
+            return BIG_ANSWER
         return data[::-1]
 
 
@@ -190,3 +198,16 @@ async def test_a_tmpdir_too_deep_for_a_socket_path_still_serves_the_fallback(
             assert (await check).status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await server.stop(None)
+
+
+async def test_stop_sends_the_answers_already_handed_to_the_front(
+    front: tuple[NativeInferServer, Handler, grpc.aio.Channel],
+) -> None:
+    server, handler, _ = front
+    stopping: list[asyncio.Future[None]] = []
+    handler.then = lambda: stopping.append(asyncio.ensure_future(server.stop(5)))
+    options = [("grpc.max_receive_message_length", 2 * len(BIG_ANSWER))]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=options) as channel:
+        answer = await _model_infer(channel)(b"big", timeout=30)
+    assert len(answer) == len(BIG_ANSWER)
+    await asyncio.wait_for(stopping[0], 10)
