@@ -100,22 +100,20 @@ class NativeInferServer:
         self._handler = handler
         self._fallback = fallback
         self._max_receive_bytes = max_receive_bytes
-        try:
-            with threads_started_as_batch():  # the front's I/O threads start here
-                self._front = NativeGrpcFront(
-                    address,
-                    [(path, False)],
-                    call_details=True,
-                    delay_stream_headers=True,  # an error is a trailers-only answer, as grpcio's
-                    keepalive_permit_without_calls=False,  # grpcio's default
-                    reuse_port=reuse_port,
-                    metrics=True,  # its counts of calls not yet sent, which stop() waits for
-                )
-        except OSError as exc:
-            raise RuntimeError(f"cannot bind {address}: {exc}") from exc
+        with threads_started_as_batch():  # the front's I/O threads start here
+            self._front = NativeGrpcFront(  # OSError when it cannot bind ``address``
+                address,
+                [(path, False)],
+                call_details=True,
+                delay_stream_headers=True,  # an error is a trailers-only answer, as grpcio's
+                keepalive_permit_without_calls=False,  # grpcio's default
+                reuse_port=reuse_port,
+                metrics=True,  # its counts of calls not yet sent, which stop() waits for
+            )
         self.port: int = self._front.bound_port
         self._socket_dir = _socket_dir()
-        fallback.add_insecure_port(f"unix:{self._socket_dir / FALLBACK_SOCKET}")
+        self._socket = str(self._socket_dir / FALLBACK_SOCKET)
+        fallback.add_insecure_port(f"unix:{self._socket}")  # RuntimeError when it cannot
         self._calls: dict[int, asyncio.Task[None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -129,7 +127,7 @@ class NativeInferServer:
         except BaseException:
             self._front.close()
             raise
-        self._front.set_fallback(str(self._socket_dir / FALLBACK_SOCKET))
+        self._front.set_fallback(self._socket)
         with threads_started_as_batch():
             self._front.start()
         threading.Thread(target=self._pump, name="memoserve-grpc-events", daemon=True).start()

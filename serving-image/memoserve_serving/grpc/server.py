@@ -125,7 +125,7 @@ def _plaintext_server(
             max_receive_bytes=settings.max_body_bytes,
             reuse_port=settings.reuse_port,
         )
-    except RuntimeError as exc:
+    except (OSError, RuntimeError) as exc:  # the port, or the fallback's Unix socket
         raise GrpcServerError(f"gRPC cannot listen on {address}: {exc}") from None
     return native, native.port
 
