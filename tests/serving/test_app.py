@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from memoserve_dev.redis_server import RedisServer
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
+
+pytestmark = pytest.mark.usefixtures("http_transport")  # tests/serving/conftest.py
 
 ROW = [1.0, 2.0, 3.0, 4.0]
 
@@ -146,6 +149,24 @@ def test_body_limit_is_413(redis_url: str, model: AffineModel) -> None:
         response = http.post("/v2/models/affine/infer", json=infer_body())
         assert response.status_code == 413
         assert "64" in response.json()["error"]
+
+
+def test_a_chunked_body_is_read_and_refused_past_the_limit(
+    redis_url: str, model: AffineModel
+) -> None:
+    body = json.dumps(infer_body()).encode()
+    settings = serving_settings(redis_url=redis_url, max_body_bytes=len(body) + 8)
+    with ServerThread(settings, model) as running, httpx.Client(base_url=running.url) as http:
+
+        def chunks(data: bytes) -> Iterator[bytes]:  # no Content-Length: chunked encoding
+            yield from (data[i : i + 16] for i in range(0, len(data), 16))
+
+        fits = http.post("/v2/models/affine/infer", content=chunks(body))
+        assert fits.status_code == 200, fits.text
+        assert "content-length" not in fits.request.headers
+        too_big = http.post("/v2/models/affine/infer", content=chunks(body + b" " * 64))
+        assert too_big.status_code == 413
+        assert str(len(body) + 8) in too_big.json()["error"]
 
 
 def test_get_on_infer_is_405(client: httpx.Client) -> None:

@@ -8,11 +8,14 @@ import signal
 import time
 
 import httpx
+import pytest
 
 from memoserve_dev.redis_server import RedisServer
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
+
+pytestmark = pytest.mark.usefixtures("http_transport")  # tests/serving/conftest.py
 
 URL = "/v2/models/affine/infer"
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from memoserve_contract.settings import HttpTransport
 from memoserve_dev.redis_server import RedisServer
 from tests.serving.test_app import infer_body
 from tests.support.gcs import BUCKET, GcsEmulator
@@ -133,9 +134,9 @@ bodies = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(scope="module")
-def fuzz_server() -> Iterator[ServerThread]:
-    with ServerThread(serving_settings(), AffineModel()) as running:
+@pytest.fixture(scope="module", params=list(HttpTransport), ids=str)
+def fuzz_server(request: pytest.FixtureRequest) -> Iterator[ServerThread]:
+    with ServerThread(serving_settings(http_transport=request.param), AffineModel()) as running:
         yield running
 
 

@@ -17,6 +17,8 @@ from memoserve_serving.runtimes.loader import load_model
 from tests.support.models import DoubleBf16Model
 from tests.support.serving import ServerThread, serving_settings
 
+pytestmark = pytest.mark.usefixtures("http_transport")  # tests/serving/conftest.py
+
 IRIS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from memoserve_contract.settings import HttpTransport
 from memoserve_dev.ports import free_port
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
@@ -21,7 +22,9 @@ from tests.support.serving import ServerThread, serving_settings
 MEMOSERVE = str(Path(sys.executable).with_name("memoserve"))
 
 
-async def test_drain_reports_not_ready_and_finishes_in_flight_requests(redis_url: str) -> None:
+async def test_drain_reports_not_ready_and_finishes_in_flight_requests(
+    redis_url: str, http_transport: HttpTransport
+) -> None:
     settings = serving_settings(redis_url=redis_url, drain_seconds=0.5)
     slow = AffineModel(delay=1.0)
     with ServerThread(settings, slow) as running:
@@ -54,11 +57,12 @@ def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60) ->
 
 
 def test_serve_subprocess_answers_and_exits_cleanly_on_sigterm(
-    sample_models: Path, redis_url: str
+    sample_models: Path, redis_url: str, http_transport: HttpTransport
 ) -> None:
     port = free_port()
     env = {
         **os.environ,
+        "MEMOSERVE_HTTP_TRANSPORT": http_transport,
         "MEMOSERVE_DRAIN_SECONDS": "0.3",
         "MEMOSERVE_LOG_FORMAT": "json",
         "MEMOSERVE_MODEL_DIR": str(sample_models / "cache"),

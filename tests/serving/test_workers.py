@@ -13,6 +13,7 @@ import grpc
 import httpx
 from prometheus_client.mmap_dict import MmapedDict
 
+from memoserve_contract.settings import HttpTransport
 from memoserve_dev.ports import free_port
 from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
@@ -56,7 +57,7 @@ def _requests_by_worker(directory: Path) -> dict[str, float]:
 
 
 def test_two_workers_share_the_ports_and_stop_together(
-    sample_models: Path, redis_url: str, tmp_path: Path
+    sample_models: Path, redis_url: str, tmp_path: Path, http_transport: HttpTransport
 ) -> None:
     port, grpc_port = free_port(), free_port()
     argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
@@ -64,6 +65,7 @@ def test_two_workers_share_the_ports_and_stop_together(
     argv += ["--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port)]
     argv += ["--workers", "2"]
     env = {**os.environ, "MEMOSERVE_DRAIN_SECONDS": "0.2", "MEMOSERVE_LOG_FORMAT": "text"}
+    env["MEMOSERVE_HTTP_TRANSPORT"] = http_transport
     env["TMPDIR"] = str(tmp_path)  # where the workers' metrics meet
     process = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"

@@ -1,4 +1,5 @@
-"""Run the memoserve app under a real uvicorn in a background thread, on a free port."""
+"""Run the memoserve app under its real HTTP server (uvicorn, or granian when the settings say)
+in a background thread, on a free port."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any, Literal
 
 import uvloop
 
-from memoserve_contract.settings import GrpcTransport, ModelFormat, ServingSettings
+from memoserve_contract.settings import GrpcTransport, HttpTransport, ModelFormat, ServingSettings
 from memoserve_dev.ports import free_port
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.app import create_app
+from memoserve_serving.http.granian_server import GranianServer
 from memoserve_serving.http.infer_route import InferRoute
 from memoserve_serving.http.server import DrainingServer, uvicorn_config
 from memoserve_serving.runtimes.base import Model
@@ -21,11 +23,14 @@ from memoserve_serving.runtimes.base import Model
 # The gRPC server the settings ask for unless a test says: tests/serving/grpc/conftest.py's
 # ``grpc_transport`` fixture sets it per parametrised test, to run them on each transport.
 GRPC_TRANSPORT: dict[str, GrpcTransport] = {}
+# The same for HTTP: tests/conftest.py's ``http_transport`` fixture.
+HTTP_TRANSPORT: dict[str, HttpTransport] = {}
 
 
 def serving_settings(**overrides: Any) -> ServingSettings:
     values: dict[str, Any] = {
         **GRPC_TRANSPORT,
+        **HTTP_TRANSPORT,
         "model_name": "affine",
         "model_uri": "/unused",
         "model_format": ModelFormat.ONNX,
@@ -63,9 +68,12 @@ class ServerThread:
         # The production configuration; serve() runs on this thread's own event loop, asyncio's
         # unless the test asks for uvloop (which production runs on).
         self.loop = loop
-        config = uvicorn_config(self.app, settings)
         # The production server class, so tests can drive its drain (handle_exit) directly.
-        self.server = DrainingServer(config, self.app.state)
+        self.server: DrainingServer | GranianServer
+        if settings.http_transport is HttpTransport.GRANIAN:
+            self.server = GranianServer(self.app, settings)
+        else:
+            self.server = DrainingServer(uvicorn_config(self.app, settings), self.app.state)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:

@@ -20,18 +20,18 @@ a hit's CPU and raised its latency (docs/performance.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc  # type: ignore[import-untyped]  # no stubs
 from pygrpc_native import EVENT_CANCEL, NativeGrpcFront
+
+from memoserve_serving.scheduling import threads_started_as_batch
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class NativeInferServer:
         self._handler = handler
         self._fallback = fallback
         self._max_receive_bytes = max_receive_bytes
-        with threads_started_as_batch():  # the front's I/O threads start here
+        with threads_started_as_batch("gRPC"):  # the front's I/O threads start here
             self._front = NativeGrpcFront(  # OSError when it cannot bind ``address``
                 address,
                 [(path, False)],
@@ -128,7 +128,7 @@ class NativeInferServer:
             self._front.close()
             raise
         self._front.set_fallback(self._socket)
-        with threads_started_as_batch():
+        with threads_started_as_batch("gRPC"):
             self._front.start()
         threading.Thread(target=self._pump, name="memoserve-grpc-events", daemon=True).start()
 
@@ -219,20 +219,3 @@ def _socket_dir() -> Path:
         return made
     made.rmdir()
     return Path(tempfile.mkdtemp(prefix="memoserve-grpc-", dir="/tmp"))
-
-
-@contextlib.contextmanager
-def threads_started_as_batch() -> Iterator[None]:
-    """Threads this thread starts meanwhile run SCHED_BATCH (a new thread inherits its creator's
-    policy); this thread's own policy is put back after."""
-    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
-    try:
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    except OSError as exc:  # a policy we may not leave (a real-time one, say): leave it be
-        log.warning("gRPC I/O threads keep this thread's scheduling policy: %s", exc)
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.sched_setscheduler(0, policy, param)

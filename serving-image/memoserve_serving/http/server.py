@@ -24,7 +24,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from memoserve_contract.logs import configure_logging
-from memoserve_contract.settings import ServingSettings
+from memoserve_contract.settings import HttpTransport, ServingSettings
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.grpc.server import GrpcServerError, read_tls_pair
 from memoserve_serving.http.app import create_app
@@ -166,6 +166,17 @@ def run_server(settings: ServingSettings) -> None:
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise take tens of ms on a big heap and eat the Redis timeout.
     gc.freeze()
+    if settings.http_transport is HttpTransport.GRANIAN:
+        # Imported here: granian is loaded only by a server that runs it.
+        from memoserve_serving.http.granian_server import GranianError, run_granian
+
+        try:
+            run_granian(create_app(settings, served=served), settings)  # binds, SO_REUSEPORT
+        except GranianError as exc:
+            log.error("%s", exc)
+            write_termination_message(settings.termination_log, str(exc))
+            raise SystemExit(1) from None
+        return
     sockets = [reuse_port_socket(settings.host, settings.port)] if settings.reuse_port else None
     build_server(settings, served).run(sockets)  # exits 3 if the lifespan fails to start
 

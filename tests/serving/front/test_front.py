@@ -25,6 +25,8 @@ from tests.serving.test_conformance import requests_by_cache
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
 
+pytestmark = pytest.mark.usefixtures("http_transport")  # tests/serving/conftest.py
+
 ROW = [1.0, 2.0, 3.0, 4.0]
 
 

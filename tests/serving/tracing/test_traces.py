@@ -24,6 +24,8 @@ from tests.support.models import AffineModel
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support.serving import ServerThread, serving_settings
 
+pytestmark = pytest.mark.usefixtures("http_transport")  # tests/serving/conftest.py
+
 SERVER_SPAN = "POST /v2/models/{name}/infer"
 SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
 BODY = body()

@@ -1,0 +1,184 @@
+"""The HTTP app as an RSGI app, for granian (``http_transport: granian``).
+
+Infer requests go straight to :class:`~memoserve_serving.http.infer_handler.InferHandler`, as
+under uvicorn; everything else (health, metadata, ``/metrics``: small answers, never streamed)
+to the same Starlette app, through :meth:`RsgiApp.asgi`, which runs it as ASGI once per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from starlette.types import ASGIApp, Message
+
+from memoserve_serving.cache.base import CacheResult
+from memoserve_serving.http.infer_handler import (
+    CACHE_HEADER,
+    JSON_LENGTH_HEADER,
+    InferHandler,
+    InferReply,
+    RequestHead,
+    header_int,
+    too_large,
+)
+from memoserve_serving.http.infer_route import InferRoute
+from memoserve_serving.protocol.cache_control import cache_directives
+from memoserve_serving.scheduling import threads_started_as_batch
+from memoserve_serving.tracing import TRACE_HEADERS
+
+_CONTENT_JSON = ("content-type", "application/json")
+_CONTENT_BINARY = ("content-type", "application/octet-stream")
+_CACHE = {result: (CACHE_HEADER, result.value) for result in CacheResult}
+_TRACE_HEADERS = tuple(name.decode() for name in TRACE_HEADERS)
+
+
+class Headers(Protocol):
+    """granian's RSGIHeaders: names are lower case."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def items(self) -> list[tuple[str, str]]: ...
+
+
+class Scope(Protocol):
+    proto: str
+    http_version: str
+    scheme: str
+    method: str
+    path: str
+    query_string: str
+    client: str
+    server: str
+
+    @property
+    def headers(self) -> Headers: ...
+
+
+class HTTPProtocol(Protocol):
+    async def __call__(self) -> bytes: ...
+    def __aiter__(self) -> Any: ...
+    async def client_disconnect(self) -> None: ...
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+
+
+def read_head(headers: Headers) -> RequestHead:
+    head = RequestHead()
+    if (value := headers.get(JSON_LENGTH_HEADER)) is not None:
+        head.json_length = header_int(value, "Inference-Header-Content-Length")
+    if (value := headers.get("content-length")) is not None:
+        head.content_length = header_int(value, "Content-Length")
+    if (value := headers.get("cache-control")) is not None:
+        head.read, head.write = cache_directives(value.encode("latin-1"))
+    return head
+
+
+def response_headers(reply: InferReply) -> list[tuple[str, str]]:
+    headers = [_CONTENT_JSON, _CACHE[reply.result]]
+    if reply.binary_json_length is not None:
+        headers[0] = _CONTENT_BINARY
+        headers.append((JSON_LENGTH_HEADER, str(reply.binary_json_length)))
+    if reply.retry_after is not None:
+        headers.append(("retry-after", str(reply.retry_after)))
+    return headers
+
+
+class RsgiApp:
+    """``route``'s infer path and fallback app, served over RSGI."""
+
+    def __init__(self, route: InferRoute, on_serving: Callable[[], None] | None = None) -> None:
+        self.handler: InferHandler = route.handler
+        self.fallback: ASGIApp = route.fallback
+        self.on_serving = on_serving
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # granian calls this just before it starts its I/O threads, in this thread and loop
+        # step: they start SCHED_BATCH, as the native gRPC front's do (an I/O thread woken
+        # for each answer would otherwise preempt the event loop on a shared core); this
+        # thread's policy is put back once the step is over.
+        batch = contextlib.ExitStack()
+        batch.enter_context(threads_started_as_batch("HTTP"))
+        loop.call_soon(batch.close)
+        if self.on_serving is not None:
+            loop.call_soon(self.on_serving)
+
+    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
+        if scope.method == "POST" and (target := self.handler.target(scope.path)) is not None:
+            headers = scope.headers
+
+            async def read_body(max_body: int, length_known: bool) -> bytes:
+                if length_known:  # and within the limit: granian reads just that many bytes
+                    return await proto()
+                return await _read_chunked(proto, max_body)
+
+            reply = await self.handler.answer(
+                target,
+                scope.path,
+                lambda: read_head(headers),
+                read_body,
+                lambda: _carrier(headers),
+            )
+            proto.response_bytes(reply.status, response_headers(reply), reply.payload)
+            return
+        await self.asgi(scope, proto)
+
+    async def asgi(self, scope: Scope, proto: HTTPProtocol) -> None:
+        """One request through the ASGI app, its answer collected and sent whole."""
+        body = await proto()
+        host, _, port = scope.client.rpartition(":")
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()]
+        asgi_scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": scope.http_version,
+            "method": scope.method,
+            "scheme": scope.scheme,
+            "path": scope.path,
+            "raw_path": scope.path.encode(),
+            "root_path": "",
+            "query_string": scope.query_string.encode("latin-1"),
+            "headers": headers,
+            "client": (host, int(port)) if port.isdigit() else None,
+            "server": None,
+        }
+        sent_body = False
+
+        async def receive() -> Message:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await proto.client_disconnect()
+            return {"type": "http.disconnect"}
+
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.fallback(asgi_scope, receive, send)
+        pairs = start.get("headers", ())
+        answer_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs]
+        proto.response_bytes(start.get("status", 500), answer_headers, b"".join(chunks))
+
+
+async def _read_chunked(proto: HTTPProtocol, max_body: int) -> bytes:
+    """A body without Content-Length, a chunk at a time: refused once past the limit, not
+    after it all arrived."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in proto:
+        size += len(chunk)
+        if size > max_body:
+            raise too_large(max_body)
+        chunks.append(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _carrier(headers: Headers) -> dict[str, str]:
+    return {name: value for name in _TRACE_HEADERS if (value := headers.get(name)) is not None}

@@ -1,0 +1,73 @@
+"""What only the granian transport has: its I/O threads' policy, its bind error, its settings.
+Everything the two transports share runs on both (tests/serving/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from memoserve_contract.settings import HttpTransport
+from tests.support.models import AffineModel
+from tests.support.serving import ServerThread, serving_settings
+
+MEMOSERVE = str(Path(sys.executable).with_name("memoserve"))
+
+
+def _threads() -> set[int]:
+    return {int(task.name) for task in Path("/proc/self/task").iterdir()}
+
+
+def test_its_io_threads_yield_to_the_event_loop() -> None:
+    before = _threads()
+    settings = serving_settings(http_transport=HttpTransport.GRANIAN, grpc_enabled=False)
+    with ServerThread(settings, AffineModel()) as running:
+        assert httpx.get(running.url + "/v2/health/live").status_code == 200
+        loop_thread = running.thread.native_id or 0
+        started = _threads() - before - {loop_thread}
+        policies = {tid: os.sched_getscheduler(tid) for tid in started}
+        loop_policy = os.sched_getscheduler(loop_thread)
+    assert policies, "granian started no thread of its own"
+    assert set(policies.values()) == {os.SCHED_BATCH}, policies
+    assert loop_policy == os.SCHED_OTHER  # the event loop's thread got its own policy back
+
+
+def test_a_taken_port_is_one_line_and_exit_1(sample_models: Path, tmp_path: Path) -> None:
+    taken = socket.socket()  # no SO_REUSEPORT: granian's socket cannot share the port
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    log = tmp_path / "termination-log"
+    argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
+    argv += ["--model-uri", str(sample_models / "iris.onnx"), "--host", "127.0.0.1"]
+    with taken:
+        done = subprocess.run(
+            [*argv, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                **os.environ,
+                "MEMOSERVE_HTTP_TRANSPORT": "granian",
+                "MEMOSERVE_GRPC_ENABLED": "false",
+                "MEMOSERVE_LOG_FORMAT": "text",
+                "MEMOSERVE_TERMINATION_LOG": str(log),
+            },
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"HTTP cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "backtrace" not in done.stderr.lower()
+    assert log.read_text().startswith(f"HTTP cannot listen on 127.0.0.1:{port}")
+
+
+def test_port_0_is_refused_with_granian() -> None:
+    with pytest.raises(ValidationError, match="granian needs a fixed port"):
+        serving_settings(http_transport=HttpTransport.GRANIAN, port=0)
+    assert serving_settings(http_transport=HttpTransport.UVICORN, port=0).port == 0
