@@ -63,12 +63,14 @@ class Bench:
     workdir: Path
     runs: itertools.count[int]
     rows: list[str]
+    http_transport: str = "uvicorn"  # every memoserve process's (MEMOSERVE_HTTP_TRANSPORT)
 
     def memoserve(self, label: str, *args: str, cpus: str = "0", **env: str) -> tuple[Proc, int]:
         port = free_port()
         argv = [str(VENV / "bin/memoserve"), "serve", "--model-name", "iris"]
         argv += ["--host", "127.0.0.1", "--port", str(port), *args]
-        proc = self.procs.start(label, cpus, argv, env={**clean_env(), **ENV, **env})
+        env = {**clean_env(), **ENV, "MEMOSERVE_HTTP_TRANSPORT": self.http_transport, **env}
+        proc = self.procs.start(label, cpus, argv, env=env)
         problem = wait_ready(proc, port, "/v2/health/ready", 120)
         if problem:
             raise RuntimeError(problem)
@@ -99,6 +101,8 @@ class Bench:
             f"| {title} | {result.rps:,.0f} | {measured.us:.1f} | "
             f"{measured.others_us:.1f} | {result.p99_us / 1000:.2f} | {errors} |"
         )
+        if self.http_transport != "uvicorn":
+            self.rows[-1] = self.rows[-1].replace("| ", f"| [{self.http_transport}] ", 1)
         print(self.rows[-1], file=sys.stderr)
         return measured
 
@@ -108,7 +112,7 @@ class Bench:
         self.redis.cli("FLUSHALL")
 
 
-def run(bench: Bench, models_dir: Path) -> list[str]:
+def run(bench: Bench, models_dir: Path, args: argparse.Namespace) -> list[str]:
     models = write_models(models_dir)
     onnx = ("--model-uri", str(models.iris_onnx), "--model-format", "onnx")
     redis = ("--redis-url", bench.redis.url)
@@ -137,7 +141,7 @@ def run(bench: Bench, models_dir: Path) -> list[str]:
         f"{miss.us + miss.others_us - direct.us:+.0f} us",
         f"- 2 workers / 1, hits per second: {two.wrk.rps / hit.wrk.rps:.2f}x",
     ]
-    missing = mlserver_available()
+    missing = "--no-mlserver" if args.no_mlserver else mlserver_available()
     if missing is not None:
         ratios.append(f"- MLServer rows not run: {missing}")
         return ratios
@@ -166,6 +170,12 @@ def run(bench: Bench, models_dir: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="the cache front, side by side")
     parser.add_argument("--measure", type=int, default=10, help="seconds per measured run")
+    parser.add_argument(
+        "--http-transports",
+        default="uvicorn",
+        help="comma-separated MEMOSERVE_HTTP_TRANSPORT values: every row runs on each, in turn",
+    )
+    parser.add_argument("--no-mlserver", action="store_true", help="skip the MLServer rows")
     args = parser.parse_args()
     shape = LoadShape(measure_s=args.measure, cpu=LOAD_CPU)
     with (
@@ -175,7 +185,10 @@ def main() -> None:
         workdir = Path(tmp)
         env = environment("memoserve dev sample-model (iris)")
         bench = Bench(procs, Redis(procs, LOAD_CPU), shape, workdir, itertools.count(1), [])
-        ratios = run(bench, workdir / "models")
+        ratios = []
+        for transport in args.http_transports.split(","):
+            bench.http_transport = transport
+            ratios += [f"{line} [{transport}]" for line in run(bench, workdir / "models", args)]
     head = [
         "| row | req/s | server CPU us/req | upstream CPU us/req | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",

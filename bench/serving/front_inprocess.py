@@ -15,7 +15,10 @@ called in-process (as inprocess.py does), side by side in one run.
 - ``floor``: one more HTTP/1.1 exchange and nothing else: the front's client (upstream/http1.py)
   sending the same forwarded request to the raw ASGI ceiling (raw_asgi.py on stock uvicorn, a
   fixed answer) on CPU 1, this process's CPU plus the server's. Whatever a forward through
-  HTTP/1.1 to a Python server adds cannot be less.
+  HTTP/1.1 to a Python server adds cannot be less;
+- ``front, upstream on granian`` and ``floor, granian``: the same with the model tier and the
+  raw server on granian (MEMOSERVE_HTTP_TRANSPORT=granian; raw_rsgi.py): a native HTTP/1.1
+  server behind the front.
 
 Both serve the client's HTTP the same way, so the difference is what the front's forward adds.
 Passes are interleaved (pod, front, front no lock, floor, pod, ...); the best pass counts.
@@ -45,7 +48,7 @@ from load import CLK_TCK, tree_ticks
 from models import write_models
 from procs import Procs, Redis, wait_ready
 from rows import Workload
-from servers import VENV, clean_env, start_raw
+from servers import VENV, clean_env, start_raw, start_raw_granian
 
 from memoserve_contract.settings import LogFormat, ModelFormat, ServingSettings
 from memoserve_dev.ports import free_port
@@ -128,7 +131,7 @@ async def serving(settings: ServingSettings, served: ServedModel | None) -> Asyn
 
 async def run(
     pod: ServingSettings, served: ServedModel, fronts: dict[str, ServingSettings],
-    upstream_pid: int, raw: tuple[str, int], requests: int, passes: int,
+    upstream_pids: dict[str, int], raws: dict[str, tuple[str, int]], requests: int, passes: int,
 ) -> list[str]:  # fmt: skip
     distinct = Workload("float_input", "FP32", distinct=True)
     bodies = (distinct.body(1, i) for i in itertools.count(1))
@@ -142,18 +145,21 @@ async def run(
         )
         for name, settings in fronts.items():
             app = await stack.enter_async_context(serving(settings, None))
-            apps[name] = (app, [upstream_pid])
+            apps[name] = (app, [upstream_pids[name]])
         for app, pids in apps.values():  # warm up
             await one_pass(app, bodies, CONCURRENCY * 10, pids)
-        pool = Http1Pool(raw[0], limit=64)
-        stack.push_async_callback(pool.close)
-        await floor_pass(pool, CONCURRENCY * 10, raw[1])
+        pools = {}
+        for name, (url, pid) in raws.items():
+            pools[name] = (Http1Pool(url, limit=64), pid)
+            stack.push_async_callback(pools[name][0].close)
+            await floor_pass(pools[name][0], CONCURRENCY * 10, pid)
         for _ in range(passes):
             for name, (app, pids) in apps.items():
                 measured = await one_pass(app, bodies, requests, pids)
                 best[name] = min(best.get(name, measured), measured, key=sum)
-            measured = await floor_pass(pool, requests, raw[1])
-            best["floor"] = min(best.get("floor", measured), measured, key=sum)
+            for name, (pool, pid) in pools.items():
+                measured = await floor_pass(pool, requests, pid)
+                best[name] = min(best.get(name, measured), measured, key=sum)
     pod_us = best["pod"][0]
     rows = [
         "| miss | this process µs/request | upstream µs/request | total | vs the pod's |",
@@ -176,14 +182,18 @@ def main() -> int:
         models = write_models(Path(tmp) / "models")
         with Procs(Path(tmp), None) as procs:
             redis = Redis(procs, cpu=1)
-            port = free_port()
-            argv = [str(VENV / "bin/memoserve"), "serve", "--model-name", "iris"]
-            argv += ["--model-uri", str(models.iris_onnx), "--model-format", "onnx"]
-            argv += ["--host", "127.0.0.1", "--port", str(port)]
-            upstream = procs.start("upstream", 1, argv, env={**clean_env(), **UPSTREAM_ENV})
-            problem = wait_ready(upstream, port, "/v2/health/ready", 120)
-            if problem:
-                raise RuntimeError(problem)
+            upstreams: dict[str, tuple[int, int]] = {}  # transport: (port, pid)
+            for transport in ("uvicorn", "granian"):
+                port = free_port()
+                argv = [str(VENV / "bin/memoserve"), "serve", "--model-name", "iris"]
+                argv += ["--model-uri", str(models.iris_onnx), "--model-format", "onnx"]
+                argv += ["--host", "127.0.0.1", "--port", str(port)]
+                env = {**clean_env(), **UPSTREAM_ENV, "MEMOSERVE_HTTP_TRANSPORT": transport}
+                upstream = procs.start(f"upstream-{transport}", 1, argv, env=env)
+                problem = wait_ready(upstream, port, "/v2/health/ready", 120)
+                if problem:
+                    raise RuntimeError(problem)
+                upstreams[transport] = (port, upstream.pid)
             common: dict[str, Any] = {
                 "model_name": "iris", "redis_url": redis.url, "log_format": LogFormat.TEXT,
                 "l1_max_bytes": 0, "grpc_enabled": False,
@@ -197,19 +207,30 @@ def main() -> int:
             served = ServedModel("iris", None, digest, model)
             front: dict[str, Any] = common | {
                 "model_uri": "", "model_format": None, "model_identity": "bench",
-                "upstream_url": f"http://127.0.0.1:{port}",
             }  # fmt: skip
+            uvicorn_at = f"http://127.0.0.1:{upstreams['uvicorn'][0]}"
+            granian_at = f"http://127.0.0.1:{upstreams['granian'][0]}"
             fronts = {
-                "front": ServingSettings(**front),
-                "front, no lock": ServingSettings(**front, cache_lock_min_model_ms=NEVER_LOCK_MS),
+                "front": ServingSettings(**front, upstream_url=uvicorn_at),
+                "front, no lock": ServingSettings(
+                    **front, upstream_url=uvicorn_at, cache_lock_min_model_ms=NEVER_LOCK_MS
+                ),
+                "front, upstream on granian": ServingSettings(**front, upstream_url=granian_at),
             }
-            raw_port = free_port()
-            raw = start_raw(procs, 1, raw_port)
-            problem = wait_ready(raw, raw_port, "/", 60)
-            if problem:
-                raise RuntimeError(problem)
-            raw_at = (f"http://127.0.0.1:{raw_port}", raw.pid)
-            measured = run(pod, served, fronts, upstream.pid, raw_at, args.requests, args.passes)
+            upstream_pids = {
+                "front": upstreams["uvicorn"][1],
+                "front, no lock": upstreams["uvicorn"][1],
+                "front, upstream on granian": upstreams["granian"][1],
+            }
+            raws: dict[str, tuple[str, int]] = {}
+            for name, start in (("floor", start_raw), ("floor, granian", start_raw_granian)):
+                raw_port = free_port()
+                raw = start(procs, 1, raw_port)
+                problem = wait_ready(raw, raw_port, "/", 60)
+                if problem:
+                    raise RuntimeError(problem)
+                raws[name] = (f"http://127.0.0.1:{raw_port}", raw.pid)
+            measured = run(pod, served, fronts, upstream_pids, raws, args.requests, args.passes)
             rows = uvloop.run(measured)
     print(f"CPU: {sorted(os.sched_getaffinity(0))} of {os.cpu_count()}; {CONCURRENCY} tasks")
     print("\n".join(rows))

@@ -64,6 +64,8 @@ RATIOS = (
         "raw-one-write",
         None,
     ),
+    # The HTTP server's share: the same hit on granian (HTTP/1.1 in Rust) and on uvicorn.
+    Ratio("memoserve hit on granian / on uvicorn", "hit-onnx-granian", "hit-onnx", None),
     Ratio("memoserve hit / MLServer, same sklearn model and request", "hit-sklearn", "mlserver", 8),
     # 68 k parameters: the model is ~12 µs of a ~110 µs miss, so no cache-first server can
     # double its throughput by batching on a CPU (docs/performance.md); for information.

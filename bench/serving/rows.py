@@ -90,6 +90,16 @@ def all_rows(models: BenchModels) -> list[Row]:
             expect="hit",
         ),
         Row(
+            "hit-onnx-granian",
+            "memoserve hit, iris ONNX, Redis (L1 off), on granian (MEMOSERVE_HTTP_TRANSPORT)",
+            "memoserve",
+            iris_fp32,
+            model=models.iris_onnx,
+            model_format="onnx",
+            env={"MEMOSERVE_HTTP_TRANSPORT": "granian"},
+            expect="hit",
+        ),
+        Row(
             "hit-onnx-l1",
             "memoserve hit, iris ONNX, L1 on (64 MiB)",
             "memoserve",

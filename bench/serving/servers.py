@@ -38,6 +38,14 @@ def start_raw(procs: Procs, cpu: int, port: int, http: str = "httptools") -> Pro
     return procs.start("raw-asgi", cpu, argv, env=clean_env())
 
 
+def start_raw_granian(procs: Procs, cpu: int, port: int) -> Proc:
+    """raw_rsgi.py's fixed answer on granian (one worker process)."""
+    argv = [str(VENV / "bin/granian"), "--interface", "rsgi", "--http", "1", "--loop", "uvloop"]
+    argv += ["--no-ws", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    argv += ["--working-dir", str(HERE), "raw_rsgi:app"]
+    return procs.start("raw-granian", cpu, argv, env=clean_env())
+
+
 def start_memoserve(
     procs: Procs,
     cpu: int,
