@@ -3,17 +3,16 @@
 This is the hot path: a cache hit must cost little more than the HTTP round trip, and a
 framework's routing and Request/Response objects cost about as much as the whole hit (see
 docs/performance.md). Each transport (``infer_route``: ASGI under uvicorn, ``rsgi_app``: RSGI
-under granian) reads its own headers into a :class:`RequestHead`, hands over how to read the
-body, and writes the :class:`InferReply` in its own terms.
+under granian) reads the request's headers into a :data:`RequestHead` and its body in its own
+terms, hands both to :meth:`InferHandler.answer` (or a refusal to :meth:`InferHandler.refuse`),
+and writes the :data:`InferReply` back. Heads and replies are plain tuples: on a hit, building
+objects for them cost more than anything else the split added.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import orjson
 
@@ -33,26 +32,12 @@ _INTERNAL_ERROR = b'{"error": "internal server error"}'
 _SPAN_NAME = "POST /v2/models/{name}/infer"
 
 Target = tuple[str, str | None]  # (model, version)
-# The whole body, at most that many bytes; True: Content-Length said how many (within the limit).
-ReadBody = Callable[[int, bool], Awaitable[bytes]]
-
-
-@dataclass(slots=True)
-class RequestHead:
-    """What the hot path reads from a request's headers."""
-
-    json_length: int | None = None  # Inference-Header-Content-Length: a binary request
-    content_length: int = -1  # -1: not given (chunked)
-    read: bool = True  # Cache-Control: no-cache -> False
-    write: bool = True  # Cache-Control: no-store -> False
-
-
-class InferReply(NamedTuple):
-    status: int
-    payload: bytes
-    binary_json_length: int | None  # set: a binary answer (octet-stream, JSON header first)
-    retry_after: int | None
-    result: CacheResult
+# (Inference-Header-Content-Length or None, Content-Length or -1, Cache-Control allows reading
+# the cache, ... allows writing it)
+RequestHead = tuple[int | None, int, bool, bool]
+# (status, payload, the JSON header's length of a binary answer or None, Retry-After or None,
+# what the cache did)
+InferReply = tuple[int, bytes, int | None, int | None, CacheResult]
 
 
 def header_int(value: bytes | str, name: str) -> int:
@@ -107,11 +92,12 @@ class InferHandler:
         self,
         target: Target,
         path: str,
-        read_head: Callable[[], RequestHead],
-        read_body: ReadBody,
-        trace_carrier: Callable[[], dict[str, str]],
+        head: RequestHead,
+        body: bytes,
+        trace_carrier: dict[str, str] | None = None,
     ) -> InferReply:
-        """The reply to one infer request; never raises (errors are replies, and logged)."""
+        """The reply to one infer request; never raises (errors are replies, and logged).
+        ``trace_carrier``: the request's trace headers, when tracing is on."""
         state = self.state
         metrics = state.metrics
         started = time.perf_counter()
@@ -123,21 +109,17 @@ class InferHandler:
         if state.tracing is not None:
             span = state.tracing.server_span(
                 _SPAN_NAME,
-                trace_carrier(),
+                trace_carrier or {},
                 lambda: {"http.request.method": "POST", "url.path": path, MODEL: target[0]},
             )
         try:
             dataplane = state.dataplane_for(*target)
-            head = read_head()
-            if head.content_length > self.max_body:
-                raise too_large(self.max_body)
-            body = await read_body(self.max_body, head.content_length >= 0)
             if span is None or not span.recording:
-                request = decode_request(body, head.json_length)
+                request = decode_request(body, head[0])
             else:
                 with span.child("decode"):
-                    request = decode_request(body, head.json_length)
-            response, result = await dataplane.infer(request, read=head.read, write=head.write)
+                    request = decode_request(body, head[0])
+            response, result = await dataplane.infer(request, read=head[2], write=head[3])
             payload, binary_json_length = encode_response(response, request)
         except InferenceError as exc:
             status = exc.status
@@ -154,4 +136,9 @@ class InferHandler:
         metrics.requests.observe(result, status, time.perf_counter() - started)
         if span is not None:
             span.end(status, result.value)
-        return InferReply(status, payload, binary_json_length, retry_after, result)
+        return status, payload, binary_json_length, retry_after, result
+
+    def refuse(self, exc: InferenceError) -> InferReply:
+        """The reply to a request refused before it was read whole (its headers, its size)."""
+        self.state.metrics.requests.observe(CacheResult.BYPASS, exc.status, 0.0)
+        return exc.status, orjson.dumps({"error": str(exc)}), None, None, CacheResult.BYPASS

@@ -19,7 +19,7 @@ from memoserve_serving.http.infer_handler import (
     too_large,
 )
 from memoserve_serving.protocol.cache_control import cache_directives
-from memoserve_serving.protocol.errors import BadRequest
+from memoserve_serving.protocol.errors import BadRequest, InferenceError
 from memoserve_serving.state import ServingState
 from memoserve_serving.tracing import TRACE_HEADERS
 
@@ -30,24 +30,27 @@ _JSON_LENGTH = JSON_LENGTH_HEADER.encode()
 
 
 def read_head(headers: Iterable[tuple[bytes, bytes]]) -> RequestHead:
-    head = RequestHead()
+    json_length: int | None = None
+    content_length = -1
+    read = write = True
     for name, value in headers:
         if name == _JSON_LENGTH:
-            head.json_length = header_int(value, "Inference-Header-Content-Length")
+            json_length = header_int(value, "Inference-Header-Content-Length")
         elif name == b"content-length":
-            head.content_length = header_int(value, "Content-Length")
+            content_length = header_int(value, "Content-Length")
         elif name == b"cache-control":
-            head.read, head.write = cache_directives(value)
-    return head
+            read, write = cache_directives(value)
+    return json_length, content_length, read, write
 
 
 def response_headers(reply: InferReply) -> list[tuple[bytes, bytes]]:
-    headers = [_CONTENT_JSON, (b"content-length", b"%d" % len(reply.payload)), _CACHE[reply.result]]
-    if reply.binary_json_length is not None:
+    _, payload, binary_json_length, retry_after, result = reply
+    headers = [_CONTENT_JSON, (b"content-length", b"%d" % len(payload)), _CACHE[result]]
+    if binary_json_length is not None:
         headers[0] = _CONTENT_BINARY
-        headers.append((_JSON_LENGTH, b"%d" % reply.binary_json_length))
-    if reply.retry_after is not None:
-        headers.append((b"retry-after", b"%d" % reply.retry_after))
+        headers.append((_JSON_LENGTH, b"%d" % binary_json_length))
+    if retry_after is not None:
+        headers.append((b"retry-after", b"%d" % retry_after))
     return headers
 
 
@@ -58,31 +61,38 @@ class InferRoute:
         self.state = state
         self.fallback = fallback
         self.handler = InferHandler(state)
+        self.max_body = state.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.fallback(scope, receive, send)
         path = scope["path"]
-        target = self.handler.target(path)
+        handler = self.handler
+        target = handler.target(path)
         if target is None:
             return await self.fallback(scope, receive, send)
         headers = scope["headers"]
-
-        async def read_body(max_body: int, length_known: bool) -> bytes:
+        max_body = self.max_body
+        try:
+            head = read_head(headers)
+            if head[1] > max_body:
+                raise too_large(max_body)
             message = await receive()
             if message["type"] == "http.request" and not message.get("more_body", False):
-                body: bytes = message.get("body", b"")
+                body = message.get("body", b"")
                 if len(body) > max_body:
                     raise too_large(max_body)
-                return body
-            return await _read_more(message, receive, max_body)
-
-        reply = await self.handler.answer(
-            target, path, lambda: read_head(headers), read_body, lambda: _carrier(headers)
+            else:
+                body = await _read_more(message, receive, max_body)
+        except InferenceError as exc:
+            reply = handler.refuse(exc)
+        else:
+            carrier = None if self.state.tracing is None else _carrier(headers)
+            reply = await handler.answer(target, path, head, body, carrier)
+        await send(
+            {"type": "http.response.start", "status": reply[0], "headers": response_headers(reply)}
         )
-        headers = response_headers(reply)
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        await send({"type": "http.response.body", "body": reply.payload})
+        await send({"type": "http.response.body", "body": reply[1]})
 
 
 def _carrier(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

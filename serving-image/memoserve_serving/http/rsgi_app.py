@@ -26,6 +26,7 @@ from memoserve_serving.http.infer_handler import (
 )
 from memoserve_serving.http.infer_route import InferRoute
 from memoserve_serving.protocol.cache_control import cache_directives
+from memoserve_serving.protocol.errors import InferenceError
 from memoserve_serving.scheduling import threads_started_as_batch
 from memoserve_serving.tracing import TRACE_HEADERS
 
@@ -64,23 +65,25 @@ class HTTPProtocol(Protocol):
 
 
 def read_head(headers: Headers) -> RequestHead:
-    head = RequestHead()
+    json_length = content_length = cache_control = None
     if (value := headers.get(JSON_LENGTH_HEADER)) is not None:
-        head.json_length = header_int(value, "Inference-Header-Content-Length")
+        json_length = header_int(value, "Inference-Header-Content-Length")
     if (value := headers.get("content-length")) is not None:
-        head.content_length = header_int(value, "Content-Length")
-    if (value := headers.get("cache-control")) is not None:
-        head.read, head.write = cache_directives(value.encode("latin-1"))
-    return head
+        content_length = header_int(value, "Content-Length")
+    if (cache_control := headers.get("cache-control")) is not None:
+        read, write = cache_directives(cache_control.encode("latin-1"))
+        return json_length, -1 if content_length is None else content_length, read, write
+    return json_length, -1 if content_length is None else content_length, True, True
 
 
 def response_headers(reply: InferReply) -> list[tuple[str, str]]:
-    headers = [_CONTENT_JSON, _CACHE[reply.result]]
-    if reply.binary_json_length is not None:
+    _, _, binary_json_length, retry_after, result = reply
+    headers = [_CONTENT_JSON, _CACHE[result]]
+    if binary_json_length is not None:
         headers[0] = _CONTENT_BINARY
-        headers.append((JSON_LENGTH_HEADER, str(reply.binary_json_length)))
-    if reply.retry_after is not None:
-        headers.append(("retry-after", str(reply.retry_after)))
+        headers.append((JSON_LENGTH_HEADER, str(binary_json_length)))
+    if retry_after is not None:
+        headers.append(("retry-after", str(retry_after)))
     return headers
 
 
@@ -104,22 +107,22 @@ class RsgiApp:
             loop.call_soon(self.on_serving)
 
     async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
-        if scope.method == "POST" and (target := self.handler.target(scope.path)) is not None:
+        handler = self.handler
+        if scope.method == "POST" and (target := handler.target(scope.path)) is not None:
             headers = scope.headers
-
-            async def read_body(max_body: int, length_known: bool) -> bytes:
-                if length_known:  # and within the limit: granian reads just that many bytes
-                    return await proto()
-                return await _read_chunked(proto, max_body)
-
-            reply = await self.handler.answer(
-                target,
-                scope.path,
-                lambda: read_head(headers),
-                read_body,
-                lambda: _carrier(headers),
-            )
-            proto.response_bytes(reply.status, response_headers(reply), reply.payload)
+            max_body = handler.max_body
+            try:
+                head = read_head(headers)
+                if head[1] > max_body:
+                    raise too_large(max_body)
+                # With a Content-Length (within the limit) granian reads just that many bytes.
+                body = await proto() if head[1] >= 0 else await _read_chunked(proto, max_body)
+            except InferenceError as exc:
+                reply = handler.refuse(exc)
+            else:
+                carrier = None if handler.state.tracing is None else _carrier(headers)
+                reply = await handler.answer(target, scope.path, head, body, carrier)
+            proto.response_bytes(reply[0], response_headers(reply), reply[1])
             return
         await self.asgi(scope, proto)
 
