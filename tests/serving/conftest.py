@@ -13,9 +13,5 @@ from tests.support import serving
 
 @pytest.fixture(params=list(HttpTransport), ids=str)
 def http_transport(request: pytest.FixtureRequest) -> Iterator[HttpTransport]:
-    transport: HttpTransport = request.param
-    serving.HTTP_TRANSPORT["http_transport"] = transport
-    try:
-        yield transport
-    finally:
-        serving.HTTP_TRANSPORT.clear()
+    with serving.default_setting("http_transport", request.param):
+        yield request.param

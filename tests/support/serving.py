@@ -4,14 +4,16 @@ in a background thread, on a free port."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import uvloop
 
-from memoserve_contract.settings import GrpcTransport, HttpTransport, ModelFormat, ServingSettings
+from memoserve_contract.settings import HttpTransport, ModelFormat, ServingSettings
 from memoserve_dev.ports import free_port
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.app import create_app
@@ -20,17 +22,25 @@ from memoserve_serving.http.infer_route import InferRoute
 from memoserve_serving.http.server import DrainingServer, uvicorn_config
 from memoserve_serving.runtimes.base import Model
 
-# The gRPC server the settings ask for unless a test says: tests/serving/grpc/conftest.py's
-# ``grpc_transport`` fixture sets it per parametrised test, to run them on each transport.
-GRPC_TRANSPORT: dict[str, GrpcTransport] = {}
-# The same for HTTP: tests/conftest.py's ``http_transport`` fixture.
-HTTP_TRANSPORT: dict[str, HttpTransport] = {}
+# Settings every server a test starts gets unless the test says otherwise: the transports, which
+# the ``grpc_transport`` and ``http_transport`` fixtures set per parametrised test to run the
+# same tests on each (tests/serving/grpc/conftest.py, tests/serving/conftest.py).
+DEFAULTS: dict[str, object] = {}
+
+
+@contextlib.contextmanager
+def default_setting(name: str, value: object) -> Iterator[None]:
+    """``serving_settings`` uses ``value`` for ``name`` meanwhile."""
+    DEFAULTS[name] = value
+    try:
+        yield
+    finally:
+        del DEFAULTS[name]
 
 
 def serving_settings(**overrides: Any) -> ServingSettings:
     values: dict[str, Any] = {
-        **GRPC_TRANSPORT,
-        **HTTP_TRANSPORT,
+        **DEFAULTS,
         "model_name": "affine",
         "model_uri": "/unused",
         "model_format": ModelFormat.ONNX,

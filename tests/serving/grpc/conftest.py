@@ -13,9 +13,5 @@ from tests.support import serving
 
 @pytest.fixture(params=list(GrpcTransport), ids=str)
 def grpc_transport(request: pytest.FixtureRequest) -> Iterator[GrpcTransport]:
-    transport: GrpcTransport = request.param
-    serving.GRPC_TRANSPORT["grpc_transport"] = transport
-    try:
-        yield transport
-    finally:
-        serving.GRPC_TRANSPORT.clear()
+    with serving.default_setting("grpc_transport", request.param):
+        yield request.param

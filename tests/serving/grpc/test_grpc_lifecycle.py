@@ -25,7 +25,7 @@ from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInfere
 from tests.serving.grpc.test_grpc_server import typed_request
 from tests.serving.test_server import MEMOSERVE, wait_ready
 from tests.support.models import AffineModel
-from tests.support.serving import GRPC_TRANSPORT, ServerThread, serving_settings
+from tests.support.serving import DEFAULTS, ServerThread, serving_settings
 
 pytestmark = pytest.mark.usefixtures("grpc_transport")
 
@@ -146,8 +146,8 @@ def test_a_tls_port_without_its_key_stops_the_process_with_a_clear_error(tmp_pat
 
 def transport_env() -> dict[str, str]:
     """The parametrised gRPC transport, for a ``memoserve serve`` process."""
-    transport = GRPC_TRANSPORT.get("grpc_transport")
-    return {} if transport is None else {"MEMOSERVE_GRPC_TRANSPORT": transport.value}
+    transport = DEFAULTS.get("grpc_transport")
+    return {} if transport is None else {"MEMOSERVE_GRPC_TRANSPORT": str(transport)}
 
 
 def _sample_onnx(tmp_path: Path) -> Path:
