@@ -71,3 +71,23 @@ def test_port_0_is_refused_with_granian() -> None:
     with pytest.raises(ValidationError, match="granian needs a fixed port"):
         serving_settings(http_transport=HttpTransport.GRANIAN, port=0)
     assert serving_settings(http_transport=HttpTransport.UVICORN, port=0).port == 0
+
+
+def test_a_body_over_the_limit_is_refused_on_any_path() -> None:
+    # The Starlette routes are served through a bridge that reads the body first: it must not
+    # read more than the limit, whatever the path.
+    settings = serving_settings(
+        http_transport=HttpTransport.GRANIAN, grpc_enabled=False, max_body_bytes=64
+    )
+    with (
+        ServerThread(settings, AffineModel()) as running,
+        httpx.Client(base_url=running.url) as http,
+    ):
+        for path in ("/v2/health/ready", "/metrics"):
+            refused = http.post(path, content=b"x" * 65)
+            assert refused.status_code == 413, (path, refused.text)
+            assert "64" in refused.json()["error"]
+            chunked = http.post(path, content=iter([b"x" * 40, b"x" * 40]))
+            assert chunked.status_code == 413, (path, chunked.text)
+        assert http.post("/v2/health/ready", content=b"x" * 10).status_code == 405
+        assert http.get("/v2/health/ready").status_code == 200

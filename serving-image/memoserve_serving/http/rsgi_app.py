@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
 from starlette.types import ASGIApp, Message
 
 from memoserve_serving.cache.base import CacheResult
@@ -113,10 +114,7 @@ class RsgiApp:
             max_body = handler.max_body
             try:
                 head = read_head(headers)
-                if head[1] > max_body:
-                    raise too_large(max_body)
-                # With a Content-Length (within the limit) granian reads just that many bytes.
-                body = await proto() if head[1] >= 0 else await _read_chunked(proto, max_body)
+                body = await _read_body(proto, head[1], max_body)
             except InferenceError as exc:
                 reply = handler.refuse(exc)
             else:
@@ -128,7 +126,13 @@ class RsgiApp:
 
     async def asgi(self, scope: Scope, proto: HTTPProtocol) -> None:
         """One request through the ASGI app, its answer collected and sent whole."""
-        body = await proto()
+        try:
+            length = scope.headers.get("content-length")
+            size = -1 if length is None else header_int(length, "Content-Length")
+            body = await _read_body(proto, size, self.handler.max_body)
+        except InferenceError as exc:  # not an infer request: not counted as one
+            proto.response_bytes(exc.status, [_CONTENT_JSON], orjson.dumps({"error": str(exc)}))
+            return
         host, _, port = scope.client.rpartition(":")
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in scope.headers.items()]
         asgi_scope = {
@@ -170,9 +174,14 @@ class RsgiApp:
         proto.response_bytes(start.get("status", 500), answer_headers, b"".join(chunks))
 
 
-async def _read_chunked(proto: HTTPProtocol, max_body: int) -> bytes:
-    """A body without Content-Length, a chunk at a time: refused once past the limit, not
-    after it all arrived."""
+async def _read_body(proto: HTTPProtocol, content_length: int, max_body: int) -> bytes:
+    """The whole body, at most ``max_body`` bytes (-1: no Content-Length, chunked)."""
+    if content_length > max_body:
+        raise too_large(max_body)
+    if content_length >= 0:  # granian reads just that many bytes
+        return await proto()
+    # Without Content-Length a chunk at a time: refused once past the limit, not after it all
+    # arrived.
     chunks: list[bytes] = []
     size = 0
     async for chunk in proto:
