@@ -68,7 +68,7 @@ class ServingSettings(BaseModel):
     http_transport: HttpTransport = Field(
         default=HttpTransport.UVICORN,
         description="the HTTP server: uvicorn, or granian (HTTP/1.1 in Rust, outside the GIL: "
-        "less CPU per request; needs a fixed port)",
+        "less CPU per request)",
     )
 
     # gRPC (the v2 GRPCInferenceService and grpc.health.v1, on the same host, model and cache).
@@ -239,14 +239,6 @@ class ServingSettings(BaseModel):
         files = self.grpc_tls_cert_file is not None and self.grpc_tls_key_file is not None
         if tls and not files:
             raise ValueError("grpc_tls_port needs grpc_tls_cert_file and grpc_tls_key_file")
-        return self
-
-    @model_validator(mode="after")
-    def _granian_port(self) -> ServingSettings:
-        # granian binds in each worker: port 0 would be a different port in each, and no
-        # one to say which.
-        if self.http_transport is HttpTransport.GRANIAN and self.port == 0:
-            raise ValueError("http_transport granian needs a fixed port (port 0 picks none)")
         return self
 
     @property

@@ -94,7 +94,7 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.port}"
+        return f"http://127.0.0.1:{self.server.bound_port}"
 
     @property
     def grpc_target(self) -> str:

@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from memoserve_contract.settings import ServingSettings
 from memoserve_serving.http.infer_route import InferRoute
 from memoserve_serving.http.rsgi_app import RsgiApp
+from memoserve_serving.http.sockets import reuse_port_socket
 from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class GranianServer:
         self.settings = settings
         self.on_started = on_started
         self.started = False
+        self.bound_port = settings.port  # the port picked, for port 0, once serving
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
         self._force = False
@@ -102,7 +104,7 @@ class GranianServer:
     def _serving(self) -> None:
         self.started = True
         if self.on_started is not None:
-            self.on_started(self.settings.port)
+            self.on_started(self.bound_port)
 
     async def serve(self, *, signals: bool = False) -> None:
         """Until stopped; ``signals``: SIGTERM and SIGINT drain (the main thread only)."""
@@ -120,10 +122,21 @@ class GranianServer:
 
     async def _run(self) -> None:
         settings = self.settings
+        with contextlib.ExitStack() as held:
+            if settings.port == 0:
+                # granian binds in each of its workers, so port 0 would be a port of its own in
+                # each: pick one here and hold it (bound with SO_REUSEPORT, not listening: no
+                # connection lands on it) while granian serves on it.
+                picked = held.enter_context(reuse_port_socket(settings.host, 0, listen=False))
+                self.bound_port = picked.getsockname()[1]
+            await self._serve_on(self.bound_port)
+
+    async def _serve_on(self, port: int) -> None:
+        settings = self.settings
         server = Server(
             RsgiApp(self.app, on_serving=self._serving),
             address=settings.host,
-            port=settings.port,
+            port=port,
             interface=Interfaces.RSGI,
             http=HTTPModes.http1,  # as uvicorn: gRPC has a port of its own
             websockets=False,
@@ -135,7 +148,7 @@ class GranianServer:
         await asyncio.wait((serving, stopping), return_when=asyncio.FIRST_COMPLETED)
         if serving.done():
             stopping.cancel()
-            where = f"{settings.host}:{settings.port}"
+            where = f"{settings.host}:{port}"
             try:
                 serving.result()
             except (OSError, RuntimeError) as exc:  # granian's bind error is a RuntimeError

@@ -29,6 +29,7 @@ from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.grpc.server import GrpcServerError, read_tls_pair
 from memoserve_serving.http.app import create_app
 from memoserve_serving.http.http_protocol import HttpProtocol
+from memoserve_serving.http.sockets import reuse_port_socket
 from memoserve_serving.lifespan import load_served_model
 from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS, CacheFactory, ServingState
 from memoserve_serving.storage import ModelLoadError
@@ -179,20 +180,3 @@ def run_server(settings: ServingSettings) -> None:
         return
     sockets = [reuse_port_socket(settings.host, settings.port)] if settings.reuse_port else None
     build_server(settings, served).run(sockets)  # exits 3 if the lifespan fails to start
-
-
-def reuse_port_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
-    """A TCP socket bound to ``host:port`` with SO_REUSEPORT: several processes listen on the
-    port at once and the kernel spreads new connections between them."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-        if listen:
-            sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    return sock

@@ -33,7 +33,8 @@ from typing import cast
 
 from memoserve_contract.logs import configure_logging
 from memoserve_contract.settings import ServingSettings
-from memoserve_serving.http.server import reuse_port_socket, run_server
+from memoserve_serving.http.server import run_server
+from memoserve_serving.http.sockets import reuse_port_socket
 
 log = logging.getLogger(__name__)
 
