@@ -40,13 +40,6 @@ class GranianError(RuntimeError):
     """granian stopped serving without being asked to (e.g. it could not listen)."""
 
 
-def run_granian(
-    app: InferRoute, settings: ServingSettings, on_started: Callable[[int], None] | None = None
-) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT (then drain), in this thread's new event loop."""
-    uvloop.run(GranianServer(app, settings, on_started).serve(signals=True))
-
-
 class GranianServer:
     """granian serving ``app`` for as long as its lifespan runs; the surface of uvicorn's
     ``Server`` that memoserve uses: ``started``, ``handle_exit`` (drain), ``should_exit``."""
@@ -105,6 +98,10 @@ class GranianServer:
         self.started = True
         if self.on_started is not None:
             self.on_started(self.bound_port)
+
+    def run(self) -> None:
+        """Serve until SIGTERM or SIGINT (then drain), in this thread's new event loop."""
+        uvloop.run(self.serve(signals=True))
 
     async def serve(self, *, signals: bool = False) -> None:
         """Until stopped; ``signals``: SIGTERM and SIGINT drain (the main thread only)."""

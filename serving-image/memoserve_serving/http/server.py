@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -33,6 +34,9 @@ from memoserve_serving.http.sockets import reuse_port_socket
 from memoserve_serving.lifespan import load_served_model
 from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS, CacheFactory, ServingState
 from memoserve_serving.storage import ModelLoadError
+
+if TYPE_CHECKING:
+    from memoserve_serving.http.granian_server import GranianServer
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +112,15 @@ def build_server(
     *,
     cache_factory: CacheFactory | None = None,
     on_started: Callable[[int], None] | None = None,
-) -> DrainingServer:
-    """The server for ``settings``; see :func:`create_app` for ``served`` and ``cache_factory``,
-    and :class:`DrainingServer` for ``on_started``."""
+) -> DrainingServer | GranianServer:
+    """The server for ``settings`` (``http_transport``); see :func:`create_app` for ``served``
+    and ``cache_factory``, and :class:`DrainingServer` for ``on_started``."""
     app = create_app(settings, served=served, cache_factory=cache_factory)
+    if settings.http_transport is HttpTransport.GRANIAN:
+        # Imported here: granian is loaded only by a server that runs it.
+        from memoserve_serving.http.granian_server import GranianServer
+
+        return GranianServer(app, settings, on_started)
     return DrainingServer(uvicorn_config(app, settings), app.state, on_started)
 
 
@@ -167,16 +176,17 @@ def run_server(settings: ServingSettings) -> None:
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise take tens of ms on a big heap and eat the Redis timeout.
     gc.freeze()
-    if settings.http_transport is HttpTransport.GRANIAN:
-        # Imported here: granian is loaded only by a server that runs it.
-        from memoserve_serving.http.granian_server import GranianError, run_granian
-
-        try:
-            run_granian(create_app(settings, served=served), settings)  # binds, SO_REUSEPORT
-        except GranianError as exc:
-            log.error("%s", exc)
-            write_termination_message(settings.termination_log, str(exc))
-            raise SystemExit(1) from None
+    server = build_server(settings, served)
+    if isinstance(server, DrainingServer):
+        reuse = settings.reuse_port
+        sockets = [reuse_port_socket(settings.host, settings.port)] if reuse else None
+        server.run(sockets)  # exits 3 if the lifespan fails to start
         return
-    sockets = [reuse_port_socket(settings.host, settings.port)] if settings.reuse_port else None
-    build_server(settings, served).run(sockets)  # exits 3 if the lifespan fails to start
+    from memoserve_serving.http.granian_server import GranianError
+
+    try:
+        server.run()  # granian binds its socket itself, with SO_REUSEPORT
+    except GranianError as exc:
+        log.error("%s", exc)
+        write_termination_message(settings.termination_log, str(exc))
+        raise SystemExit(1) from None
