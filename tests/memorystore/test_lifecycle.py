@@ -231,9 +231,10 @@ async def test_a_refused_create_is_reported_and_retried_with_backoff(
     world: World, code: str, verb: str, health: str
 ) -> None:
     world.emulator.faults.fail_next("CreateInstance", code, times=2)
-    # Backoff long enough that the second reconcile surely comes before it is over.
-    world.settings = settings_for(world.emulator, memorystore_poll_seconds=0.25)
-    world.settings = world.settings.model_copy(update={"memorystore_max_backoff_seconds": 0.5})
+    # Backoff long enough that the second reconcile surely comes before it is over: 2 s (0.5 s
+    # was passed once by a CI machine busy with two pytest workers).
+    world.settings = settings_for(world.emulator, memorystore_poll_seconds=1.0)
+    world.settings = world.settings.model_copy(update={"memorystore_max_backoff_seconds": 2.0})
     world.restart()
     world.store(memorystore_body())
     first = await world.reconcile()
@@ -249,7 +250,7 @@ async def test_a_refused_create_is_reported_and_retried_with_backoff(
     assert again.retry_after is not None
     assert again.retry_after <= first.retry_after
     assert not exists(world.api, DEPLOYMENT, "iris")
-    await world.converge(lambda: cache_ready(world))
+    await world.converge(lambda: cache_ready(world), within=30)
     assert world.emulator.calls("CreateInstance") == 3
     assert world.events.reasons().count(code) == 1  # one Warning, not one per retry
 
