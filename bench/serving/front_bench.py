@@ -63,7 +63,7 @@ class Bench:
     workdir: Path
     runs: itertools.count[int]
     rows: list[str]
-    http_transport: str = "uvicorn"  # every memoserve process's (MEMOSERVE_HTTP_TRANSPORT)
+    http_transport: str = "granian"  # every memoserve process's (MEMOSERVE_HTTP_TRANSPORT)
 
     def memoserve(self, label: str, *args: str, cpus: str = "0", **env: str) -> tuple[Proc, int]:
         port = free_port()
@@ -101,7 +101,7 @@ class Bench:
             f"| {title} | {result.rps:,.0f} | {measured.us:.1f} | "
             f"{measured.others_us:.1f} | {result.p99_us / 1000:.2f} | {errors} |"
         )
-        if self.http_transport != "uvicorn":
+        if self.http_transport != "granian":  # the default
             self.rows[-1] = self.rows[-1].replace("| ", f"| [{self.http_transport}] ", 1)
         print(self.rows[-1], file=sys.stderr)
         return measured
@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--measure", type=int, default=10, help="seconds per measured run")
     parser.add_argument(
         "--http-transports",
-        default="uvicorn",
+        default="granian",
         help="comma-separated MEMOSERVE_HTTP_TRANSPORT values: every row runs on each, in turn",
     )
     parser.add_argument("--no-mlserver", action="store_true", help="skip the MLServer rows")

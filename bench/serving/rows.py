@@ -90,13 +90,13 @@ def all_rows(models: BenchModels) -> list[Row]:
             expect="hit",
         ),
         Row(
-            "hit-onnx-granian",
-            "memoserve hit, iris ONNX, Redis (L1 off), on granian (MEMOSERVE_HTTP_TRANSPORT)",
+            "hit-onnx-uvicorn",
+            "memoserve hit, iris ONNX, Redis (L1 off), on uvicorn (MEMOSERVE_HTTP_TRANSPORT)",
             "memoserve",
             iris_fp32,
             model=models.iris_onnx,
             model_format="onnx",
-            env={"MEMOSERVE_HTTP_TRANSPORT": "granian"},
+            env={"MEMOSERVE_HTTP_TRANSPORT": "uvicorn"},
             expect="hit",
         ),
         Row(

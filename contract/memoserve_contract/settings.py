@@ -66,9 +66,9 @@ class ServingSettings(BaseModel):
         default=5.0, ge=0, description="on SIGTERM: report not-ready this long before stopping"
     )
     http_transport: HttpTransport = Field(
-        default=HttpTransport.UVICORN,
-        description="the HTTP server: uvicorn, or granian (HTTP/1.1 in Rust, outside the GIL: "
-        "less CPU per request)",
+        default=HttpTransport.GRANIAN,
+        description="the HTTP server: granian (HTTP/1.1 in Rust, outside the GIL: about a "
+        "quarter less CPU per REST hit) or uvicorn (the fallback)",
     )
 
     # gRPC (the v2 GRPCInferenceService and grpc.health.v1, on the same host, model and cache).

@@ -23,10 +23,17 @@ import orjson
 import pytest
 import uvloop
 
+from memoserve_contract.settings import HttpTransport, ServingSettings
 from memoserve_serving.http.http_protocol import FLUSH_AT_BYTES, CoalescingTransport
 from tests.serving.test_app import infer_body
 from tests.support.models import AffineModel
 from tests.support.serving import ServerThread, serving_settings
+
+
+def uvicorn_settings() -> ServingSettings:
+    """Settings for a server on uvicorn: what these tests are about."""
+    return serving_settings(http_transport=HttpTransport.UVICORN)
+
 
 LOOPS = ("asyncio", "uvloop")
 LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
@@ -37,7 +44,7 @@ LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 
 @pytest.fixture(params=LOOPS)
 def server(request: pytest.FixtureRequest) -> Iterator[ServerThread]:
-    with ServerThread(serving_settings(), AffineModel(), loop=request.param) as running:
+    with ServerThread(uvicorn_settings(), AffineModel(), loop=request.param) as running:
         yield running
 
 
@@ -58,7 +65,7 @@ def write_calls(thread: threading.Thread) -> int:
 )
 def test_each_response_leaves_in_one_write(method: str, path: str, body: bytes | None) -> None:
     requests = 40
-    settings = serving_settings()
+    settings = uvicorn_settings()
     with (
         ServerThread(settings, AffineModel(), loop="uvloop") as server,
         httpx.Client(base_url=server.url) as http,

@@ -40,6 +40,10 @@ class GranianError(RuntimeError):
     """granian stopped serving without being asked to (e.g. it could not listen)."""
 
 
+class StartupFailed(RuntimeError):
+    """The app's lifespan failed to start (e.g. the gRPC port is taken): nothing was served."""
+
+
 class GranianServer:
     """granian serving ``app`` for as long as its lifespan runs; the surface of uvicorn's
     ``Server`` that memoserve uses: ``started``, ``handle_exit`` (drain), ``should_exit``."""
@@ -109,9 +113,15 @@ class GranianServer:
         if signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        lifespan_started = False
         try:
             async with self.starlette.router.lifespan_context(self.starlette):
+                lifespan_started = True
                 await self._run()
+        except Exception as exc:
+            if lifespan_started:
+                raise
+            raise StartupFailed(str(exc)) from exc
         finally:
             if signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):

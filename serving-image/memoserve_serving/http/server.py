@@ -182,10 +182,13 @@ def run_server(settings: ServingSettings) -> None:
         sockets = [reuse_port_socket(settings.host, settings.port)] if reuse else None
         server.run(sockets)  # exits 3 if the lifespan fails to start
         return
-    from memoserve_serving.http.granian_server import GranianError
+    from memoserve_serving.http.granian_server import GranianError, StartupFailed
 
     try:
         server.run()  # granian binds its socket itself, with SO_REUSEPORT
+    except StartupFailed as exc:  # as uvicorn: the cause in the log, exit 3
+        log.error("application startup failed: %s", exc)
+        raise SystemExit(3) from None
     except GranianError as exc:
         log.error("%s", exc)
         write_termination_message(settings.termination_log, str(exc))
