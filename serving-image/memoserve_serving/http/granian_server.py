@@ -99,6 +99,7 @@ class GranianServer:
         asyncio.get_running_loop().call_later(self.settings.drain_seconds, self._stop.set)
 
     def _serving(self) -> None:
+        log.info("HTTP listening on %s:%d (granian)", self.settings.host, self.bound_port)
         self.started = True
         if self.on_started is not None:
             self.on_started(self.bound_port)
