@@ -135,7 +135,11 @@ def test_grpc_example_gets_its_ports_routes_and_a_kept_certificate(
     )
     assert still_good(material, namespace, name, datetime.datetime.now(datetime.UTC))
 
-    service = control_plane.get("service", name, "-n", namespace)
+    # The Secret comes first (the certificate is made before the children are applied): wait
+    # for the rest as well, a loaded machine may not have applied it yet.
+    service = wait_for(
+        lambda: control_plane.get_or_none("service", name, "-n", namespace), "the Service"
+    )
     assert [(p["name"], p["port"], p.get("appProtocol")) for p in service["spec"]["ports"]] == [
         ("http", 80, None), ("grpc", 8081, "kubernetes.io/h2c"), ("grpc-tls", 8443, "HTTP2"),
     ]  # fmt: skip
@@ -150,6 +154,9 @@ def test_grpc_example_gets_its_ports_routes_and_a_kept_certificate(
     }
     assert routes["/inference.GRPCInferenceService"] == 8443
     assert routes["/"] == 80
-    template = control_plane.get("deployment", name, "-n", namespace)["spec"]["template"]
+    deployment = wait_for(
+        lambda: control_plane.get_or_none("deployment", name, "-n", namespace), "the Deployment"
+    )
+    template = deployment["spec"]["template"]
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     assert volumes["grpc-tls"]["secret"]["secretName"] == f"{name}-grpc-tls"
