@@ -121,6 +121,41 @@ def test_serve_subprocess_answers_and_exits_cleanly_on_sigterm(
     assert "SIGTERM received" in logs
 
 
+def test_a_second_sigterm_ends_the_drain_at_once(
+    sample_models: Path, http_transport: HttpTransport
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "MEMOSERVE_HTTP_TRANSPORT": http_transport,
+        "MEMOSERVE_DRAIN_SECONDS": "60",  # far longer than the test waits
+        "MEMOSERVE_LOG_FORMAT": "text",
+        "MEMOSERVE_GRPC_PORT": str(free_port()),
+    }
+    argv = [MEMOSERVE, "serve", "--model-name", "iris", "--model-format", "onnx"]
+    argv += ["--model-uri", str(sample_models / "iris.onnx"), "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*argv, "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while httpx.get(url + "/v2/health/ready").status_code != 503:  # draining
+            assert time.monotonic() < deadline, "the first SIGTERM did not start the drain"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        # Within seconds, not the 60 s drain; uvicorn re-raises the signals it caught once it has
+        # stopped, so it ends as a process SIGTERM killed, granian with 0.
+        expected = 0 if http_transport is HttpTransport.GRANIAN else -signal.SIGTERM
+        assert process.wait(timeout=20) == expected
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
