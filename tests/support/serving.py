@@ -13,13 +13,12 @@ from typing import Any, Literal
 
 import uvloop
 
-from memoserve_contract.settings import HttpTransport, ModelFormat, ServingSettings
+from memoserve_contract.settings import ModelFormat, ServingSettings
 from memoserve_dev.ports import free_port
 from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.http.app import create_app
-from memoserve_serving.http.granian_server import GranianServer
 from memoserve_serving.http.infer_route import InferRoute
-from memoserve_serving.http.server import DrainingServer, uvicorn_config
+from memoserve_serving.http.server import server_for
 from memoserve_serving.runtimes.base import Model
 
 # Settings every server a test starts gets unless the test says otherwise: the transports, which
@@ -78,12 +77,8 @@ class ServerThread:
         # The production configuration; serve() runs on this thread's own event loop, asyncio's
         # unless the test asks for uvloop (which production runs on).
         self.loop = loop
-        # The production server class, so tests can drive its drain (handle_exit) directly.
-        self.server: DrainingServer | GranianServer
-        if settings.http_transport is HttpTransport.GRANIAN:
-            self.server = GranianServer(self.app, settings)
-        else:
-            self.server = DrainingServer(uvicorn_config(self.app, settings), self.app.state)
+        # The production server, so tests can drive its drain (handle_exit) directly.
+        self.server = server_for(self.app, settings)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:

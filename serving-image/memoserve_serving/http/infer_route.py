@@ -61,7 +61,6 @@ class InferRoute:
         self.state = state
         self.fallback = fallback
         self.handler = InferHandler(state)
-        self.max_body = state.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -72,7 +71,7 @@ class InferRoute:
         if target is None:
             return await self.fallback(scope, receive, send)
         headers = scope["headers"]
-        max_body = self.max_body
+        max_body = handler.max_body
         try:
             head = read_head(headers)
             if head[1] > max_body:

@@ -66,15 +66,15 @@ class HTTPProtocol(Protocol):
 
 
 def read_head(headers: Headers) -> RequestHead:
-    json_length = content_length = cache_control = None
-    if (value := headers.get(JSON_LENGTH_HEADER)) is not None:
-        json_length = header_int(value, "Inference-Header-Content-Length")
-    if (value := headers.get("content-length")) is not None:
-        content_length = header_int(value, "Content-Length")
-    if (cache_control := headers.get("cache-control")) is not None:
-        read, write = cache_directives(cache_control.encode("latin-1"))
-        return json_length, -1 if content_length is None else content_length, read, write
-    return json_length, -1 if content_length is None else content_length, True, True
+    json_length = headers.get(JSON_LENGTH_HEADER)
+    if json_length is not None:
+        json_length = header_int(json_length, "Inference-Header-Content-Length")
+    content_length = headers.get("content-length")
+    content_length = -1 if content_length is None else header_int(content_length, "Content-Length")
+    cache_control = headers.get("cache-control")
+    if cache_control is None:
+        return json_length, content_length, True, True
+    return json_length, content_length, *cache_directives(cache_control.encode("latin-1"))
 
 
 def response_headers(reply: InferReply) -> list[tuple[str, str]]:
@@ -189,7 +189,7 @@ async def _read_body(proto: HTTPProtocol, content_length: int, max_body: int) ->
         if size > max_body:
             raise too_large(max_body)
         chunks.append(chunk)
-    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+    return b"".join(chunks)  # a single chunk comes back as it is, not copied
 
 
 def _carrier(headers: Headers) -> dict[str, str]:

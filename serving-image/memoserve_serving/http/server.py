@@ -30,6 +30,7 @@ from memoserve_serving.dataplane import ServedModel
 from memoserve_serving.grpc.server import GrpcServerError, read_tls_pair
 from memoserve_serving.http.app import create_app
 from memoserve_serving.http.http_protocol import HttpProtocol
+from memoserve_serving.http.infer_route import InferRoute
 from memoserve_serving.http.sockets import reuse_port_socket
 from memoserve_serving.lifespan import load_served_model
 from memoserve_serving.state import GRACEFUL_SHUTDOWN_SECONDS, CacheFactory, ServingState
@@ -116,6 +117,14 @@ def build_server(
     """The server for ``settings`` (``http_transport``); see :func:`create_app` for ``served``
     and ``cache_factory``, and :class:`DrainingServer` for ``on_started``."""
     app = create_app(settings, served=served, cache_factory=cache_factory)
+    return server_for(app, settings, on_started)
+
+
+def server_for(
+    app: InferRoute, settings: ServingSettings, on_started: Callable[[int], None] | None = None
+) -> DrainingServer | GranianServer:
+    """The server ``settings.http_transport`` names, serving ``app`` (tests that start a server
+    in a thread use it too)."""
     if settings.http_transport is HttpTransport.GRANIAN:
         # Imported here: granian is loaded only by a server that runs it.
         from memoserve_serving.http.granian_server import GranianServer
