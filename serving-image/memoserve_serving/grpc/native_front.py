@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 FALLBACK_SOCKET = "fallback.sock"
 MAX_SOCKET_PATH = 107
-FLUSH_SECONDS = 2.0  # at stop, for answers handed to the front to be sent
+FLUSH_SECONDS = 2.0  # at stop, the least time for answers handed to the front to be sent
 Metadata = tuple[tuple[str, str | bytes], ...]
 Handler = Callable[[bytes, "CallContext"], Awaitable[bytes]]
 _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
@@ -84,7 +84,8 @@ class NativeInferServer:
     """``path`` (ModelInfer) served by ``handler`` on a native front; the rest by ``fallback``.
 
     ``start`` and ``stop(grace)`` as grpc.aio's server: new calls get UNAVAILABLE once stopping,
-    running ones get ``grace`` seconds (a later call with a shorter grace ends it sooner).
+    running ones get ``grace`` seconds, and their answers what is left of it (FLUSH_SECONDS at
+    least) to be sent; a later call with a shorter grace ends either sooner.
     """
 
     def __init__(
@@ -138,27 +139,33 @@ class NativeInferServer:
             await self._stopped.wait()
             return
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(grace or 0, FLUSH_SECONDS)
         fallback = asyncio.ensure_future(self._fallback.stop(grace))
         running = list(self._calls.values())
         if grace and running:
-            finished = asyncio.ensure_future(asyncio.wait(running))
-            cut = asyncio.ensure_future(self._cut_short.wait())
-            await asyncio.wait([finished, cut], timeout=grace, return_when="FIRST_COMPLETED")
-            finished.cancel()
-            cut.cancel()
+            await self._until_cut_short(asyncio.wait(running), grace)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         await fallback
-        await self._sent()
+        await self._until_cut_short(self._sent(), deadline - loop.time())
         await asyncio.get_running_loop().run_in_executor(None, self._front.close)
         shutil.rmtree(self._socket_dir, ignore_errors=True)
         self._stopped.set()
 
+    async def _until_cut_short(self, waiting: Awaitable[object], seconds: float) -> None:
+        """Wait for ``waiting`` at most ``seconds``, or until a second stop() ends it."""
+        done = asyncio.ensure_future(waiting)
+        cut = asyncio.ensure_future(self._cut_short.wait())
+        await asyncio.wait([done, cut], timeout=max(seconds, 0), return_when="FIRST_COMPLETED")
+        done.cancel()
+        cut.cancel()
+
     async def _sent(self) -> None:
-        """Wait (up to FLUSH_SECONDS) until the front has sent every answer handed to it:
-        ``close()`` drops the calls it still holds, and ``respond()`` only queues an answer."""
-        for _ in range(int(FLUSH_SECONDS / 0.01)):
+        """Wait until the front has sent every answer handed to it: ``close()`` drops the calls
+        it still holds, and ``respond()`` only queues an answer (a big one takes a while)."""
+        while True:
             report = self._front.metrics() or {}
             methods = report.get("methods", {}).values()
             if all(m["started"] == sum(s["count"] for s in m["status"].values()) for m in methods):

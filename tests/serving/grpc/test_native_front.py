@@ -205,9 +205,10 @@ async def test_stop_sends_the_answers_already_handed_to_the_front(
 ) -> None:
     server, handler, _ = front
     stopping: list[asyncio.Future[None]] = []
-    handler.then = lambda: stopping.append(asyncio.ensure_future(server.stop(5)))
+    # a grace ample for a loaded machine: the answer must be sent within what is left of it
+    handler.then = lambda: stopping.append(asyncio.ensure_future(server.stop(60)))
     options = [("grpc.max_receive_message_length", 2 * len(BIG_ANSWER))]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=options) as channel:
         answer = await _model_infer(channel)(b"big", timeout=30)
     assert len(answer) == len(BIG_ANSWER)
-    await asyncio.wait_for(stopping[0], 10)
+    await asyncio.wait_for(stopping[0], 60)
