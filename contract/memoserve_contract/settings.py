@@ -132,6 +132,18 @@ class ServingSettings(BaseModel):
         ge=0,
         description="misses waiting for a connection beyond those; more get 503 + Retry-After",
     )
+    upstream_batch_max_size: int = Field(
+        default=32,
+        ge=1,
+        description="rows one upstream call carries at most when misses queue (the upstream's "
+        "model must list a variable batch dimension); 1 = every miss its own call",
+    )
+    upstream_batch_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="upstream calls in flight beyond which misses queue and go as one call "
+        "(a full batch goes at once)",
+    )
 
     # Redis (Memorystore, or any Redis).
     redis_url: str | None = Field(

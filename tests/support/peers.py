@@ -122,6 +122,22 @@ def misbehaving(workdir: Path, mode: str, seconds: float = 0.0) -> PeerServer:
     return PeerServer([*argv, str(seconds)], port, "affine", workdir, counts)
 
 
+def calls(server: PeerServer) -> list[tuple[int, int]]:
+    """The infer calls the misbehaving server got, in the order they came: each one's rows, and
+    the calls in progress as it came (itself included)."""
+    assert server.counts is not None
+    lines = server.counts.with_name(f"{server.counts.name}.rows")
+    if not lines.exists():
+        return []
+    entries = (line.split() for line in lines.read_text().splitlines())
+    return [(int(rows), int(active)) for rows, active in entries]
+
+
+def rows_per_call(server: PeerServer) -> list[int]:
+    """The rows of each infer call the misbehaving server got, in the order they came."""
+    return [rows for rows, _ in calls(server)]
+
+
 def runs(server: PeerServer) -> int:
     """How often the server's model ran (kserve_affine and misbehaving count their runs)."""
     assert server.counts is not None

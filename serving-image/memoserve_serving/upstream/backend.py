@@ -1,8 +1,10 @@
-"""The upstream as a backend of the data plane: a miss becomes one v2 REST call to it.
+"""The upstream as a backend of the data plane: a miss becomes a v2 REST call to it, alone or
+with other misses' rows when the upstream is busy and its model batchable (batching.py).
 
 Calls go over a pool of keep-alive connections (http1.py). At most ``max_connections`` are in
-flight; up to ``max_queued`` more wait for one; the rest are shed at once (503, Retry-After),
-so a saturated model tier costs the front bounded memory, never a growing queue. A call ends
+flight; up to ``max_queued`` more misses wait for one (or for a batch); the rest are shed at
+once (503, Retry-After), so a saturated model tier costs the front bounded memory, never a
+growing queue. A call ends
 by its deadline (the client's, else ``timeout``); what the upstream refuses (4xx) goes back to
 the client as it said it, and nothing that failed is ever cached (the data plane stores only
 answers ``run`` returns).
@@ -20,9 +22,7 @@ from memoserve_serving.model_cost import ModelCost
 from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
 from memoserve_serving.tracing import CLIENT
-
-if TYPE_CHECKING:
-    from memoserve_serving.otel_tracing import Tracing
+from memoserve_serving.upstream.batching import UpstreamBatcher, batch_signature, batchable_model
 from memoserve_serving.upstream.codec import (
     InvalidAnswer,
     decode_answer,
@@ -37,6 +37,9 @@ from memoserve_serving.upstream.errors import (
     UpstreamTimeout,
 )
 from memoserve_serving.upstream.http1 import Http1Pool
+
+if TYPE_CHECKING:
+    from memoserve_serving.otel_tracing import Tracing
 
 _JSON = ((b"Content-Type", b"application/json"),)
 
@@ -61,6 +64,8 @@ class UpstreamBackend(ModelBackend):
         max_connections: int,
         max_queued: int,
         binary: bool = False,
+        batch_max_rows: int = 1,
+        batch_concurrency: int = 1,
         cost: ModelCost | None = None,
         tracing: Tracing | None = None,
     ) -> None:
@@ -82,23 +87,47 @@ class UpstreamBackend(ModelBackend):
         # would look slow and every miss would pay the lock's Redis round trip.
         self._cost = cost
         self._tracing = tracing  # on: the call carries the trace context (traceparent)
+        self._batcher: UpstreamBatcher | None = None
+        if batch_max_rows > 1 and batchable_model(metadata):
+            self._batcher = UpstreamBatcher(
+                self._run,
+                metrics,
+                max_rows=batch_max_rows,
+                concurrency=min(batch_concurrency, max_connections),
+                max_queued=max_queued,
+            )
 
     async def run(
         self, request: InferenceRequest, wanted: Sequence[str], *, deadline: float | None = None
     ) -> tuple[Tensor, ...]:
+        batcher = self._batcher
+        self._metrics.upstream_inflight += 1  # a miss, whichever call carries it
+        try:
+            if (
+                batcher is not None
+                and batcher.enabled
+                and (signature := batch_signature(request, wanted)) is not None
+                # a traced miss goes alone: its call carries its own trace context
+                and (self._tracing is None or not self._tracing.recording())
+            ):
+                return await batcher.submit(request, wanted, signature, deadline)
+            inputs = request.inputs
+            rows = inputs[0].shape[0] if inputs and inputs[0].shape else 1
+            return await self._run(request, wanted, deadline, rows)
+        finally:
+            self._metrics.upstream_inflight -= 1
+
+    async def _run(
+        self, request: InferenceRequest, wanted: Sequence[str], deadline: float | None, rows: int
+    ) -> tuple[Tensor, ...]:
+        """One call for ``request`` (``rows`` rows: what the upstream's time is divided by)."""
         if self._slots.locked() and self._queued >= self._max_queued:
             self._metrics.shed.inc()
             raise Overloaded(f"the model tier is saturated ({self._queued} misses waiting)")
         body, json_length = encode_request(request, wanted, binary=self.binary)
-        self._metrics.upstream_inflight += 1
-        try:
-            answer, seconds, sharing = await self._call_when_free(
-                body, json_length, wanted, deadline
-            )
-        finally:
-            self._metrics.upstream_inflight -= 1
+        answer, seconds, sharing = await self._call_when_free(body, json_length, wanted, deadline)
         if self._cost is not None:
-            self._cost.observe(seconds, sharing)
+            self._cost.observe(seconds, sharing * max(rows, 1))
         return answer
 
     async def _call_when_free(

@@ -85,6 +85,8 @@ async def connect_upstream(
         max_connections=settings.upstream_max_connections,
         max_queued=settings.upstream_max_queued,
         binary=binary,
+        batch_max_rows=settings.upstream_batch_max_size,
+        batch_concurrency=settings.upstream_batch_concurrency,
         cost=cost,
         tracing=tracing,
     )

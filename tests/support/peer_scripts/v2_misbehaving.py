@@ -1,11 +1,16 @@
 """A v2 server that misbehaves on purpose: the cache front's upstream in tests of what the front
-answers when its upstream is not ready or too slow. Metadata and readiness answer as any v2
-server's; ``POST /v2/models/MODEL/infer`` either says 503 with ``Retry-After`` (``unavailable``)
-or sleeps ``SECONDS`` before a valid answer (``slow``). Every infer call is counted in
-COUNT_FILE (so a test sees whether the front cached or forwarded).
+answers when its upstream is not ready, too slow, or not what its metadata says. Metadata and
+readiness answer as any v2 server's (``x`` and ``y``, FP32 [-1, 4]: batchable);
+``POST /v2/models/MODEL/infer`` sleeps ``SECONDS``, then:
+- ``unavailable``: says 503 with ``Retry-After``;
+- ``slow``: answers ``y = 2 * x + 1``;
+- ``refuses``: the same, but 400 when any value is negative (a check that depends on values);
+- ``pooled``: one row of ``y`` per call, whatever the rows sent (not row-wise after all).
+Every infer call is counted in COUNT_FILE (so a test sees whether the front cached, forwarded,
+or batched), and a line appended to COUNT_FILE.rows: its rows, and the calls in progress as it
+came (itself included).
 
-    python v2_misbehaving.py PORT MODEL COUNT_FILE unavailable
-    python v2_misbehaving.py PORT MODEL COUNT_FILE slow SECONDS
+    python v2_misbehaving.py PORT MODEL COUNT_FILE MODE [SECONDS]
 
 The standard library only: it runs under any interpreter, as its own process.
 """
@@ -30,6 +35,7 @@ class Handler(BaseHTTPRequestHandler):
     mode = "unavailable"
     seconds = 0.0
     lock = threading.Lock()
+    active = 0  # infer calls in progress
 
     def do_GET(self) -> None:
         if self.path == "/v2":
@@ -44,16 +50,32 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        tensor = request["inputs"][0]
         with self.lock:
             runs = int(self.counts.read_text() or 0) if self.counts.exists() else 0
             self.counts.write_text(str(runs + 1))
+            Handler.active += 1
+            with Path(f"{self.counts}.rows").open("a") as rows:
+                rows.write(f"{tensor['shape'][0]} {Handler.active}\n")
+        try:
+            self.infer(tensor)
+        finally:
+            with self.lock:
+                Handler.active -= 1
+
+    def infer(self, tensor: dict[str, Any]) -> None:
         if self.mode == "unavailable":
             self.answer(503, {"error": "warming up"}, (("Retry-After", "7"),))
             return
         time.sleep(self.seconds)
-        tensor = request["inputs"][0]
+        if self.mode == "refuses" and any(value < 0 for value in tensor["data"]):
+            self.answer(400, {"error": "x must not be negative"})
+            return
         y = [2 * value + 1 for value in tensor["data"]]
-        output = {"name": "y", "datatype": "FP32", "shape": tensor["shape"], "data": y}
+        shape = tensor["shape"]
+        if self.mode == "pooled":
+            y, shape = y[:4], [1, 4]
+        output = {"name": "y", "datatype": "FP32", "shape": shape, "data": y}
         self.answer(200, {"model_name": self.model, "outputs": [output]})
 
     def answer(self, status: int, document: Any, headers: tuple[tuple[str, str], ...] = ()) -> None:
