@@ -3,12 +3,12 @@ called in-process (as inprocess.py does), side by side in one run.
 
 - ``pod``: today's coupled pod, iris ONNX, a miss (lookup, model, store) in this process;
 - ``front``: a cache front (this process) whose upstream is ``memoserve serve`` (iris ONNX, cache
-  off: the model tier) on CPU 1, a miss (lookup, forward, store): this process's CPU plus the
-  upstream's (its process tree's utime + stime) per request;
-- ``front, no lock``: the same front with the cross-replica lock off (the front times the
-  upstream's whole call, queueing included, so under load it takes the lock that the pod, timing
-  only its model, does not; docs/performance.md).
-
+  off: the model tier, on granian) on CPU 1, a miss (lookup, forward, store): this process's CPU
+  plus the upstream's (its process tree's utime + stime) per request. Its misses go upstream
+  batched while calls are in flight (upstream_batch_max_size, the default);
+- ``front, misses alone``: the same, every miss its own call (upstream_batch_max_size=1);
+- ``front, misses alone, upstream on uvicorn``: the same, the model tier on uvicorn
+  (MEMOSERVE_HTTP_TRANSPORT=uvicorn);
 - ``model tier's own work``: the pod's app with the cache off (the model tier's data plane:
   request decoded and checked, model run, answer encoded), in this process: the upstream's CPU
   less this is its HTTP serving;
@@ -16,12 +16,12 @@ called in-process (as inprocess.py does), side by side in one run.
   sending the same forwarded request to the raw ASGI ceiling (raw_asgi.py on stock uvicorn, a
   fixed answer) on CPU 1, this process's CPU plus the server's. Whatever a forward through
   HTTP/1.1 to a Python server adds cannot be less;
-- ``front, upstream on granian`` and ``floor, granian``: the same with the model tier and the
-  raw server on granian (MEMOSERVE_HTTP_TRANSPORT=granian; raw_rsgi.py): a native HTTP/1.1
+- ``floor, granian``: the same with the raw server on granian (raw_rsgi.py): a native HTTP/1.1
   server behind the front.
 
 Both serve the client's HTTP the same way, so the difference is what the front's forward adds.
-Passes are interleaved (pod, front, front no lock, floor, pod, ...); the best pass counts.
+Passes are interleaved (pod, front, front misses alone, ..., floor, pod, ...); the best pass
+counts.
 
     taskset -c 0 .venv/bin/python bench/serving/front_inprocess.py [--requests 4000 --passes 5]
 
@@ -63,7 +63,6 @@ from memoserve_serving.upstream.http1 import Http1Pool
 CONCURRENCY = 32
 UPSTREAM_ENV = {"MEMOSERVE_LOG_LEVEL": "WARNING", "MEMOSERVE_CACHE_ENABLED": "false"}
 UPSTREAM_ENV |= {"MEMOSERVE_GRPC_ENABLED": "false", "MEMOSERVE_DRAIN_SECONDS": "0"}
-NEVER_LOCK_MS = 1e9
 IRIS = b'{"inputs":[{"name":"float_input","shape":[1,4],"datatype":"FP32","data":[1.5,2.5,1,0]}]}'
 
 
@@ -210,17 +209,18 @@ def main() -> int:
             }  # fmt: skip
             uvicorn_at = f"http://127.0.0.1:{upstreams['uvicorn'][0]}"
             granian_at = f"http://127.0.0.1:{upstreams['granian'][0]}"
+            alone = front | {"upstream_batch_max_size": 1}
             fronts = {
-                "front": ServingSettings(**front, upstream_url=uvicorn_at),
-                "front, no lock": ServingSettings(
-                    **front, upstream_url=uvicorn_at, cache_lock_min_model_ms=NEVER_LOCK_MS
+                "front": ServingSettings(**front, upstream_url=granian_at),
+                "front, misses alone": ServingSettings(**alone, upstream_url=granian_at),
+                "front, misses alone, upstream on uvicorn": ServingSettings(
+                    **alone, upstream_url=uvicorn_at
                 ),
-                "front, upstream on granian": ServingSettings(**front, upstream_url=granian_at),
             }
             upstream_pids = {
-                "front": upstreams["uvicorn"][1],
-                "front, no lock": upstreams["uvicorn"][1],
-                "front, upstream on granian": upstreams["granian"][1],
+                "front": upstreams["granian"][1],
+                "front, misses alone": upstreams["granian"][1],
+                "front, misses alone, upstream on uvicorn": upstreams["uvicorn"][1],
             }
             raws: dict[str, tuple[str, int]] = {}
             for name, start in (("floor", start_raw), ("floor, granian", start_raw_granian)):

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -74,8 +75,21 @@ def require(venv: Path) -> Path:
     return python
 
 
-def mlserver(workdir: Path, model_file: Path, name: str = "iris", port: int = 0) -> PeerServer:
-    """MLServer with mlserver-sklearn serving ``model_file`` (a joblib scikit-learn model)."""
+IRIS_TENSORS = {  # iris's metadata, as an MLServer user declares it in model-settings.json
+    "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}],
+    "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}],
+}
+
+
+def mlserver(
+    workdir: Path,
+    model_file: Path,
+    name: str = "iris",
+    port: int = 0,
+    tensors: dict[str, Any] | None = None,
+) -> PeerServer:
+    """MLServer with mlserver-sklearn serving ``model_file`` (a joblib scikit-learn model);
+    ``tensors``: the inputs and outputs its metadata lists (none unless told)."""
     require(MLSERVER_VENV)
     repo = workdir / "mlserver-repo"
     (repo / name).mkdir(parents=True, exist_ok=True)
@@ -91,6 +105,7 @@ def mlserver(workdir: Path, model_file: Path, name: str = "iris", port: int = 0)
         "name": name,
         "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": "./model.joblib"},
+        **(tensors or {}),
     }
     (repo / name / "model-settings.json").write_text(json.dumps(model_settings))
     argv = [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(repo)]

@@ -79,10 +79,11 @@ def split(outputs: Outputs, rows: Sequence[int]) -> list[Outputs] | None:
         return None
     parts: list[list[Tensor]] = [[] for _ in rows]
     for tensor in outputs:
+        name, datatype, parameters = tensor.name, tensor.datatype, tensor.parameters
         data, trailing, start = tensor.data, tensor.shape[1:], 0
         for part, count in zip(parts, rows, strict=True):
             stop = start + count
-            part.append(Tensor(tensor.name, tensor.datatype, (count, *trailing), data[start:stop]))
+            part.append(Tensor(name, datatype, (count, *trailing), data[start:stop], parameters))
             start = stop
     return [tuple(part) for part in parts]
 

@@ -10,6 +10,7 @@ the first call slow and send the rest while it runs.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,22 @@ from memoserve_serving.upstream.errors import UpstreamTimeout
 from memoserve_serving.upstream.http1 import Http1Pool
 from tests.serving.front.test_front import body, front_settings, wait_ready
 from tests.serving.front.test_peers import front_for
+from tests.serving.front.test_peers import request as flower_request
 from tests.support.models import AffineModel
-from tests.support.peers import PeerServer, calls, misbehaving, rows_per_call, runs
+from tests.support.peers import (
+    IRIS_TENSORS,
+    PeerServer,
+    calls,
+    misbehaving,
+    mlserver,
+    rows_per_call,
+    runs,
+)
 from tests.support.serving import ServerThread, serving_settings
 
 PAUSE = 0.6  # the upstream's time per call: the misses sent meanwhile queue
 QUEUED = 6
+MANY = 24  # misses sent at once
 
 
 def _spec(name: str, *shape: int) -> TensorSpec:
@@ -94,12 +105,13 @@ def test_merged_rows_come_back_to_each_request_in_order() -> None:
     (x,) = merged.inputs
     assert x.shape == (6, 4)
     assert np.array_equal(x.data, np.concatenate([r.inputs[0].data for r in requests]))
-    y = Tensor("y", "FP32", (6, 4), 2 * x.data + 1)
+    y = Tensor("y", "FP32", (6, 4), 2 * x.data + 1, {"content_type": "np"})
     parts = split((y,), [1, 3, 2])
     assert parts is not None
     for request, (part,) in zip(requests, parts, strict=True):
         assert part.shape == request.inputs[0].shape
         assert np.array_equal(part.data, 2 * request.inputs[0].data + 1)
+        assert part.parameters == {"content_type": "np"}  # as MLServer's outputs carry
     assert split((Tensor("y", "FP32", (1, 4), y.data[:1]),), [1, 3, 2]) is None
 
 
@@ -287,3 +299,35 @@ def test_an_answer_without_a_row_per_row_sent_turns_batching_off(
         answers = _burst(front, _rows(1 + QUEUED, start=100))  # new misses: none batched now
         assert [a.status_code for a in answers] == [200] * len(rows)
         assert rows_per_call(pooled)[before:] == [1] * len(rows)
+
+
+@pytest.fixture
+def mlserver_declared(tmp_path: Path, sample_models: Path) -> Iterator[PeerServer]:
+    server = mlserver(tmp_path, sample_models / "iris.joblib", tensors=IRIS_TENSORS).start()
+    yield server
+    server.stop()
+
+
+def test_mlserver_with_its_tensors_declared_answers_batched_misses_row_by_row(
+    mlserver_declared: PeerServer, redis_url: str
+) -> None:
+    flowers = [[5.1 + i / 10, 3.5, 1.4 + i / 5, 0.2 + i / 10] for i in range(MANY)]
+    url = f"{mlserver_declared.url}/v2/models/iris/infer"
+    direct = [httpx.post(url, json=flower_request(row), timeout=10).json() for row in flowers]
+    with front_for(mlserver_declared, redis_url, upstream_batch_concurrency=1) as front:
+        wait_ready(front, timeout=30)
+
+        async def at_once() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                infer = f"{front.url}/v2/models/iris/infer"
+                return await asyncio.gather(
+                    *(client.post(infer, json=flower_request(r)) for r in flowers)
+                )
+
+        answers = asyncio.run(at_once())
+        assert [a.status_code for a in answers] == [200] * MANY
+        assert [a.json()["outputs"] for a in answers] == [d["outputs"] for d in direct]
+        metrics = httpx.get(f"{front.url}/metrics").text
+        calls = re.search(r'memoserve_batch_size_count\{model="iris"\} (\S+)', metrics)
+        assert calls is not None
+        assert float(calls[1]) < MANY  # some went together: MLServer's calls take a while
