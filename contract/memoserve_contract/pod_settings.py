@@ -175,6 +175,8 @@ def front_settings(
     values["workers"] = workers if workers is not None else cores(cpu_request)
     if front is not None and front.max_queued_misses is not None:
         values["upstream_max_queued"] = front.max_queued_misses
+    if front is not None and front.max_batch_size is not None:
+        values["upstream_batch_max_size"] = front.max_batch_size
     return ServingSettings.model_validate(values)
 
 

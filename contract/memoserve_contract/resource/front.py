@@ -52,6 +52,14 @@ class FrontSpec(SpecModel):
         le=100000,
         description="misses waiting for the model tier, per worker; past this 503 + Retry-After",
     )
+    max_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="rows one call to the model tier carries at most when misses queue behind "
+        "calls in flight (its model must list a variable batch dimension); 1: each miss alone; "
+        "default: the image's (32)",
+    )
 
     @property
     def autoscaled(self) -> bool:
