@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the tests and benchmarks need: redis-server (real Redis, TLS-enabled build),
-# openssl (test certificates), wrk (benchmarks). Installs only what is missing.
+# openssl (test certificates), wrk (benchmarks), setpriv (util-linux: the test servers' parent
+# death signal). Installs only what is missing.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v setpriv >/dev/null || missing+=(util-linux)
 if ((${#missing[@]})); then
     sudo=""
     [[ $(id -u) -ne 0 ]] && sudo="sudo"

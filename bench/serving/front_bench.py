@@ -1,11 +1,15 @@
 """The cache front, side by side in one run (docs/front.md, docs/performance.md):
 
 - front hit vs today's in-pod hit: server CPU per request (per core);
-- a miss through the front vs a direct miss: CPU per miss of front + upstream vs the pod alone;
+- a miss through the front vs a direct miss: CPU per miss of front + upstream vs the pod alone,
+  the front's misses batched under load (the default) and each miss its own call
+  (MEMOSERVE_UPSTREAM_BATCH_MAX_SIZE=1);
 - the front with 2 workers vs 1: hits per second (on a 2-vCPU machine wrk shares the second
   core with the second worker, so the figure understates the scaling);
 - memoserve front + MLServer vs MLServer alone on a 90 %-repeat workload: requests per second,
-  the servers sharing the same one core.
+  the servers sharing the same one core; MLServer as shipped (its metadata lists no tensors: the
+  front sends each miss alone), and with iris's tensors declared in its model-settings.json (the
+  front batches misses).
 
     .venv/bin/python bench/serving/front_bench.py [--measure 10]
 
@@ -27,7 +31,14 @@ from load import CLK_TCK, LoadShape, WrkResult, measure, tree_ticks, wait_quiet,
 from models import write_models
 from procs import Proc, Procs, Redis, wait_ready
 from report import environment
-from servers import ROOT, VENV, clean_env, mlserver_available, start_mlserver
+from servers import (
+    IRIS_TENSORS,
+    ROOT,
+    VENV,
+    clean_env,
+    mlserver_available,
+    start_mlserver,
+)
 
 from memoserve_dev.ports import free_port
 
@@ -128,6 +139,13 @@ def run(bench: Bench, models_dir: Path, args: argparse.Namespace) -> list[str]:
     hit = bench.load("front hit", port, "static.lua", ONNX, front, up)
     miss = bench.load("miss through the front (+ upstream)", port, "distinct.lua", ONNX, front, up)
     bench.stop(front)
+    front, port = bench.memoserve(
+        "front-alone", *upstream, *redis, MEMOSERVE_UPSTREAM_BATCH_MAX_SIZE="1"
+    )
+    alone_miss = bench.load(
+        "miss through the front, misses alone (+ upstream)", port, "distinct.lua", ONNX, front, up
+    )
+    bench.stop(front)
     front2, port = bench.memoserve("front-2w", *upstream, *redis, cpus="0,1", MEMOSERVE_WORKERS="2")
     two = bench.load(
         "front hit, 2 workers (CPUs 0-1; wrk on 1)", port, "static.lua", ONNX, front2, up
@@ -136,34 +154,42 @@ def run(bench: Bench, models_dir: Path, args: argparse.Namespace) -> list[str]:
 
     ratios = [
         f"- front hit / in-pod hit, CPU per request: {inpod.us / hit.us:.2f}x",
-        f"- a miss through the front: {miss.us + miss.others_us:.0f} us of CPU (front "
-        f"{miss.us:.0f} + upstream {miss.others_us:.0f}) vs {direct.us:.0f} us in the pod: "
-        f"{miss.us + miss.others_us - direct.us:+.0f} us",
+        *(
+            f"- a miss through the front{label}: {m.us + m.others_us:.0f} us of CPU (front "
+            f"{m.us:.0f} + upstream {m.others_us:.0f}) vs {direct.us:.0f} us in the pod: "
+            f"{m.us + m.others_us - direct.us:+.0f} us"
+            for label, m in (("", miss), (", misses alone", alone_miss))
+        ),
         f"- 2 workers / 1, hits per second: {two.wrk.rps / hit.wrk.rps:.2f}x",
     ]
     missing = "--no-mlserver" if args.no_mlserver else mlserver_available()
     if missing is not None:
         ratios.append(f"- MLServer rows not run: {missing}")
         return ratios
-    mls_port = free_port()
-    mls = start_mlserver(
-        bench.procs, SERVER_CPU, mls_port, model_name="iris", model=models.iris_joblib,
-        workdir=bench.workdir,
-    )  # fmt: skip
-    problem = wait_ready(mls, mls_port, "/v2/models/iris/ready", 120)
-    if problem:
-        raise RuntimeError(problem)
-    alone = bench.load("MLServer alone, 90 % repeats", mls_port, "repeat90.lua", SKLEARN, mls)
-    behind = ("--upstream-url", f"http://127.0.0.1:{mls_port}", "--model-identity", "bench")
-    front, port = bench.memoserve("front-mls", *behind, *redis)
-    fronted = bench.load(
-        "memoserve front + MLServer, 90 % repeats (one core)", port, "repeat90.lua", SKLEARN,
-        front, mls,
-    )  # fmt: skip
-    bench.stop(front, mls)
-    ratios.append(
-        f"- front + MLServer / MLServer alone, 90 % repeats: {fronted.wrk.rps / alone.wrk.rps:.1f}x"
-    )
+    for index, (label, tensors) in enumerate((("", None), (", tensors declared", IRIS_TENSORS))):
+        mls_port = free_port()
+        mls = start_mlserver(
+            bench.procs, SERVER_CPU, mls_port, model_name="iris", model=models.iris_joblib,
+            workdir=bench.workdir / f"mlserver-{index}", tensors=tensors,
+        )  # fmt: skip
+        problem = wait_ready(mls, mls_port, "/v2/models/iris/ready", 120)
+        if problem:
+            raise RuntimeError(problem)
+        alone = bench.load(
+            f"MLServer alone{label}, 90 % repeats", mls_port, "repeat90.lua", SKLEARN, mls
+        )
+        behind = ("--upstream-url", f"http://127.0.0.1:{mls_port}", "--model-identity", "bench")
+        front, port = bench.memoserve("front-mls", *behind, *redis)
+        fronted = bench.load(
+            f"memoserve front + MLServer{label}, 90 % repeats (one core)", port, "repeat90.lua",
+            SKLEARN, front, mls,
+        )  # fmt: skip
+        bench.stop(front, mls)
+        ratios.append(
+            f"- front + MLServer{label} / MLServer alone{label}, 90 % repeats: "
+            f"{fronted.wrk.rps / alone.wrk.rps:.1f}x by requests/s, "
+            f"{alone.us / (fronted.us + fronted.others_us):.1f}x by CPU per request"
+        )
     return ratios
 
 

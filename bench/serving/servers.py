@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from procs import Proc, Procs
 
@@ -72,6 +73,12 @@ def mlserver_available() -> str | None:
     return f"MLServer not installed in {MLSERVER_VENV} (see .local/bench/mlserver-install.log)"
 
 
+IRIS_TENSORS = {  # iris's metadata, as an MLServer user declares it in model-settings.json
+    "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}],
+    "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}],
+}
+
+
 def start_mlserver(
     procs: Procs,
     cpu: int,
@@ -81,9 +88,11 @@ def start_mlserver(
     model: Path,
     workdir: Path,
     grpc_port: int | None = None,
+    tensors: dict[str, Any] | None = None,
 ) -> Proc:
     """MLServer + mlserver-sklearn on a joblib model: inference in the server process
-    (parallel_workers=0, as in the baselines), no access log; the rest as shipped."""
+    (parallel_workers=0, as in the baselines), no access log; the rest as shipped.
+    ``tensors``: the inputs and outputs its model metadata lists (none unless told)."""
     repo = workdir / "mlserver-repo"
     model_dir = repo / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +111,7 @@ def start_mlserver(
         "name": model_name,
         "implementation": "mlserver_sklearn.SKLearnModel",
         "parameters": {"uri": "./model.joblib"},
+        **(tensors or {}),
     }
     (model_dir / "model-settings.json").write_text(json.dumps(model_settings))
     argv = [str(MLSERVER_VENV / "bin/mlserver"), "start", str(repo)]

@@ -16,7 +16,7 @@ from tests.support.controlplane import (
     ControlPlane,
     ControlPlaneError,
     control_plane_binaries,
-    die_with_parent,
+    dies_with_parent,
 )
 from tests.support.operator_process import OperatorProcess
 
@@ -123,18 +123,19 @@ class Cluster:
         """kube-state-metrics as the admin (it lists every namespace)."""
         log = (self.workdir / "kube-state-metrics.log").open("ab")
         process = subprocess.Popen(
-            [
-                str(kube_state_metrics_binary()),
-                f"--kubeconfig={plane.kubeconfig}",
-                "--host=127.0.0.1",
-                f"--port={self.ksm_port}",
-                "--telemetry-host=127.0.0.1",
-                f"--telemetry-port={free_port()}",
-                "--resources=deployments,horizontalpodautoscalers",
-            ],
+            dies_with_parent(
+                [
+                    str(kube_state_metrics_binary()),
+                    f"--kubeconfig={plane.kubeconfig}",
+                    "--host=127.0.0.1",
+                    f"--port={self.ksm_port}",
+                    "--telemetry-host=127.0.0.1",
+                    f"--telemetry-port={free_port()}",
+                    "--resources=deployments,horizontalpodautoscalers",
+                ]
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
         )
         wait_for_port(self.ksm_port, timeout=30)
         return process

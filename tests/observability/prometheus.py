@@ -15,7 +15,7 @@ import httpx
 import yaml
 
 from memoserve_dev.ports import free_port
-from tests.support.controlplane import die_with_parent
+from tests.support.controlplane import dies_with_parent
 
 SCRAPE_SECONDS = 1.0
 
@@ -73,16 +73,17 @@ class PrometheusServer:
         config.write_text(yaml.safe_dump(self.config()))
         log = (self.workdir / "prometheus.log").open("ab")
         self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
+            dies_with_parent(
+                [
+                    self.binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                ]
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + 30
         while not self._ready():

@@ -15,7 +15,6 @@ installed) and keeps it up until Ctrl-C.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -290,12 +289,11 @@ class ControlPlane:
     def _spawn(self, name: str, *args: str) -> None:
         log = (self.workdir / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
-            [str(self.bin_dir / name), *args],
+            dies_with_parent([str(self.bin_dir / name), *args]),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
 
     def _wait_ready(self, timeout: float = 90.0) -> None:
@@ -369,10 +367,13 @@ class ControlPlane:
         self.kubectl("wait", "--for=condition=Established", *names)
 
 
-def die_with_parent() -> None:
-    """In the child, before exec: SIGKILL it when the process that started it dies, so that a
-    killed test run or benchmark leaves no control plane behind (Linux prctl PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+def dies_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that it gets SIGKILL when the process that started it dies, so that a
+    killed test run or benchmark leaves no control plane behind (PR_SET_PDEATHSIG, by util-linux's
+    setpriv). Not a ``preexec_fn``: that makes subprocess fork() instead of vfork(), and in a
+    process that has used gRPC, gRPC's fork handlers then restart its poller in the child, which
+    close_fds can kill before exec (seen as a child that died at start)."""
+    return ["setpriv", "--pdeathsig", "KILL", "--", *argv]
 
 
 def _read_audit(path: Path, user: str | None) -> Iterator[AuditEvent]:

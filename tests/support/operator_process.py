@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.support.controlplane import die_with_parent
+from tests.support.controlplane import dies_with_parent
 
 MEMOSERVE = Path(sys.executable).parent / "memoserve"
 
@@ -35,12 +35,11 @@ class OperatorProcess:
         environ |= {"KUBECONFIG": str(self.kubeconfig), "MEMOSERVE_LOG_FORMAT": "text"} | self.env
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(MEMOSERVE), "operator"],
+            dies_with_parent([str(MEMOSERVE), "operator"]),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=environ,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
         return self
 
