@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from load import CLK_TCK, LoadShape, WrkResult, measure, tree_ticks, wait_quiet, warm_up
-from models import write_models
+from models import BenchModels, write_models
 from procs import Proc, Procs, Redis, wait_ready
 from report import environment
 from servers import (
@@ -128,6 +128,13 @@ def run(bench: Bench, models_dir: Path, args: argparse.Namespace) -> list[str]:
     onnx = ("--model-uri", str(models.iris_onnx), "--model-format", "onnx")
     redis = ("--redis-url", bench.redis.url)
 
+    ratios: list[str] = []
+    if not args.only_mlserver:
+        ratios += memoserve_rows(bench, onnx, redis)
+    return ratios + mlserver_rows(bench, models, redis, args)
+
+
+def memoserve_rows(bench: Bench, onnx: tuple[str, ...], redis: tuple[str, ...]) -> list[str]:
     pod, port = bench.memoserve("inpod", *onnx, *redis)
     inpod = bench.load("in-pod hit (today)", port, "static.lua", ONNX, pod)
     direct = bench.load("direct miss (in the pod)", port, "distinct.lua", ONNX, pod)
@@ -162,6 +169,13 @@ def run(bench: Bench, models_dir: Path, args: argparse.Namespace) -> list[str]:
         ),
         f"- 2 workers / 1, hits per second: {two.wrk.rps / hit.wrk.rps:.2f}x",
     ]
+    return ratios
+
+
+def mlserver_rows(
+    bench: Bench, models: BenchModels, redis: tuple[str, ...], args: argparse.Namespace
+) -> list[str]:
+    ratios: list[str] = []
     missing = "--no-mlserver" if args.no_mlserver else mlserver_available()
     if missing is not None:
         ratios.append(f"- MLServer rows not run: {missing}")
@@ -202,7 +216,19 @@ def main() -> None:
         help="comma-separated MEMOSERVE_HTTP_TRANSPORT values: every row runs on each, in turn",
     )
     parser.add_argument("--no-mlserver", action="store_true", help="skip the MLServer rows")
+    parser.add_argument(
+        "--only-mlserver", action="store_true", help="only the MLServer rows (and their ratios)"
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for every memoserve process (e.g. "
+        "MEMOSERVE_UPSTREAM_BATCH_CONCURRENCY=1); repeat for more",
+    )
     args = parser.parse_args()
+    ENV.update(dict(item.split("=", 1) for item in args.env))
     shape = LoadShape(measure_s=args.measure, cpu=LOAD_CPU)
     with (
         tempfile.TemporaryDirectory(prefix="memoserve-front-bench-") as tmp,

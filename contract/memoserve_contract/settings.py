@@ -139,10 +139,10 @@ class ServingSettings(BaseModel):
         "model must list a variable batch dimension); 1 = every miss its own call",
     )
     upstream_batch_concurrency: int = Field(
-        default=4,
+        default=1,
         ge=1,
         description="upstream calls in flight beyond which misses queue and go as one call "
-        "(a full batch goes at once)",
+        "(a full batch goes at once); 1 = as Triton's dynamic batcher with one model instance",
     )
 
     # Redis (Memorystore, or any Redis).

@@ -218,6 +218,18 @@ def test_a_full_batch_goes_at_once_without_waiting_for_a_free_call(
         assert batches == [(3, 2), (3, 3)]  # sent while the first call ran
 
 
+def test_misses_queue_only_once_the_concurrency_is_reached(
+    slow: PeerServer, redis_url: str
+) -> None:
+    with front_for(slow, redis_url, upstream_batch_concurrency=2) as front:
+        wait_ready(front)
+        answers = _burst(front, _rows(1 + QUEUED))
+        assert [a.status_code for a in answers] == [200] * (1 + QUEUED)
+        # the first, then one more alone beside it; the rest wait for one of them
+        assert calls(slow)[:2] == [(1, 1), (1, 2)]
+        assert rows_per_call(slow)[2:] == [QUEUED - 1]
+
+
 def test_a_queued_miss_ends_at_its_deadline_and_one_given_up_on_is_never_sent(
     model_tier: ServerThread, slow_model: AffineModel
 ) -> None:
