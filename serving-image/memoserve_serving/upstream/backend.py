@@ -94,7 +94,7 @@ class UpstreamBackend(ModelBackend):
                 metrics,
                 max_rows=batch_max_rows,
                 concurrency=min(batch_concurrency, max_connections),
-                max_queued=max_queued,
+                room=self._room,
             )
 
     async def run(
@@ -121,14 +121,21 @@ class UpstreamBackend(ModelBackend):
         self, request: InferenceRequest, wanted: Sequence[str], deadline: float | None, rows: int
     ) -> tuple[Tensor, ...]:
         """One call for ``request`` (``rows`` rows: what the upstream's time is divided by)."""
-        if self._slots.locked() and self._queued >= self._max_queued:
+        if self._slots.locked() and not self._room():
             self._metrics.shed.inc()
-            raise Overloaded(f"the model tier is saturated ({self._queued} misses waiting)")
+            raise Overloaded(f"the model tier is saturated ({self._waiting()} misses waiting)")
         body, json_length = encode_request(request, wanted, binary=self.binary)
         answer, seconds, sharing = await self._call_when_free(body, json_length, wanted, deadline)
         if self._cost is not None:
             self._cost.observe(seconds, sharing * max(rows, 1))
         return answer
+
+    def _waiting(self) -> int:
+        """Misses waiting: for a connection, or for a batch."""
+        return self._queued + (0 if self._batcher is None else self._batcher.queued)
+
+    def _room(self) -> bool:
+        return self._waiting() < self._max_queued
 
     async def _call_when_free(
         self, body: bytes, json_length: int | None, wanted: Sequence[str], deadline: float | None

@@ -27,7 +27,7 @@ from typing import Any
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.metadata import ModelMetadata
 from memoserve_serving.protocol.types import InferenceRequest, Tensor
-from memoserve_serving.upstream.errors import Overloaded, UpstreamRefused, UpstreamTimeout
+from memoserve_serving.upstream.errors import UpstreamRefused, UpstreamTimeout
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,10 @@ class _Miss:
 class UpstreamBatcher:
     """Queue misses while ``concurrency`` calls are in flight; send the queue as batches.
 
-    ``call`` makes one upstream call (its connection slots bound all calls together); more than
-    ``max_queued`` misses waiting are shed (503, Retry-After).
+    ``call`` makes one upstream call (its connection slots bound all calls together, and it sheds
+    misses when none is free and too many wait); ``room`` says whether one more miss may wait
+    here: if not, it goes as a call of its own, so batching never sheds a miss that would not
+    have been shed without it.
     """
 
     def __init__(
@@ -111,13 +113,13 @@ class UpstreamBatcher:
         *,
         max_rows: int,
         concurrency: int,
-        max_queued: int,
+        room: Callable[[], bool],
     ) -> None:
         self._call = call
         self._metrics = metrics
         self._max_rows = max_rows
         self._concurrency = concurrency
-        self._max_queued = max_queued
+        self._room = room
         self._queue: deque[_Miss] = deque()
         self._queued_rows = 0
         self._calls = 0  # in flight, sent by this batcher
@@ -132,11 +134,10 @@ class UpstreamBatcher:
         deadline: float | None,
     ) -> Outputs:
         rows = request.inputs[0].shape[0]
-        if not self._queue and self._calls < self._concurrency:
-            return await self._alone(request, wanted, deadline, rows)  # nothing to wait for
-        if len(self._queue) >= self._max_queued:
-            self._metrics.shed.inc()
-            raise Overloaded(f"the model tier is saturated ({len(self._queue)} misses waiting)")
+        if (not self._queue and self._calls < self._concurrency) or not self._room():
+            # Nothing to wait for; or no room to wait: a call of its own, which waits for a
+            # connection or is shed as any miss would be without batching.
+            return await self._alone(request, wanted, deadline, rows)
         loop = asyncio.get_running_loop()
         miss = _Miss(request, rows, signature, deadline, loop.create_future())
         self._queue.append(miss)
@@ -148,6 +149,11 @@ class UpstreamBatcher:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    @property
+    def queued(self) -> int:
+        """Misses waiting for a batch."""
+        return len(self._queue)
 
     async def _alone(
         self, request: InferenceRequest, wanted: Sequence[str], deadline: float | None, rows: int

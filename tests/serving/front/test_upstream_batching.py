@@ -230,6 +230,17 @@ def test_misses_queue_only_once_the_concurrency_is_reached(
         assert rows_per_call(slow)[2:] == [QUEUED - 1]
 
 
+def test_with_no_room_to_wait_misses_go_alone_instead_of_being_shed(
+    slow: PeerServer, redis_url: str
+) -> None:
+    # maxQueuedMisses 0: no miss may wait, but 64 connections are free: each goes at once
+    with front_for(slow, redis_url, upstream_max_queued=0) as front:
+        wait_ready(front)
+        answers = _burst(front, _rows(1 + QUEUED))
+        assert [a.status_code for a in answers] == [200] * (1 + QUEUED)
+        assert rows_per_call(slow) == [1] * (1 + QUEUED)
+
+
 def test_a_queued_miss_ends_at_its_deadline_and_one_given_up_on_is_never_sent(
     model_tier: ServerThread, slow_model: AffineModel
 ) -> None:
