@@ -226,3 +226,41 @@ def test_a_server_without_the_variables_imports_nothing_of_opentelemetry() -> No
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_traced_misses_are_not_batched_each_call_continues_its_own_trace(
+    receiver: OtlpReceiver, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = AffineModel(delay=0.5)  # the first call runs while the others arrive
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "model-tier")
+    upstream_settings = serving_settings(cache_enabled=False, grpc_enabled=False)
+    with ServerThread(upstream_settings, model) as upstream:
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "cache-front")
+        settings = front_settings(
+            upstream, redis_url, grpc_enabled=False, cache_namespace=secrets.token_hex(4)
+        )
+        with ServerThread(settings) as front:
+            wait_ready(front)
+            rows = [[float(i), 0.0, 0.0, 0.0] for i in range(4)]
+            threads = [
+                threading.Thread(
+                    target=httpx.post,
+                    args=(f"{front.url}/v2/models/affine/infer",),
+                    kwargs={"json": body(row), "timeout": 10},
+                )
+                for row in rows
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+            def four_model_spans(got: list[ReceivedSpan]) -> bool:
+                served = [s for s in got if s.service == "model-tier" and s.name == SERVER_SPAN]
+                return len(served) == len(rows)
+
+            spans = receiver.wait_for(four_model_spans)
+    assert model.rows_seen == [1] * len(rows)  # each alone, though they queued
+    calls = {s.span_id: s for s in spans if s.name == "upstream call"}
+    served = [s for s in spans if s.service == "model-tier" and s.name == SERVER_SPAN]
+    assert {s.parent_span_id for s in served} == set(calls)  # each under its own call
