@@ -31,16 +31,10 @@ from load import CLK_TCK, LoadShape, WrkResult, measure, tree_ticks, wait_quiet,
 from models import BenchModels, write_models
 from procs import Proc, Procs, Redis, wait_ready
 from report import environment
-from servers import (
-    IRIS_TENSORS,
-    ROOT,
-    VENV,
-    clean_env,
-    mlserver_available,
-    start_mlserver,
-)
+from servers import ROOT, VENV, clean_env, mlserver_available, start_mlserver
 
 from memoserve_dev.ports import free_port
+from memoserve_dev.sample_models import MLSERVER_IRIS_TENSORS
 
 SERVER_CPU, LOAD_CPU = 0, 1
 ENV = {
@@ -180,7 +174,8 @@ def mlserver_rows(
     if missing is not None:
         ratios.append(f"- MLServer rows not run: {missing}")
         return ratios
-    for index, (label, tensors) in enumerate((("", None), (", tensors declared", IRIS_TENSORS))):
+    variants = (("", None), (", tensors declared", MLSERVER_IRIS_TENSORS))
+    for index, (label, tensors) in enumerate(variants):
         mls_port = free_port()
         mls = start_mlserver(
             bench.procs, SERVER_CPU, mls_port, model_name="iris", model=models.iris_joblib,

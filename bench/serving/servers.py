@@ -73,12 +73,6 @@ def mlserver_available() -> str | None:
     return f"MLServer not installed in {MLSERVER_VENV} (see .local/bench/mlserver-install.log)"
 
 
-IRIS_TENSORS = {  # iris's metadata, as an MLServer user declares it in model-settings.json
-    "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}],
-    "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}],
-}
-
-
 def start_mlserver(
     procs: Procs,
     cpu: int,

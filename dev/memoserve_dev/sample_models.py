@@ -13,6 +13,13 @@ from pathlib import Path
 ONNX_OPSET = 17  # old enough for any onnxruntime >= 1.14, new enough for every operator used here
 ONNX_IR_VERSION = 8  # the IR version that goes with opset 17
 
+# iris.joblib's inputs and outputs as an MLServer user declares them in model-settings.json
+# (MLServer's metadata lists none unless told: then a cache front cannot batch its misses).
+MLSERVER_IRIS_TENSORS = {
+    "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}],
+    "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}],
+}
+
 
 def write_sample_models(out: Path) -> list[Path]:
     """Train on iris and write iris.onnx, iris.joblib and iris-xgb.json under ``out``.

@@ -75,12 +75,6 @@ def require(venv: Path) -> Path:
     return python
 
 
-IRIS_TENSORS = {  # iris's metadata, as an MLServer user declares it in model-settings.json
-    "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}],
-    "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1, 1]}],
-}
-
-
 def mlserver(
     workdir: Path,
     model_file: Path,
@@ -129,8 +123,9 @@ MISBEHAVING_SCRIPT = Path(__file__).parent / "peer_scripts" / "v2_misbehaving.py
 
 
 def misbehaving(workdir: Path, mode: str, seconds: float = 0.0) -> PeerServer:
-    """A v2 server whose infer answers 503 + Retry-After (``unavailable``) or sleeps ``seconds``
-    first (``slow``): peer_scripts/v2_misbehaving.py, under this interpreter (stdlib only)."""
+    """A v2 server whose infer misbehaves by ``mode`` after ``seconds`` (503 + Retry-After, slow,
+    refusing some values, not row-wise): peer_scripts/v2_misbehaving.py, under this interpreter
+    (stdlib only)."""
     port = free_port()
     counts = workdir / "misbehaving-runs"
     argv = [sys.executable, str(MISBEHAVING_SCRIPT), str(port), "affine", str(counts), mode]

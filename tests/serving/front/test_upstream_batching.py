@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
+from memoserve_dev.sample_models import MLSERVER_IRIS_TENSORS
 from memoserve_serving.metrics import ServingMetrics
 from memoserve_serving.protocol.metadata import ModelMetadata, TensorSpec
 from memoserve_serving.protocol.request import decode_request
@@ -32,10 +33,8 @@ from tests.serving.front.test_peers import front_for
 from tests.serving.front.test_peers import request as flower_request
 from tests.support.models import AffineModel
 from tests.support.peers import (
-    IRIS_TENSORS,
     PeerServer,
     calls,
-    misbehaving,
     mlserver,
     rows_per_call,
     runs,
@@ -197,11 +196,9 @@ def test_batch_size_one_sends_every_miss_alone(
 
 
 @pytest.fixture
-def slow(tmp_path: Path) -> Iterator[PeerServer]:
+def slow(misbehaving_upstream: Callable[..., PeerServer]) -> PeerServer:
     """An upstream that serves calls side by side, each after PAUSE."""
-    server = misbehaving(tmp_path, "slow", PAUSE).start()
-    yield server
-    server.stop()
+    return misbehaving_upstream("slow", PAUSE)
 
 
 def test_a_full_batch_goes_at_once_without_waiting_for_a_free_call(
@@ -218,27 +215,24 @@ def test_a_full_batch_goes_at_once_without_waiting_for_a_free_call(
         assert batches == [(3, 2), (3, 3)]  # sent while the first call ran
 
 
-def test_misses_queue_only_once_the_concurrency_is_reached(
-    slow: PeerServer, redis_url: str
-) -> None:
-    with front_for(slow, redis_url, upstream_batch_concurrency=2) as front:
-        wait_ready(front)
-        answers = _burst(front, _rows(1 + QUEUED))
-        assert [a.status_code for a in answers] == [200] * (1 + QUEUED)
+@pytest.mark.parametrize(
+    ("settings", "rows"),
+    [
         # the first, then one more alone beside it; the rest wait for one of them
-        assert calls(slow)[:2] == [(1, 1), (1, 2)]
-        assert rows_per_call(slow)[2:] == [QUEUED - 1]
-
-
-def test_with_no_room_to_wait_misses_go_alone_instead_of_being_shed(
-    slow: PeerServer, redis_url: str
+        ({"upstream_batch_concurrency": 2}, [1, 1, QUEUED - 1]),
+        # no miss may wait, but 64 connections are free: each goes at once, none is shed
+        ({"upstream_max_queued": 0}, [1] * (1 + QUEUED)),
+    ],
+    ids=["concurrency-2", "no-room-to-wait"],
+)
+def test_which_misses_wait_for_a_batch(
+    slow: PeerServer, redis_url: str, settings: dict[str, int], rows: list[int]
 ) -> None:
-    # maxQueuedMisses 0: no miss may wait, but 64 connections are free: each goes at once
-    with front_for(slow, redis_url, upstream_max_queued=0) as front:
+    with front_for(slow, redis_url, **settings) as front:
         wait_ready(front)
         answers = _burst(front, _rows(1 + QUEUED))
         assert [a.status_code for a in answers] == [200] * (1 + QUEUED)
-        assert rows_per_call(slow) == [1] * (1 + QUEUED)
+        assert rows_per_call(slow) == rows
 
 
 def test_a_queued_miss_ends_at_its_deadline_and_one_given_up_on_is_never_sent(
@@ -277,16 +271,10 @@ def test_a_queued_miss_ends_at_its_deadline_and_one_given_up_on_is_never_sent(
     assert slow_model.rows_seen == [1]  # both given up on while queued: neither was sent
 
 
-@pytest.fixture
-def refusing(tmp_path: Path) -> Iterator[PeerServer]:
-    server = misbehaving(tmp_path, "refuses", PAUSE).start()
-    yield server
-    server.stop()
-
-
 def test_a_refused_batch_is_asked_again_one_miss_at_a_time(
-    refusing: PeerServer, redis_url: str
+    misbehaving_upstream: Callable[..., PeerServer], redis_url: str
 ) -> None:
+    refusing = misbehaving_upstream("refuses", PAUSE)
     with front_for(refusing, redis_url, upstream_batch_concurrency=1) as front:
         wait_ready(front)
         rows = _rows(1 + QUEUED)
@@ -301,16 +289,10 @@ def test_a_refused_batch_is_asked_again_one_miss_at_a_time(
         assert rows_per_call(refusing) == [1, QUEUED, *[1] * QUEUED]
 
 
-@pytest.fixture
-def pooled(tmp_path: Path) -> Iterator[PeerServer]:
-    server = misbehaving(tmp_path, "pooled", PAUSE).start()
-    yield server
-    server.stop()
-
-
 def test_an_answer_without_a_row_per_row_sent_turns_batching_off(
-    pooled: PeerServer, redis_url: str
+    misbehaving_upstream: Callable[..., PeerServer], redis_url: str
 ) -> None:
+    pooled = misbehaving_upstream("pooled", PAUSE)
     with front_for(pooled, redis_url, upstream_batch_concurrency=1) as front:
         wait_ready(front)
         rows = _rows(1 + QUEUED)
@@ -326,7 +308,8 @@ def test_an_answer_without_a_row_per_row_sent_turns_batching_off(
 
 @pytest.fixture
 def mlserver_declared(tmp_path: Path, sample_models: Path) -> Iterator[PeerServer]:
-    server = mlserver(tmp_path, sample_models / "iris.joblib", tensors=IRIS_TENSORS).start()
+    iris = sample_models / "iris.joblib"
+    server = mlserver(tmp_path, iris, tensors=MLSERVER_IRIS_TENSORS).start()
     yield server
     server.stop()
 

@@ -9,8 +9,7 @@ in that time and not the client's; neither is ever cached.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -19,24 +18,20 @@ from memoserve_serving.grpc.proto import open_inference_grpc_pb2 as pb
 from memoserve_serving.grpc.proto.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
 from tests.serving.front.test_front import ROW, body, infer, wait_ready
 from tests.serving.front.test_peers import front_for
-from tests.support.peers import PeerServer, misbehaving, runs
+from tests.support.peers import PeerServer, runs
 
 TIMEOUT = 0.5  # the front's upstream_timeout_seconds
 SLOW = 5.0  # how long the slow upstream takes: far past TIMEOUT, below the client's 10 s
 
 
 @pytest.fixture
-def unavailable(tmp_path: Path) -> Iterator[PeerServer]:
-    server = misbehaving(tmp_path, "unavailable").start()
-    yield server
-    server.stop()
+def unavailable(misbehaving_upstream: Callable[..., PeerServer]) -> PeerServer:
+    return misbehaving_upstream("unavailable")
 
 
 @pytest.fixture
-def slow(tmp_path: Path) -> Iterator[PeerServer]:
-    server = misbehaving(tmp_path, "slow", SLOW).start()
-    yield server
-    server.stop()
+def slow(misbehaving_upstream: Callable[..., PeerServer]) -> PeerServer:
+    return misbehaving_upstream("slow", SLOW)
 
 
 def test_an_upstream_503_is_a_503_with_retry_after_never_cached(
