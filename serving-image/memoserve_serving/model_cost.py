@@ -9,11 +9,15 @@ from __future__ import annotations
 
 
 class ModelCost:
-    """What one request costs the model: seconds per row, a moving average over its runs, and
-    whether that is at least ``expensive_at`` seconds (True until the model has run).
+    """What one request costs the model: seconds per row over its recent runs, and whether that
+    is at least ``expensive_at`` seconds (True until the model has run).
 
-    Written by the model thread after each run, read on the event loop (plain attributes: no
-    lock); ``expensive`` is kept up to date so that reading it costs nothing on a cache hit.
+    The moving average is of seconds and of rows, and their ratio the cost per row: a run
+    weighs by its rows, so a run of one row that took long (on a front: a call answered while
+    its event loop was busy with the last batch's rows) does not count as much as a batch of
+    thirty. Written by the model thread after each run, read on the event loop (plain
+    attributes: no lock); ``expensive`` is kept up to date so that reading it costs nothing on
+    a cache hit.
     """
 
     WEIGHT = 0.1  # of the newest run
@@ -22,10 +26,15 @@ class ModelCost:
         self.expensive_at = expensive_at
         self.seconds_per_row: float | None = None  # None: the model has not run yet
         self.expensive = True
+        self._seconds = 0.0  # moving averages of a run's seconds and rows
+        self._rows = 0.0
 
     def observe(self, seconds: float, rows: int) -> None:
-        per_row = seconds / max(rows, 1)
-        mean = self.seconds_per_row
-        mean = per_row if mean is None else mean + self.WEIGHT * (per_row - mean)
-        self.seconds_per_row = mean
-        self.expensive = mean >= self.expensive_at
+        rows = max(rows, 1)
+        if self.seconds_per_row is None:
+            self._seconds, self._rows = seconds, float(rows)
+        else:
+            self._seconds += self.WEIGHT * (seconds - self._seconds)
+            self._rows += self.WEIGHT * (rows - self._rows)
+        per_row = self.seconds_per_row = self._seconds / self._rows
+        self.expensive = per_row >= self.expensive_at

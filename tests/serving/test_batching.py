@@ -140,6 +140,16 @@ def test_model_cost_follows_a_model_that_got_slower() -> None:
     assert cost.expensive
 
 
+def test_model_cost_weighs_a_run_by_its_rows() -> None:
+    cost = ModelCost(expensive_at=0.001)
+    for _ in range(50):  # a slow call of one row, then a quick batch of thirty, and again
+        cost.observe(0.010, 1)
+        cost.observe(0.003, 30)
+    assert cost.seconds_per_row is not None
+    assert cost.seconds_per_row < 0.001  # ~13 ms for 31 rows, not the mean of 10 and 0.1 ms
+    assert not cost.expensive
+
+
 async def test_the_batcher_reports_the_cost_per_row(make_batcher: MakeBatcher) -> None:
     cost = ModelCost()
     batcher = make_batcher(AffineModel(delay=0.02), max_size=4, cost=cost)

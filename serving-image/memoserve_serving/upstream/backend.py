@@ -126,8 +126,8 @@ class UpstreamBackend(ModelBackend):
             raise Overloaded(f"the model tier is saturated ({self._waiting()} misses waiting)")
         body, json_length = encode_request(request, wanted, binary=self.binary)
         answer, seconds, sharing = await self._call_when_free(body, json_length, wanted, deadline)
-        if self._cost is not None:
-            self._cost.observe(seconds, sharing * max(rows, 1))
+        if self._cost is not None:  # its share of the time, for its rows
+            self._cost.observe(seconds / sharing, rows)
         return answer
 
     def _waiting(self) -> int:
