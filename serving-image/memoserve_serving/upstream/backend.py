@@ -65,6 +65,7 @@ class UpstreamBackend(ModelBackend):
         max_queued: int,
         binary: bool = False,
         batch_max_rows: int = 1,
+        batch_max_bytes: int = 16 << 20,
         batch_concurrency: int = 1,
         cost: ModelCost | None = None,
         tracing: Tracing | None = None,
@@ -93,6 +94,7 @@ class UpstreamBackend(ModelBackend):
                 self._run,
                 metrics,
                 max_rows=batch_max_rows,
+                max_bytes=batch_max_bytes,
                 concurrency=min(batch_concurrency, max_connections),
                 room=self._room,
             )

@@ -4,8 +4,9 @@ A forward costs two HTTP exchanges and a request decoded and encoded twice, what
 sent one miss at a time, that is most of what a forwarded miss costs (docs/performance.md). So
 while ``concurrency`` calls are in flight, new misses queue; when a call returns, or as soon as
 a full batch of ``max_rows`` is queued, the queue goes as one call: the inputs concatenated along
-the batch dimension, the answer's outputs split back by rows. An idle front sends each miss at
-once, alone: batching never adds a wait.
+the batch dimension (within the body size the front itself takes, which the upstream is
+assumed to take too), the answer's outputs split back by rows. A miss that finds fewer than
+``concurrency`` calls in flight goes at once, alone: an idle front adds no wait.
 
 Only what the upstream declares batchable is batched (every input and output of its model
 metadata has a variable first dimension, as Triton's ``max_batch_size`` and memoserve's batchable
@@ -92,6 +93,7 @@ def split(outputs: Outputs, rows: Sequence[int]) -> list[Outputs] | None:
 class _Miss:
     request: InferenceRequest
     rows: int
+    size: int  # bytes of its inputs' tensor data
     signature: tuple[Any, ...]
     deadline: float | None
     future: asyncio.Future[Outputs] = field(repr=False)
@@ -112,12 +114,14 @@ class UpstreamBatcher:
         metrics: ServingMetrics,
         *,
         max_rows: int,
+        max_bytes: int,
         concurrency: int,
         room: Callable[[], bool],
     ) -> None:
         self._call = call
         self._metrics = metrics
         self._max_rows = max_rows
+        self._max_bytes = max_bytes
         self._concurrency = concurrency
         self._room = room
         self._queue: deque[_Miss] = deque()
@@ -139,7 +143,8 @@ class UpstreamBatcher:
             # connection or is shed as any miss would be without batching.
             return await self._alone(request, wanted, deadline, rows)
         loop = asyncio.get_running_loop()
-        miss = _Miss(request, rows, signature, deadline, loop.create_future())
+        size = sum(len(tensor.raw_bytes()) for tensor in request.inputs)
+        miss = _Miss(request, rows, size, signature, deadline, loop.create_future())
         self._queue.append(miss)
         self._queued_rows += rows
         self._send_ready()
@@ -180,20 +185,26 @@ class UpstreamBatcher:
             task.add_done_callback(self._sending.discard)
 
     def _take(self) -> list[_Miss]:
-        """The queue's head and what matches it, in order, up to ``max_rows`` (misses given up
-        on meanwhile are dropped)."""
+        """The queue's head and what matches it, in order, up to ``max_rows`` and ``max_bytes``
+        of tensor data (what the upstream would take in one body); misses given up on
+        meanwhile are dropped."""
         queue = self._queue
         first = queue.popleft()
         self._queued_rows -= first.rows
-        batch, rows = [first], first.rows
+        batch, rows, size = [first], first.rows, first.size
         while queue and rows < self._max_rows:
             miss = queue[0]
-            if miss.signature != first.signature or rows + miss.rows > self._max_rows:
+            if (
+                miss.signature != first.signature
+                or rows + miss.rows > self._max_rows
+                or size + miss.size > self._max_bytes
+            ):
                 break
             queue.popleft()
             self._queued_rows -= miss.rows
             batch.append(miss)
             rows += miss.rows
+            size += miss.size
         return [miss for miss in batch if not miss.future.done()]
 
     async def _send(self, batch: list[_Miss]) -> None:

@@ -86,6 +86,7 @@ async def connect_upstream(
         max_queued=settings.upstream_max_queued,
         binary=binary,
         batch_max_rows=settings.upstream_batch_max_size,
+        batch_max_bytes=settings.max_body_bytes,
         batch_concurrency=settings.upstream_batch_concurrency,
         cost=cost,
         tracing=tracing,

@@ -28,7 +28,7 @@ from memoserve_serving.upstream.backend import UpstreamBackend
 from memoserve_serving.upstream.batching import batch_signature, batchable_model, merge, split
 from memoserve_serving.upstream.errors import UpstreamTimeout
 from memoserve_serving.upstream.http1 import Http1Pool
-from tests.serving.front.test_front import body, front_settings, wait_ready
+from tests.serving.front.test_front import front_settings, wait_ready
 from tests.serving.front.test_peers import front_for
 from tests.serving.front.test_peers import request as flower_request
 from tests.support.models import AffineModel
@@ -125,15 +125,19 @@ def test_bytes_rows_merge_as_their_elements() -> None:
     assert s.data.ravel().tolist() == [b"a", b"bc", b"def", b"", b"g", b"hi"]
 
 
+def _body(row: list[float]) -> dict[str, Any]:
+    return {"inputs": [{"name": "x", "shape": [1, len(row)], "datatype": "FP32", "data": row}]}
+
+
 def _burst(front: ServerThread, rows: list[list[float]]) -> list[httpx.Response]:
     """The first row alone, then the others while its call runs."""
 
     async def send() -> list[httpx.Response]:
         url = f"{front.url}/v2/models/{front.settings.model_name}/infer"
         async with httpx.AsyncClient(timeout=30) as client:
-            first = asyncio.ensure_future(client.post(url, json=body(rows[0])))
+            first = asyncio.ensure_future(client.post(url, json=_body(rows[0])))
             await asyncio.sleep(PAUSE / 3)
-            rest = await asyncio.gather(*(client.post(url, json=body(row)) for row in rows[1:]))
+            rest = await asyncio.gather(*(client.post(url, json=_body(row)) for row in rows[1:]))
             return [await first, *rest]
 
     return asyncio.run(send())
@@ -233,6 +237,18 @@ def test_which_misses_wait_for_a_batch(
         answers = _burst(front, _rows(1 + QUEUED))
         assert [a.status_code for a in answers] == [200] * (1 + QUEUED)
         assert rows_per_call(slow) == rows
+
+
+def test_a_batch_stays_within_the_body_size_the_front_takes(
+    slow: PeerServer, redis_url: str
+) -> None:
+    wide = [[float(i)] * 64 for i in range(7)]  # 256 bytes of FP32 each; JSON bodies ~450
+    with front_for(slow, redis_url, max_body_bytes=1000) as front:
+        wait_ready(front)
+        answers = _burst(front, wide)
+        assert [a.status_code for a in answers] == [200] * 7
+        assert [a.json()["outputs"][0]["data"] for a in answers] == [_y(row) for row in wide]
+        assert rows_per_call(slow) == [1, 3, 3]  # three rows' 768 bytes fit, four do not
 
 
 def test_a_queued_miss_ends_at_its_deadline_and_one_given_up_on_is_never_sent(
