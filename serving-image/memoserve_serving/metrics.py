@@ -119,7 +119,7 @@ class ServingMetrics:
         ).labels(model)
         self.batch_size = Histogram(
             "memoserve_batch_size",
-            "Requests per model execution.",
+            "Requests per model execution (a cache front: misses per upstream call).",
             ["model"],
             buckets=_BATCH_BUCKETS,
             registry=r,
