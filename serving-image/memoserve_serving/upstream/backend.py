@@ -4,10 +4,9 @@ with other misses' rows when the upstream is busy and its model batchable (batch
 Calls go over a pool of keep-alive connections (http1.py). At most ``max_connections`` are in
 flight; up to ``max_queued`` more misses wait for one (or for a batch); the rest are shed at
 once (503, Retry-After), so a saturated model tier costs the front bounded memory, never a
-growing queue. A call ends
-by its deadline (the client's, else ``timeout``); what the upstream refuses (4xx) goes back to
-the client as it said it, and nothing that failed is ever cached (the data plane stores only
-answers ``run`` returns).
+growing queue. A call ends by its deadline (the client's, else ``timeout``); what the upstream
+refuses (4xx) goes back to the client as it said it, and nothing that failed is ever cached (the
+data plane stores only answers ``run`` returns).
 """
 
 from __future__ import annotations
