@@ -6,10 +6,11 @@
   (MEMOSERVE_UPSTREAM_BATCH_MAX_SIZE=1);
 - the front with 2 workers vs 1: hits per second (on a 2-vCPU machine wrk shares the second
   core with the second worker, so the figure understates the scaling);
-- memoserve front + MLServer vs MLServer alone on a 90 %-repeat workload: requests per second,
-  the servers sharing the same one core; MLServer as shipped (its metadata lists no tensors: the
-  front sends each miss alone), and with iris's tensors declared in its model-settings.json (the
-  front batches misses).
+- memoserve front + MLServer vs MLServer alone on a 90 %-repeat workload: CPU per request and
+  requests per second; MLServer as shipped (its metadata lists no tensors: the front sends each
+  miss alone), and with iris's tensors declared in its model-settings.json (the front batches
+  misses); the two servers on one core, and on a core each (MLServer then on wrk's core in its
+  own row as well); the front's hits alone too, so its CPU per miss can be derived.
 
     .venv/bin/python bench/serving/front_bench.py [--measure 10]
 
@@ -26,6 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from load import CLK_TCK, LoadShape, WrkResult, measure, tree_ticks, wait_quiet, warm_up
 from models import BenchModels, write_models
@@ -175,31 +177,60 @@ def mlserver_rows(
         ratios.append(f"- MLServer rows not run: {missing}")
         return ratios
     variants = (("", None), (", tensors declared", MLSERVER_IRIS_TENSORS))
-    for index, (label, tensors) in enumerate(variants):
-        mls_port = free_port()
-        mls = start_mlserver(
-            bench.procs, SERVER_CPU, mls_port, model_name="iris", model=models.iris_joblib,
-            workdir=bench.workdir / f"mlserver-{index}", tensors=tensors,
-        )  # fmt: skip
-        problem = wait_ready(mls, mls_port, "/v2/models/iris/ready", 120)
-        if problem:
-            raise RuntimeError(problem)
-        alone = bench.load(
-            f"MLServer alone{label}, 90 % repeats", mls_port, "repeat90.lua", SKLEARN, mls
-        )
-        behind = ("--upstream-url", f"http://127.0.0.1:{mls_port}", "--model-identity", "bench")
-        front, port = bench.memoserve("front-mls", *behind, *redis)
-        fronted = bench.load(
-            f"memoserve front + MLServer{label}, 90 % repeats (one core)", port, "repeat90.lua",
-            SKLEARN, front, mls,
-        )  # fmt: skip
-        bench.stop(front, mls)
-        ratios.append(
-            f"- front + MLServer{label} / MLServer alone{label}, 90 % repeats: "
-            f"{fronted.wrk.rps / alone.wrk.rps:.1f}x by requests/s, "
-            f"{alone.us / (fronted.us + fronted.others_us):.1f}x by CPU per request"
-        )
+    # MLServer on the servers' core (the front and MLServer share it), or on wrk's (the front has
+    # a core of its own, as a front pod has; MLServer shares wrk's in both of its rows).
+    arrangements = {"one core": SERVER_CPU, "a core each": LOAD_CPU}
+    for where in args.mlserver_cores.split(","):
+        for index, (label, tensors) in enumerate(variants):
+            ratios.append(mlserver_pair(bench, models, redis, label, tensors, where,
+                                        arrangements[where], index))  # fmt: skip
     return ratios
+
+
+def mlserver_pair(
+    bench: Bench,
+    models: BenchModels,
+    redis: tuple[str, ...],
+    label: str,
+    tensors: dict[str, Any] | None,
+    where: str,
+    mls_cpu: int,
+    index: int,
+) -> str:
+    """MLServer alone, then memoserve's front before it: the front's hits alone (100 hot
+    questions, no new one) and the 90 %-repeat mix, so the front's own CPU per miss can be told
+    apart from its hits' (derived: mix minus 0.9 x hits, times 10)."""
+    mls_port = free_port()
+    mls = start_mlserver(
+        bench.procs, mls_cpu, mls_port, model_name="iris", model=models.iris_joblib,
+        workdir=bench.workdir / f"mlserver-{mls_cpu}-{index}", tensors=tensors,
+    )  # fmt: skip
+    problem = wait_ready(mls, mls_port, "/v2/models/iris/ready", 120)
+    if problem:
+        raise RuntimeError(problem)
+    alone = bench.load(
+        f"MLServer alone{label}, 90 % repeats ({where})", mls_port, "repeat90.lua", SKLEARN, mls
+    )
+    behind = ("--upstream-url", f"http://127.0.0.1:{mls_port}", "--model-identity", "bench")
+    front, port = bench.memoserve("front-mls", *behind, *redis)
+    hot = bench.load(
+        f"memoserve front + MLServer{label}, repeats only ({where})", port, "repeat90.lua",
+        {**SKLEARN, "BENCH_NEW_EVERY": "0"}, front, mls,
+    )  # fmt: skip
+    fronted = bench.load(
+        f"memoserve front + MLServer{label}, 90 % repeats ({where})", port, "repeat90.lua",
+        SKLEARN, front, mls,
+    )  # fmt: skip
+    bench.stop(front, mls)
+    front_miss = (fronted.us - 0.9 * hot.us) / 0.1
+    return (
+        f"- front + MLServer{label} / MLServer alone, 90 % repeats ({where}): "
+        f"{fronted.wrk.rps / alone.wrk.rps:.1f}x by requests/s, "
+        f"{alone.us / (fronted.us + fronted.others_us):.1f}x by CPU per request (front "
+        f"{fronted.us:.0f} + MLServer {fronted.others_us:.0f} vs {alone.us:.0f} us; the front's "
+        f"hit {hot.us:.0f} us, its own miss ~{front_miss:.0f} us, MLServer's miss behind it "
+        f"{10 * fronted.others_us:.0f} us)"
+    )
 
 
 def main() -> None:
@@ -213,6 +244,12 @@ def main() -> None:
     parser.add_argument("--no-mlserver", action="store_true", help="skip the MLServer rows")
     parser.add_argument(
         "--only-mlserver", action="store_true", help="only the MLServer rows (and their ratios)"
+    )
+    parser.add_argument(
+        "--mlserver-cores",
+        default="one core,a core each",
+        help="comma-separated: 'one core' (MLServer on the front's core) and/or 'a core each' "
+        "(MLServer on wrk's core, in its own row too)",
     )
     parser.add_argument(
         "--env",

@@ -173,10 +173,14 @@ def front_settings(
     values["model_identity"] = model_identity(isvc)
     workers = front.workers if front is not None else None
     values["workers"] = workers if workers is not None else cores(cpu_request)
-    if front is not None and front.max_queued_misses is not None:
-        values["upstream_max_queued"] = front.max_queued_misses
-    if front is not None and front.max_batch_size is not None:
-        values["upstream_batch_max_size"] = front.max_batch_size
+    if front is not None:
+        for field, setting in (
+            ("max_queued_misses", "upstream_max_queued"),
+            ("max_batch_size", "upstream_batch_max_size"),
+            ("max_calls_in_flight", "upstream_batch_concurrency"),
+        ):
+            if (value := getattr(front, field)) is not None:
+                values[setting] = value
     return ServingSettings.model_validate(values)
 
 

@@ -38,6 +38,8 @@ def server(**fields: Any) -> Any:
         (split(front={"maxQueuedMisses": 10}), None, {"upstream_max_queued": 10}),
         (split(), None, {"upstream_batch_max_size": 32}),  # the image's default
         (split(front={"maxBatchSize": 1}), None, {"upstream_batch_max_size": 1}),
+        (split(), None, {"upstream_batch_concurrency": 1}),  # the image's default
+        (split(front={"maxCallsInFlight": 3}), None, {"upstream_batch_concurrency": 3}),
         (server(port=8000), None, {"upstream_url": "http://iris-model.ml.svc:8000"}),
         (server(), None, {"upstream_model_name": "iris"}),
         (server(modelName="ranker"), None, {"upstream_model_name": "ranker"}),

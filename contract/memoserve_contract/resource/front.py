@@ -60,6 +60,13 @@ class FrontSpec(SpecModel):
         "calls in flight (its model must list a variable batch dimension); 1: each miss alone; "
         "default: the image's (32)",
     )
+    max_calls_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="calls to the model tier in flight per worker before further misses queue "
+        "and go together as one call (maxBatchSize rows at most); default: the image's (1)",
+    )
 
     @property
     def autoscaled(self) -> bool:
