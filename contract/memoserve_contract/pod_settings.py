@@ -47,13 +47,18 @@ def cache_namespace(isvc: InferenceService) -> str:
 
 
 def _process(isvc: InferenceService, default_drain_seconds: int) -> dict[str, Any]:
-    """What every memoserve process of the service is told: its name, port and drain."""
-    return {
+    """What every memoserve process of the service is told: its name, port, drain and HTTP
+    server."""
+    values: dict[str, Any] = {
         "model_name": isvc.model_name,
         "port": HTTP_PORT,
         "drain_seconds": drain_seconds(isvc, default_drain_seconds),
         "termination_log": TERMINATION_LOG,
     }
+    transports = isvc.spec.transports
+    if transports is not None and transports.http is not None:
+        values["http_transport"] = transports.http
+    return values
 
 
 def _model(isvc: InferenceService) -> dict[str, Any]:
@@ -80,6 +85,8 @@ def _clients(isvc: InferenceService) -> dict[str, Any]:
     values: dict[str, Any] = {"grpc_enabled": spec.grpc_enabled}
     if spec.grpc_enabled:
         values["grpc_port"] = GRPC_PORT
+        if spec.transports is not None and spec.transports.grpc is not None:
+            values["grpc_transport"] = spec.transports.grpc
     if spec.grpc_through_ingress:
         values["grpc_tls_port"] = GRPC_TLS_PORT
         values["grpc_tls_cert_file"] = GRPC_TLS_CERT_FILE

@@ -97,3 +97,27 @@ def test_pod_env_reads_back_as_the_same_settings() -> None:
 
 def test_default_drain_applies_when_the_spec_names_none() -> None:
     assert serving_settings(make_isvc(), default_drain_seconds=11).drain_seconds == 11
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({}, {}),  # the image's servers: nothing passed on
+        ({"transports": {}}, {}),
+        ({"transports": {"http": "uvicorn"}}, {"MEMOSERVE_HTTP_TRANSPORT": "uvicorn"}),
+        ({"transports": {"grpc": "aio"}}, {}),  # gRPC off: no gRPC server to choose
+        (
+            {"transports": {"grpc": "aio"}, "grpc": {"enabled": True}},
+            {"MEMOSERVE_GRPC_TRANSPORT": "aio"},
+        ),
+        (
+            {"transports": {"http": "granian", "grpc": "native"}, "grpc": {"enabled": True}},
+            {"MEMOSERVE_HTTP_TRANSPORT": "granian", "MEMOSERVE_GRPC_TRANSPORT": "native"},
+        ),
+    ],
+    ids=str,
+)
+def test_transports_reach_the_pod(spec: dict[str, Any], expected: dict[str, str]) -> None:
+    env = pod_env(make_isvc(**spec), default_drain_seconds=5)
+    chosen = {k: v for k, v in env.items() if k.endswith("_TRANSPORT")}
+    assert chosen == expected

@@ -99,3 +99,15 @@ def test_model_identity_ignores_what_does_not() -> None:
 )
 def test_cores(cpu: Any, want: int) -> None:
     assert cores(cpu) == want
+
+
+def test_transports_reach_both_tiers_and_grpc_only_the_front() -> None:
+    isvc = split(grpc={"enabled": True}, transports={"http": "uvicorn", "grpc": "aio"})
+    front = front_env(isvc, default_drain_seconds=15, cpu_request=None)
+    model = model_env(isvc, default_drain_seconds=15)
+    assert (front["MEMOSERVE_HTTP_TRANSPORT"], front["MEMOSERVE_GRPC_TRANSPORT"]) == (
+        "uvicorn",
+        "aio",
+    )
+    assert model["MEMOSERVE_HTTP_TRANSPORT"] == "uvicorn"
+    assert "MEMOSERVE_GRPC_TRANSPORT" not in model  # the model tier serves no gRPC

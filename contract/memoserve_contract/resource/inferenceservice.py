@@ -32,6 +32,7 @@ from memoserve_contract.resource.pods import (
     NetworkPolicySpec,
     ResourcesSpec,
     ServiceAccountSpec,
+    TransportsSpec,
 )
 from memoserve_contract.resource.status import InferenceServiceStatus
 from memoserve_contract.resource.tracing import TracingSpec
@@ -117,6 +118,9 @@ class InferenceServiceSpec(SpecModel):
         default=None, description="expose through the Gateway API (docs/gke.md); unset: not"
     )
     grpc: GrpcSpec | None = Field(default=None, description="unset: REST only")
+    transports: TransportsSpec | None = Field(
+        default=None, description="the HTTP and gRPC servers of every memoserve process"
+    )
     service_account: ServiceAccountSpec | None = None
     network_policy: NetworkPolicySpec | None = Field(
         default=None, description="unset: a NetworkPolicy with the defaults; enabled: false: none"

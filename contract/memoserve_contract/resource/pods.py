@@ -1,5 +1,5 @@
-"""How the serving pods run: autoscaling targets, resources, batching, identity, network policy
-and the gRPC API."""
+"""How the serving pods run: autoscaling targets, resources, batching, identity, network policy,
+the gRPC API and the servers behind both APIs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from memoserve_contract.resource.fields import Quantity, SpecModel
+from memoserve_contract.settings import GrpcTransport, HttpTransport
 
 
 class AutoscalingSpec(SpecModel):
@@ -43,6 +44,22 @@ class BatchingSpec(SpecModel):
 
     max_batch_size: int | None = Field(default=None, ge=1, le=4096, description="1 = off")
     max_wait_ms: float | None = Field(default=None, ge=0, le=1000)
+
+
+class TransportsSpec(SpecModel):
+    """The servers every memoserve process of the service runs its APIs on (unset: the image's):
+    the native ones by default, each with its fallback kept for a rollout that needs it
+    (docs/performance.md measures each pair side by side)."""
+
+    http: HttpTransport | None = Field(
+        default=None,
+        description="granian (HTTP/1.1 in Rust; the image's default) or uvicorn (the fallback)",
+    )
+    grpc: GrpcTransport | None = Field(
+        default=None,
+        description="native (pygrpc-native; the image's default) or aio (grpcio's grpc.aio, the "
+        "fallback); the TLS port for the load balancer is always aio",
+    )
 
 
 class ServiceAccountSpec(SpecModel):
