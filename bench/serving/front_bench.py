@@ -10,7 +10,7 @@
   requests per second; MLServer as shipped (its metadata lists no tensors: the front sends each
   miss alone), and with iris's tensors declared in its model-settings.json (the front batches
   misses); the two servers on one core, and on a core each (MLServer then on wrk's core in its
-  own row as well); the front's hits alone too, so its CPU per miss can be derived.
+  own row as well); the front's misses alone and its hits alone too, set beside the mix.
 
     .venv/bin/python bench/serving/front_bench.py [--measure 10]
 
