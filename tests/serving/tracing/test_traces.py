@@ -255,11 +255,13 @@ def test_traced_misses_are_not_batched_each_call_continues_its_own_trace(
             for thread in threads:
                 thread.join()
 
-            def four_model_spans(got: list[ReceivedSpan]) -> bool:
+            def four_calls_and_four_model_spans(got: list[ReceivedSpan]) -> bool:
+                # Each process exports on its own schedule: wait for both sides' spans.
                 served = [s for s in got if s.service == "model-tier" and s.name == SERVER_SPAN]
-                return len(served) == len(rows)
+                calls = [s for s in got if s.name == "upstream call"]
+                return len(served) >= len(rows) and len(calls) >= len(rows)
 
-            spans = receiver.wait_for(four_model_spans)
+            spans = receiver.wait_for(four_calls_and_four_model_spans)
     assert model.rows_seen == [1] * len(rows)  # each alone, though they queued
     calls = {s.span_id: s for s in spans if s.name == "upstream call"}
     served = [s for s in spans if s.service == "model-tier" and s.name == SERVER_SPAN]
