@@ -181,13 +181,12 @@ def front_settings(
     workers = front.workers if front is not None else None
     values["workers"] = workers if workers is not None else cores(cpu_request)
     if front is not None:
-        for field, setting in (
-            ("max_queued_misses", "upstream_max_queued"),
-            ("max_batch_size", "upstream_batch_max_size"),
-            ("max_calls_in_flight", "upstream_batch_concurrency"),
-        ):
-            if (value := getattr(front, field)) is not None:
-                values[setting] = value
+        chosen = {
+            "upstream_max_queued": front.max_queued_misses,
+            "upstream_batch_max_size": front.max_batch_size,
+            "upstream_batch_concurrency": front.max_calls_in_flight,
+        }
+        values |= {setting: value for setting, value in chosen.items() if value is not None}
     return ServingSettings.model_validate(values)
 
 
